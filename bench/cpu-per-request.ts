@@ -1,0 +1,226 @@
+// Per-request CPU of the gateway and its baselines (µs of process CPU per answered request), robust to a busy machine; A/B of two source trees; CPU profiles.
+//
+//   node --import tsx bench/cpu-per-request.ts [--requests N] [--rounds R] [--only fwd,proxy-small,...]
+//        [--compare DIR] [--profile] [--keep-profiles DIR] [--json FILE]
+//
+// Wall-clock throughput on a shared 2-core machine drifts with other jobs; the CPU a server process
+// spends per request drifts much less. For each workload: warm up, then drive exactly N requests
+// (autocannon `amount`) and read the server's user+system CPU from /proc before and after; R rounds,
+// median reported. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
+// node_modules) in the same cluster and alternates the two in every round, so a change is judged
+// against its baseline under the same load. `--profile` replays each gateway workload on a gateway
+// run under `--cpu-prof` (one per tree) and prints the top self-time functions of the measured
+// window (start-up and warm-up left out), in µs per request.
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { getFreePort } from '@portcullis/testkit';
+import { type ProfileSummary, summarizeProfile } from './lib/cpu-profile.ts';
+import { type Environment, startEnvironment } from './lib/environment.ts';
+import type { LoadTarget } from './lib/load.ts';
+import { type BenchChild, ROOT, cpuSeconds, spawnChild, startHelper } from './lib/processes.ts';
+import { gatewayIdentity, prepareHttpFixtures } from './scenarios/http-decisions.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '30000' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '100' },
+    compare: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    json: { type: 'string' },
+    'keep-profiles': { type: 'string' },
+  },
+});
+const N = Number(args.requests);
+const R = Number(args.rounds);
+const C = Number(args.connections);
+const log = (msg: string) => process.stdout.write(`${msg}\n`);
+
+/** Drives exactly `amount` requests; returns the answers with the expected status and the others. */
+async function drive(t: LoadTarget, amount: number): Promise<{ ok: number; wrong: number; rps: number }> {
+  const r = await autocannon({ url: t.url, connections: C, amount, pipelining: 1, ...(t.headers ? { headers: t.headers } : {}) });
+  let ok = 0;
+  let wrong = r.errors + r.timeouts;
+  for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) {
+    if (Number(code) === t.expectStatus) ok += s.count ?? 0;
+    else wrong += s.count ?? 0;
+  }
+  return { ok, wrong, rps: r.requests.average };
+}
+
+/** A gateway process of one source tree. */
+interface TreeGateway {
+  tree: string;
+  label: string;
+  port: number;
+  proc: BenchChild;
+}
+
+/** Starts `portcullis run --services gateway` from `tree` against the environment's cluster. */
+async function startTreeGateway(env: Environment, tree: string, label: string, nodeArgs: string[] = []): Promise<TreeGateway> {
+  const port = await getFreePort();
+  const metrics = await getFreePort();
+  const proc = await spawnChild({
+    name: `gateway(${label})@${port}`,
+    command: process.execPath,
+    args: [...nodeArgs, join(tree, 'node_modules', '@portcullis', 'cli', 'bin', 'portcullis.mjs'), 'run', '--config', env.configFile, '--services', 'gateway'],
+    env: { ...process.env, PORTCULLIS_OUTPOST__LISTEN__HTTP: `127.0.0.1:${port}`, PORTCULLIS_OUTPOST__LISTEN__METRICS: `127.0.0.1:${metrics}` },
+    isReady: async () => (await fetch(`http://127.0.0.1:${metrics}/outpost.goauthentik.io/ping`)).status === 204,
+    timeoutMs: 60_000,
+  });
+  return { tree, label, port, proc };
+}
+
+/** One kind of request; `server` says which process serves it (a gateway of a tree, or a baseline). */
+interface Workload {
+  id: string;
+  gateway: boolean;
+  target: (port: number) => LoadTarget;
+}
+
+/** CPU µs per answered request of `pid` while `t` is driven N times. */
+async function cpuPerRequest(pid: number, t: LoadTarget): Promise<{ us: number; rps: number }> {
+  const before = cpuSeconds(pid);
+  const r = await drive(t, N);
+  const after = cpuSeconds(pid);
+  if (r.wrong > 0) log(`    (${r.wrong} answers with another status than ${t.expectStatus})`);
+  return { us: ((after - before) * 1e6) / Math.max(1, r.ok), rps: r.rps };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Runs `w` against a fresh process started under `--cpu-prof` (`start` gets the node arguments) and summarizes the measured window. */
+async function profileOn(label: string, w: Workload, start: (nodeArgs: string[]) => Promise<{ port: number; stop(): Promise<void> }>): Promise<ProfileSummary> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-cpu-prof-'));
+  const server = await start(['--cpu-prof', '--cpu-prof-dir', dir]);
+  let window: { from: bigint; to: bigint };
+  try {
+    await drive(w.target(server.port), Math.min(N, 10_000));
+    const from = process.hrtime.bigint();
+    await drive(w.target(server.port), N);
+    window = { from, to: process.hrtime.bigint() };
+  } finally {
+    await server.stop();
+  }
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error(`no .cpuprofile was written for ${w.id} (${label})`);
+  const summary = summarizeProfile(join(dir, file), 25, window);
+  if (args['keep-profiles']) {
+    mkdirSync(args['keep-profiles'], { recursive: true });
+    const name = `${w.id}-${label.replace(/[^a-z0-9]+/gi, '_')}`;
+    copyFileSync(join(dir, file), join(args['keep-profiles'], `${name}.cpuprofile`));
+    writeFileSync(join(args['keep-profiles'], `${name}.window.json`), JSON.stringify({ from: String(window.from), to: String(window.to) }));
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return summary;
+}
+
+async function main(): Promise<void> {
+  log('starting NATS (3 nodes), Redis, IdP, upstream, session + auth + 1 gateway ...');
+  const env = await startEnvironment({ gateways: 1 });
+  const fx = await prepareHttpFixtures(env);
+  const helpers: BenchChild[] = [];
+  const trees: TreeGateway[] = [];
+  try {
+    const fwd = fx.forwardAuth(env.gatewayPort);
+    const identity = await gatewayIdentity(env, fx);
+    const bare = await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(identity)]);
+    const undiciProxy = await startHelper('undici-proxy', 'servers/undici-proxy.ts', [`http://127.0.0.1:${env.upstream.port}`]);
+    helpers.push(bare, undiciProxy);
+    const gw0 = env.gateways()[0]!;
+    trees.push({ tree: ROOT, label: 'this tree', port: gw0.http, proc: gw0.proc });
+    if (args.compare) trees.push(await startTreeGateway(env, resolve(args.compare), `compare: ${args.compare}`));
+
+    const app = { host: env.appHost, cookie: fx.appCookie };
+    const proxyTo = (path: string) => (port: number): LoadTarget => ({ label: path, url: `http://127.0.0.1:${port}${path}`, headers: app, expectStatus: 200 });
+    const workloads: Workload[] = [
+      { id: 'bare-auth', gateway: false, target: (port) => ({ ...fwd, url: `http://127.0.0.1:${port}/outpost.goauthentik.io/auth/nginx` }) },
+      { id: 'fwd', gateway: true, target: (port) => fx.forwardAuth(port) },
+      {
+        id: 'allow',
+        gateway: true,
+        target: (port) => ({
+          label: 'allow',
+          url: `http://127.0.0.1:${port}/outpost.goauthentik.io/auth/nginx`,
+          headers: { host: env.fwdHost, 'x-original-url': `http://${env.fwdHost}/public/asset.css` },
+          expectStatus: 200,
+        }),
+      },
+      { id: 'redirect', gateway: true, target: (port) => ({ label: 'redirect', url: `http://127.0.0.1:${port}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 }) },
+      { id: 'undici-small', gateway: false, target: proxyTo('/small') },
+      { id: 'proxy-small', gateway: true, target: proxyTo('/small') },
+      { id: 'undici-64k', gateway: false, target: proxyTo('/64k') },
+      { id: 'proxy-64k', gateway: true, target: proxyTo('/64k') },
+    ];
+    const portOf = (h: BenchChild) => (h.ready as { port: number }).port;
+    const baselineOf = (w: Workload) => (w.id === 'bare-auth' ? bare : undiciProxy);
+    const only = args.only ? new Set(args.only.split(',')) : null;
+    const selected = workloads.filter((w) => !only || only.has(w.id));
+    const results: Array<{ workload: string; server: string; usPerRequest: number; runs: number[]; rps: number; profile?: ProfileSummary }> = [];
+    for (const w of selected) {
+      const servers = w.gateway
+        ? trees.map((g) => ({ label: g.label, pid: g.proc.pid, target: w.target(g.port) }))
+        : [{ label: 'baseline', pid: baselineOf(w).pid, target: w.target(portOf(baselineOf(w))) }];
+      for (const s of servers) {
+        const warm = await drive(s.target, Math.min(N, 10_000));
+        if (warm.ok === 0) throw new Error(`${w.id} on ${s.label}: warm-up got no ${s.target.expectStatus} answer (${warm.wrong} others)`);
+      }
+      const runs = new Map(servers.map((s) => [s.label, [] as Array<{ us: number; rps: number }>]));
+      for (let r = 0; r < R; r++) {
+        for (const s of r % 2 === 0 ? servers : [...servers].reverse()) runs.get(s.label)!.push(await cpuPerRequest(s.pid, s.target));
+      }
+      for (const s of servers) {
+        const rs = runs.get(s.label)!;
+        const us = median(rs.map((x) => x.us));
+        const rps = rs.reduce((a, x) => a + x.rps, 0) / rs.length;
+        results.push({ workload: w.id, server: s.label, usPerRequest: us, runs: rs.map((x) => x.us), rps });
+        log(`${w.id.padEnd(13)} ${s.label.padEnd(28)} ${us.toFixed(1).padStart(7)} µs CPU/request  (runs ${rs.map((x) => x.us.toFixed(1)).join(', ')}; ~${Math.round(rps)} req/s)`);
+      }
+    }
+    if (args.profile) {
+      const show = (w: Workload, label: string, p: ProfileSummary) => {
+        const row = results.find((r) => r.workload === w.id && r.server === label);
+        if (row) row.profile = p;
+        log(`\nprofile ${w.id} (${label}): ${p.samplesMs} ms busy over ${N} requests (${((p.samplesMs * 1000) / N).toFixed(1)} µs/req under the profiler)`);
+        // Self time per request: the share of busy time × busy time ÷ requests driven.
+        for (const e of p.top) log(`  ${e.selfPct.toFixed(1).padStart(5)} %  ${((e.selfPct * p.samplesMs * 10) / N).toFixed(2).padStart(6)} µs/req  ${e.fn}  ${e.where}`);
+        log(`  by area: ${p.byArea.map((a) => `${a.area} ${a.selfPct} %`).join(', ')}`);
+      };
+      for (const w of selected) {
+        if (!w.gateway) {
+          const base = baselineOf(w);
+          const script = base === bare ? 'servers/bare-auth.ts' : 'servers/undici-proxy.ts';
+          const argv = base === bare ? [JSON.stringify(identity)] : [`http://127.0.0.1:${env.upstream.port}`];
+          show(w, 'baseline', await profileOn('baseline', w, async (nodeArgs) => {
+            const h = await startHelper(`${w.id}-profiled`, script, argv, nodeArgs);
+            return { port: portOf(h), stop: () => h.stop() };
+          }));
+          continue;
+        }
+        for (const g of trees) {
+          show(w, g.label, await profileOn(g.label, w, async (nodeArgs) => {
+            const gw = await startTreeGateway(env, g.tree, g.label, nodeArgs);
+            return { port: gw.port, stop: () => gw.proc.stop() };
+          }));
+        }
+      }
+    }
+    if (args.json) writeFileSync(args.json, JSON.stringify(results, null, 2));
+  } finally {
+    await Promise.all([...helpers.map((h) => h.stop()), ...trees.slice(1).map((g) => g.proc.stop())]);
+    await fx.close();
+    await env.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`cpu-per-request failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

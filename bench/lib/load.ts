@@ -1,0 +1,107 @@
+// Load generation with autocannon: warm-up, then measured runs of the baseline and the subjects alternated (A/B/A/B) to cancel drift.
+import autocannon from 'autocannon';
+
+/** One thing to put load on. */
+export interface LoadTarget {
+  /** Short label, e.g. "bare node:http" or "portcullis". */
+  label: string;
+  url: string;
+  headers?: Record<string, string>;
+  /** Status every answer must have (others are counted as errors of the run). */
+  expectStatus: number;
+}
+
+/** Percentiles kept per run (ms), in the order charts draw them. */
+export const PERCENTILES = ['p1', 'p10', 'p25', 'p50', 'p75', 'p90', 'p97_5', 'p99', 'p99_9', 'max'] as const;
+export type PercentileKey = (typeof PERCENTILES)[number];
+
+/** One measured run. */
+export interface RunResult {
+  rps: number;
+  latency: Record<PercentileKey, number>;
+  requests: number;
+  /** Answers with another status than expected, plus connection errors and timeouts. */
+  errors: number;
+}
+
+/** A target's measured runs and their summary. */
+export interface TargetResult {
+  label: string;
+  runs: RunResult[];
+  /** Mean req/s over the runs. */
+  rps: number;
+  /** Median over the runs of each run's percentile (ms). */
+  latency: Record<PercentileKey, number>;
+  errors: number;
+}
+
+/** Durations and connections of a comparison. */
+export interface LoadSettings {
+  duration: number;
+  warmup: number;
+  rounds: number;
+  connections: number;
+}
+
+/** Runs autocannon once against `t` for `seconds`. */
+export async function runOnce(t: LoadTarget, seconds: number, connections: number): Promise<RunResult> {
+  const result = await autocannon({
+    url: t.url,
+    connections,
+    duration: seconds,
+    pipelining: 1,
+    ...(t.headers ? { headers: t.headers } : {}),
+    expectBody: undefined,
+  });
+  const codes = result.statusCodeStats ?? {};
+  const wrong = Object.entries(codes).reduce((n, [code, s]) => (Number(code) === t.expectStatus ? n : n + (s.count ?? 0)), 0);
+  const latency = {} as Record<PercentileKey, number>;
+  for (const k of PERCENTILES) latency[k] = Number((result.latency as unknown as Record<string, number>)[k] ?? Number.NaN);
+  const ok = Object.entries(codes).reduce((n, [code, s]) => (Number(code) === t.expectStatus ? n + (s.count ?? 0) : n), 0);
+  return { rps: ok / result.duration, latency, requests: ok, errors: wrong + result.errors + result.timeouts };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * Warms every target up, then runs `rounds` rounds; each round measures every target once, in an
+ * order that alternates (A B C, then C B A, ...) so a drift of the machine hits each side alike.
+ */
+export async function compare(targets: LoadTarget[], s: LoadSettings, log: (msg: string) => void): Promise<TargetResult[]> {
+  for (const t of targets) {
+    const w = await runOnce(t, s.warmup, s.connections);
+    if (w.requests === 0) throw new Error(`warm-up of ${t.label} (${t.url}) got no ${t.expectStatus} answer (errors: ${w.errors})`);
+  }
+  const runs = new Map<string, RunResult[]>(targets.map((t) => [t.label, []]));
+  for (let r = 0; r < s.rounds; r++) {
+    const order = r % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) {
+      const run = await runOnce(t, s.duration, s.connections);
+      runs.get(t.label)!.push(run);
+      log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${run.errors ? `, ${run.errors} errors` : ''}`);
+    }
+  }
+  return targets.map((t) => summarize(t.label, runs.get(t.label)!));
+}
+
+/** Mean throughput and median percentiles of a target's runs. */
+export function summarize(label: string, runs: RunResult[]): TargetResult {
+  const latency = {} as Record<PercentileKey, number>;
+  for (const k of PERCENTILES) latency[k] = median(runs.map((r) => r.latency[k]));
+  return {
+    label,
+    runs,
+    rps: runs.reduce((a, r) => a + r.rps, 0) / runs.length,
+    latency,
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+  };
+}
+
+/** `subject / baseline` throughput. */
+export function ratio(subject: TargetResult, baseline: TargetResult): number {
+  return subject.rps / baseline.rps;
+}

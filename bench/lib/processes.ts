@@ -1,0 +1,110 @@
+// Child processes of the bench: Node helper servers that announce readiness on stdout, Portcullis members, and their CPU time.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The repository root (bench/ sits directly under it). */
+export const ROOT = join(import.meta.dirname, '..', '..');
+
+/** A child process the bench started; `stop` ends it (SIGTERM, then SIGKILL after a bound). */
+export interface BenchChild {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  /** The JSON the child printed after `READY ` (helper servers), or null. */
+  ready: unknown;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+let hookInstalled = false;
+
+/** Whatever the bench forgot to stop dies with it (a crashed run must not leave servers behind). */
+function installExitHook(): void {
+  if (hookInstalled) return;
+  hookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
+}
+
+/**
+ * Spawns `command args` and resolves once `isReady` says so (checked on every output chunk and
+ * every 100 ms), rejecting with the output tail if the child exits first or the bound passes.
+ */
+export async function spawnChild(opts: {
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Resolves readiness from the output so far (sync) or by probing (async). */
+  isReady: (output: string) => boolean | Promise<boolean>;
+  timeoutMs?: number;
+}): Promise<BenchChild> {
+  installExitHook();
+  const child = spawn(opts.command, opts.args, { cwd: ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-40_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      live.delete(child);
+      resolve();
+    }),
+  );
+  const handle: BenchChild = {
+    name: opts.name,
+    pid: child.pid ?? -1,
+    child,
+    ready: null,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${opts.name} exited before it was ready:\n${out.slice(-4000)}`);
+    if (await Promise.resolve(opts.isReady(out)).catch(() => false)) break;
+    if (Date.now() > deadline) {
+      await handle.stop('SIGKILL');
+      throw new Error(`${opts.name} was not ready within ${opts.timeoutMs ?? 30_000} ms:\n${out.slice(-4000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const m = /^READY (.*)$/m.exec(out);
+  if (m) handle.ready = JSON.parse(m[1]!);
+  return handle;
+}
+
+/** Starts a bench helper script (TypeScript through tsx) that prints `READY <json>` once it serves. */
+export function startHelper(name: string, script: string, args: string[] = [], nodeArgs: string[] = []): Promise<BenchChild> {
+  return spawnChild({
+    name,
+    command: process.execPath,
+    args: [...nodeArgs, '--import', 'tsx', join(ROOT, 'bench', script), ...args],
+    isReady: (out) => /^READY /m.test(out),
+  });
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN when unreadable. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks / 100;
+  } catch {
+    return Number.NaN;
+  }
+}

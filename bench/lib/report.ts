@@ -1,0 +1,113 @@
+// Writes a bench run: results/<date>.json, .md and .svg, and the committed summary bench/RESULTS.md.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, totalmem, type as osType, release } from 'node:os';
+import { join } from 'node:path';
+import type { BenchReport } from './report-types.ts';
+import { type ChartPanel, renderLatencyChart } from './svg-chart.ts';
+
+/** What the machine is: CPU, cores, memory, OS, Node and server versions. */
+export function describeMachine(): Record<string, string> {
+  // Some tools print their version on stderr (nginx -v): read both streams.
+  const version = (cmd: string, args: string[], pick: RegExp): string => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    return pick.exec(out)?.[1] ?? 'unknown';
+  };
+  return {
+    cpu: `${cpus()[0]?.model ?? 'unknown'} × ${cpus().length} (shared by load generator and servers)`,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB (${(freemem() / 2 ** 30).toFixed(1)} GiB free at start)`,
+    os: `${osType()} ${release()}`,
+    // Other jobs on the machine shift absolute numbers; the load at start says how busy it was.
+    'load average at start (1/5/15 min)': loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' / '),
+    node: process.version,
+    nginx: version('/usr/sbin/nginx', ['-v'], /nginx\/(\S+)/),
+    'nats-server': version('nats-server', ['--version'], /v?(\d+\.\d+\.\d+)/),
+    'redis-server': version('redis-server', ['--version'], /v=(\S+)/),
+  };
+}
+
+const cell = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
+
+/** The Markdown report. */
+export function renderMarkdown(r: BenchReport, chartFile: string): string {
+  const out: string[] = [];
+  out.push(`# Portcullis benchmark — ${r.date}${r.quick ? ' (quick mode: indicative only)' : ''}`, '');
+  out.push('Every scenario measures its baseline in the same run, alternated with the subject (A/B/A/B); compare **ratios**, not absolute numbers across runs (±20 % drift on this machine).', '');
+  out.push('## Machine', '');
+  for (const [k, v] of Object.entries(r.machine)) out.push(`- ${k}: ${v}`);
+  out.push('', `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
+  const checks = r.scenarios.flatMap((s) => s.targets.map((t) => ({ s, t })));
+  if (checks.length) {
+    out.push('## Targets', '', '| scenario | what | target | measured | met |', '| --- | --- | --- | --- | --- |');
+    for (const { s, t } of checks) out.push(`| ${s.id} | ${t.what} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+    out.push('');
+  }
+  for (const s of r.scenarios) {
+    out.push(`## ${s.id}. ${s.title}`, '');
+    for (const c of s.comparisons) {
+      const base = c.targets.find((t) => t.label === c.baseline)!;
+      out.push(`**${c.name}**`, '', '| target | req/s | × baseline | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+      for (const t of c.targets) {
+        out.push(
+          `| ${t.label}${t.label === c.baseline ? ' (baseline)' : ''} | ${cell(t.rps)} | ${cell(t.rps / base.rps, 2)} | ${cell(t.latency.p50, 2)} | ${cell(t.latency.p90, 2)} | ${cell(t.latency.p99, 2)} | ${cell(t.latency.p99_9, 2)} | ${t.errors} |`,
+        );
+      }
+      out.push('');
+    }
+    if (s.figures.length) {
+      out.push('| figure | value |', '| --- | --- |');
+      for (const f of s.figures) out.push(`| ${f.name} | ${f.value}${f.unit ? ` ${f.unit}` : ''} |`);
+      out.push('');
+    }
+    for (const n of s.notes) out.push(`- ${n}`);
+    out.push('');
+  }
+  const failed = r.failures;
+  if (failed.length) {
+    out.push('## Scenarios that failed to run', '');
+    for (const f of failed) out.push(`- ${f.scenario}: ${f.error.split('\n')[0]}`);
+    out.push('');
+  }
+  if (r.profiles.length) {
+    out.push('## CPU profile of the gateway (`--cpu-prof`, one run each)', '');
+    for (const p of r.profiles) {
+      out.push(`**${p.name}** — ${p.samplesMs} ms busy time sampled`, '', '| self % | function | where |', '| ---: | --- | --- |');
+      for (const f of p.top) out.push(`| ${f.selfPct} | \`${f.fn}\` | ${f.where} |`);
+      out.push('', `By area: ${p.byArea.map((a) => `${a.area} ${a.selfPct} %`).join(', ')}`, '');
+    }
+  }
+  out.push(`Latency distributions: \`${chartFile}\` (percentile curves per scenario, log scale).`, '');
+  return out.join('\n');
+}
+
+/** Panels for the SVG: one per comparison and per extra distribution. */
+export function chartPanels(r: BenchReport): ChartPanel[] {
+  const panels: ChartPanel[] = [];
+  for (const s of r.scenarios) {
+    for (const c of s.comparisons) panels.push({ title: `${s.id}. ${c.name}`, series: c.targets.map((t) => ({ label: `${t.label} (${Math.round(t.rps)} req/s)`, percentiles: t.latency })) });
+    if (s.distributions?.length) panels.push({ title: `${s.id}. ${s.title}`, series: s.distributions });
+  }
+  return panels;
+}
+
+/**
+ * Writes results/<date>.json, .md and .svg; a full run (not --quick) also refreshes the committed
+ * summary bench/RESULTS.md and its chart bench/RESULTS.svg. Returns the paths written.
+ */
+export function writeReport(r: BenchReport, benchDir: string): string[] {
+  const dir = join(benchDir, 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = r.date.replace(/[:]/g, '-').replace(/\..*$/, '');
+  const svg = renderLatencyChart(chartPanels(r), `Portcullis latency distributions — ${r.date}`);
+  const files: Array<[string, string]> = [
+    [join(dir, `${stamp}.json`), `${JSON.stringify(r, null, 2)}\n`],
+    [join(dir, `${stamp}.md`), renderMarkdown(r, `${stamp}.svg`)],
+    [join(dir, `${stamp}.svg`), svg],
+  ];
+  if (!r.quick) files.push([join(benchDir, 'RESULTS.md'), renderMarkdown(r, 'RESULTS.svg')], [join(benchDir, 'RESULTS.svg'), svg]);
+  for (const [file, text] of files) writeFileSync(file, text);
+  return files.map(([file]) => file);
+}

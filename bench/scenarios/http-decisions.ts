@@ -1,0 +1,158 @@
+// Scenarios 1–3: forward-auth decision, proxy mode, unauthenticated redirect and allow-listed path, each against its baseline.
+import { request } from 'undici';
+import type { Environment } from '../lib/environment.ts';
+import { type LoadSettings, type LoadTarget, compare, ratio } from '../lib/load.ts';
+import { startBenchNginx } from '../lib/nginx.ts';
+import { type BenchChild, startHelper } from '../lib/processes.ts';
+import type { ScenarioReport } from '../lib/report-types.ts';
+import { appendSessions } from '../lib/sessions.ts';
+
+type Log = (msg: string) => void;
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+/** Loads that the profiler replays: the forward-auth and proxy requests of scenarios 1 and 2. */
+export interface HttpFixtures {
+  forwardAuth(port: number): LoadTarget;
+  proxySmall(port: number): LoadTarget;
+  close(): Promise<void>;
+}
+
+/** The bare forward-auth baseline, started with the very headers Portcullis answers (shared by scenarios 1 and 3). */
+let bareAuth: BenchChild | undefined;
+
+/** Sessions and request shapes for the HTTP scenarios. */
+export async function prepareHttpFixtures(env: Environment): Promise<HttpFixtures & { fwdCookie: string; appCookie: string }> {
+  const fwd = await appendSessions(env, 'fwd', ['bench-forward-auth']);
+  const app = await appendSessions(env, 'app', ['bench-proxy']);
+  const fwdCookie = fwd.sessions[0]!.cookie;
+  const appCookie = app.sessions[0]!.cookie;
+  return {
+    fwdCookie,
+    appCookie,
+    forwardAuth: (port) => ({
+      label: 'portcullis forward auth',
+      url: `http://127.0.0.1:${port}/outpost.goauthentik.io/auth/nginx`,
+      headers: { host: env.fwdHost, cookie: fwdCookie, 'x-original-url': `http://${env.fwdHost}/private/page` },
+      expectStatus: 200,
+    }),
+    proxySmall: (port) => ({ label: 'portcullis proxy', url: `http://127.0.0.1:${port}/small`, headers: { host: env.appHost, cookie: appCookie }, expectStatus: 200 }),
+    async close() {
+      await bareAuth?.stop();
+      bareAuth = undefined;
+    },
+  };
+}
+
+/** The 12 X-authentik-* headers gateway 0 answers for the bench session: what the bare-auth baseline sends. */
+export async function gatewayIdentity(env: Environment, fx: HttpFixtures): Promise<Array<[string, string]>> {
+  const t = fx.forwardAuth(env.gatewayPort);
+  const r = await request(t.url, { headers: t.headers! });
+  await r.body.dump();
+  if (r.statusCode !== 200) throw new Error(`forward auth with the bench session answered ${r.statusCode}`);
+  const identity = Object.entries(r.headers)
+    .filter(([k]) => k.startsWith('x-authentik-'))
+    .map(([k, v]): [string, string] => [k, String(v)]);
+  if (identity.length !== 12) throw new Error(`forward auth answered ${identity.length} X-authentik-* headers, expected 12`);
+  return identity;
+}
+
+async function ensureBareAuth(env: Environment, fx: HttpFixtures): Promise<BenchChild & { port: number }> {
+  bareAuth ??= await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(await gatewayIdentity(env, fx))]);
+  return Object.assign(bareAuth, { port: (bareAuth.ready as { port: number }).port });
+}
+
+/** Scenario 1: forward auth with a valid session vs a bare node:http 200 with the same 12 headers. */
+export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s: LoadSettings, log: Log): Promise<ScenarioReport> {
+  const bare = await ensureBareAuth(env, fx);
+  const subject = fx.forwardAuth(env.gatewayPort);
+  const baseline: LoadTarget = { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/outpost.goauthentik.io/auth/nginx`, headers: subject.headers!, expectStatus: 200 };
+  const [b, p] = await compare([baseline, subject], s, log);
+  const r = ratio(p!, b!);
+  return {
+    id: 1,
+    title: 'Forward-auth decision (cluster mode, valid session)',
+    comparisons: [{ name: 'auth/nginx, valid session', baseline: b!.label, targets: [b!, p!] }],
+    figures: [
+      { name: 'throughput ratio (portcullis / bare)', value: fmt(r) },
+      { name: 'portcullis p99', value: p!.latency.p99, unit: 'ms' },
+    ],
+    targets: [
+      { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: fmt(r), met: r >= 0.8 },
+      { what: `p99 at ${s.connections} connections`, target: '≤ 5 ms', measured: `${p!.latency.p99} ms`, met: p!.latency.p99 <= 5 },
+    ],
+    notes: [
+      'Gateway: one `portcullis run --services gateway` process (cluster block: 3-node NATS JetStream + Redis; separate auth and session processes); the session is a warm cache hit.',
+      'Baseline: node:http in its own process answering 200 with the 12 X-authentik-* headers Portcullis sent for the same session.',
+    ],
+  };
+}
+
+/** Scenario 2: proxy mode (small and 64 KiB bodies) vs nginx proxy_pass (keepalive) and a bare node:http + undici.Pool proxy (the gateway's executor without auth). */
+export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCookie: string }, s: LoadSettings, log: Log): Promise<ScenarioReport> {
+  const nginx = await startBenchNginx(env.upstream.port);
+  const undiciProxy = await startHelper('undici-proxy', 'servers/undici-proxy.ts', [`http://127.0.0.1:${env.upstream.port}`]);
+  const undiciPort = (undiciProxy.ready as { port: number }).port;
+  const report: ScenarioReport = { id: 2, title: 'Proxy mode (valid session)', comparisons: [], figures: [], targets: [], notes: [] };
+  try {
+    for (const [size, path] of [
+      ['small body (11 B)', '/small'],
+      ['64 KiB body', '/64k'],
+    ] as const) {
+      log(`  ${size}`);
+      const headers = { host: env.appHost, cookie: fx.appCookie };
+      const targets: LoadTarget[] = [
+        { label: 'nginx proxy_pass', url: `http://127.0.0.1:${nginx.port}${path}`, headers, expectStatus: 200 },
+        { label: 'node:http + undici.Pool', url: `http://127.0.0.1:${undiciPort}${path}`, headers, expectStatus: 200 },
+        { label: 'portcullis proxy', url: `http://127.0.0.1:${env.gatewayPort}${path}`, headers, expectStatus: 200 },
+      ];
+      const [n, u, p] = await compare(targets, s, log);
+      const vsNginx = ratio(p!, n!);
+      const vsUndici = ratio(p!, u!);
+      const overhead = 1 - vsUndici;
+      report.comparisons.push({ name: `proxy, ${size}`, baseline: n!.label, targets: [n!, u!, p!] });
+      report.figures.push(
+        { name: `${size}: portcullis / nginx`, value: fmt(vsNginx) },
+        { name: `${size}: portcullis / bare undici proxy`, value: fmt(vsUndici) },
+        { name: `${size}: undici proxy / nginx`, value: fmt(ratio(u!, n!)) },
+      );
+      report.targets.push(
+        { what: `${size}: throughput vs nginx`, target: '≥ 0.70', measured: fmt(vsNginx), met: vsNginx >= 0.7 },
+        { what: `${size}: auth work over the bare undici proxy`, target: '≤ 5 %', measured: `${fmt(overhead * 100, 1)} %`, met: overhead <= 0.05 },
+      );
+    }
+  } finally {
+    await Promise.all([nginx.stop(), undiciProxy.stop()]);
+  }
+  report.notes.push(
+    'Upstream: node:http in its own process; nginx: one worker, `upstream { keepalive 128; }`, HTTP/1.1 to the upstream; undici proxy: node:http + the gateway\'s own upstream executor (`proxyHttp`: the same undici, pool settings and relay code), no routing, auth or framework.',
+    '"Auth work over the bare undici proxy" = 1 − (portcullis req/s ÷ undici-proxy req/s).',
+  );
+  return report;
+}
+
+/** Scenario 3: the unauthenticated redirect (proxy mode) and an allow-listed path (forward auth) vs the bare server. */
+export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: LoadSettings, log: Log): Promise<ScenarioReport> {
+  const bare = await ensureBareAuth(env, fx);
+  const targets: LoadTarget[] = [
+    { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200 },
+    { label: 'portcullis redirect (302)', url: `http://127.0.0.1:${env.gatewayPort}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 },
+    {
+      label: 'portcullis allow-listed (200)',
+      url: `http://127.0.0.1:${env.gatewayPort}/outpost.goauthentik.io/auth/nginx`,
+      headers: { host: env.fwdHost, 'x-original-url': `http://${env.fwdHost}/public/asset.css` },
+      expectStatus: 200,
+    },
+  ];
+  const [b, redirect, allow] = await compare(targets, s, log);
+  return {
+    id: 3,
+    title: 'Unauthenticated redirect and allow-listed path',
+    comparisons: [{ name: 'no session', baseline: b!.label, targets: [b!, redirect!, allow!] }],
+    figures: [
+      { name: 'redirect / bare', value: fmt(ratio(redirect!, b!)) },
+      { name: 'allow-listed / bare', value: fmt(ratio(allow!, b!)) },
+    ],
+    targets: [],
+    notes: ['Redirect: proxy-mode request without a cookie → 302 to /outpost.goauthentik.io/start. Allow-listed: forward auth (nginx flavour) of a URL matching `skip_path_regex: ^/public/`, no cookie → 200 with anonymous headers.'],
+  };
+}

@@ -1,0 +1,105 @@
+// Scenario 4: sign-out propagation across 3 gateway processes — time until every replica denies, and any acceptance after the answer.
+import { Pool } from 'undici';
+import type { Environment } from '../lib/environment.ts';
+import type { ScenarioReport } from '../lib/report-types.ts';
+import { appendSessions } from '../lib/sessions.ts';
+import { percentiles } from '../lib/stats.ts';
+
+type Log = (msg: string) => void;
+
+/** A probe that still sees the session after this long is a failure of the run, not a slow propagation. */
+const GIVE_UP_MS = 5_000;
+
+/**
+ * For each of `count` sessions (one user each, started through the log): sign out through gateway
+ * i mod 3, then probe every gateway with the cookie right after the answer, repeating a probe until
+ * that replica denies. Records the time from the answer to the last replica's denial, and counts
+ * every 200 a probe got after the answer (each is a session accepted after its sign-out).
+ */
+export async function signOutScenario(env: Environment, count: number, log: Log): Promise<ScenarioReport> {
+  const gateways = env.gateways();
+  const subs = Array.from({ length: count }, (_, i) => `bench-signout-${Date.now().toString(36)}-${i}`);
+  const made = await appendSessions(env, 'app', subs);
+  log(`  ${count} sessions appended at ${Math.round(made.appendsPerSecond)}/s, projected after ${Math.round(made.projectedAfterMs)} ms`);
+  const pools = gateways.map((g) => new Pool(`http://127.0.0.1:${g.http}`, { connections: 4 }));
+  const get = async (gw: number, path: string, cookie: string): Promise<number> => {
+    const r = await pools[gw]!.request({ method: 'GET', path, headers: { host: env.appHost, cookie } });
+    await r.body.dump();
+    return r.statusCode;
+  };
+  const propagation: number[] = [];
+  const signOutLatency: number[] = [];
+  /** Round trips of the probes before each sign-out: the floor under the propagation figure. */
+  const probeRtt: number[] = [];
+  let acceptedAfter = 0;
+  let notAcceptedBefore = 0;
+  const signOutStatuses: Record<string, number> = {};
+  try {
+    for (let i = 0; i < made.sessions.length; i++) {
+      const s = made.sessions[i]!;
+      // Before: every replica accepts the session (otherwise the "after" probes prove nothing).
+      const before = await Promise.all(
+        gateways.map(async (_, g) => {
+          const at = performance.now();
+          const status = await get(g, '/small', s.cookie);
+          probeRtt.push(performance.now() - at);
+          return status;
+        }),
+      );
+      if (before.some((st) => st !== 200)) notAcceptedBefore++;
+      const sentAt = performance.now();
+      const st = await get(i % gateways.length, '/outpost.goauthentik.io/sign_out', s.cookie);
+      const answeredAt = performance.now();
+      signOutStatuses[st] = (signOutStatuses[st] ?? 0) + 1;
+      signOutLatency.push(answeredAt - sentAt);
+      const deniedAt = await Promise.all(
+        gateways.map(async (_, g) => {
+          for (;;) {
+            const status = await get(g, '/small', s.cookie);
+            if (status !== 200) return performance.now();
+            acceptedAfter++;
+            if (performance.now() - answeredAt > GIVE_UP_MS) return Number.POSITIVE_INFINITY;
+          }
+        }),
+      );
+      propagation.push(Math.max(...deniedAt) - answeredAt);
+    }
+  } finally {
+    await Promise.all(pools.map((p) => p.close()));
+  }
+  const p = percentiles(propagation);
+  const so = percentiles(signOutLatency);
+  const rtt = percentiles(probeRtt);
+  return {
+    id: 4,
+    title: `Sign-out propagation (${gateways.length} gateway processes)`,
+    comparisons: [],
+    figures: [
+      { name: 'sign-outs', value: count },
+      { name: 'sign-out answers by status', value: JSON.stringify(signOutStatuses) },
+      { name: 'answer → every replica denies, p50', value: round(p.p50), unit: 'ms' },
+      { name: 'answer → every replica denies, p99', value: round(p.p99), unit: 'ms' },
+      { name: 'answer → every replica denies, max', value: round(p.max), unit: 'ms' },
+      { name: 'sign-out request latency p50 / p99 / max', value: `${round(so.p50)} / ${round(so.p99)} / ${round(so.max)}`, unit: 'ms' },
+      { name: 'one probe round trip (accepted, before sign-out) p50 / p99', value: `${round(rtt.p50)} / ${round(rtt.p99)}`, unit: 'ms' },
+      { name: 'requests accepted after the sign-out answer', value: acceptedAfter },
+      { name: 'sessions not accepted everywhere before sign-out', value: notAcceptedBefore },
+      { name: 'SessionStarted appends through NATS (64 in flight)', value: Math.round(made.appendsPerSecond), unit: '/s' },
+    ],
+    targets: [
+      { what: 'p99 answer → every replica denies', target: '≤ 10 ms', measured: `${round(p.p99)} ms`, met: p.p99 <= 10 },
+      { what: 'requests accepted after the answer', target: '0', measured: String(acceptedAfter), met: acceptedAfter === 0 },
+    ],
+    notes: [
+      'Each session belongs to its own user and was started by appending SessionStarted through a NATS bus, with a signed cookie; every replica accepted it before the sign-out.',
+      'Propagation time = from the moment the sign-out answer is read to the moment the last of the 3 replicas answered a probe with a denial (a probe is one keep-alive GET, so the figure includes one loopback round trip).',
+    ],
+    distributions: [
+      { label: 'answer → all replicas deny', percentiles: p },
+      { label: 'sign-out request', percentiles: so },
+      { label: 'one probe round trip (before sign-out)', percentiles: rtt },
+    ],
+  };
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;

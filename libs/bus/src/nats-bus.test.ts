@@ -1,0 +1,199 @@
+// Runs the bus contract and the NATS-specific behaviour against a real single nats-server.
+import { createEvent, type SequencedEvent } from '@portcullis/events';
+import { startNatsServer } from '@portcullis/testkit';
+import t from 'tap';
+import { runBusContract } from './bus-contract.ts';
+import { BusStartError } from './bus-start-error.ts';
+import { createNatsBus, type NatsBus } from './nats-bus.ts';
+import { buildTestNatsConfig, connectionOf, waitUntil } from './nats-test-support.ts';
+
+const server = await startNatsServer();
+t.teardown(() => server.stop());
+
+const openBus = (name = 'test', over = {}): Promise<NatsBus> =>
+  createNatsBus({ nats: buildTestNatsConfig([server.url], over), name, streamMaxAgeSeconds: 3600 });
+
+const signedOut = (sub: string) => createEvent('UserSignedOut', { sub, provider: 'p', reason: 'test' });
+
+t.test('NATS bus meets the bus contract', async (t) => {
+  runBusContract(t, () => openBus());
+});
+
+t.test('the stream is created with file storage, the event subjects, a 2 min de-duplication window, max_age and 1 replica on a single server', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url], { stream: 'SHAPE_TEST' }), name: 't', streamMaxAgeSeconds: 7200 });
+  t.teardown(() => bus.close());
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const info = await (await jetstreamManager(connectionOf(bus))).streams.info('SHAPE_TEST');
+  t.equal(info.config.storage, 'file');
+  t.same(info.config.subjects, ['portcullis.events.>']);
+  t.equal(info.config.duplicate_window, 120e9);
+  t.equal(info.config.max_age, 7200e9);
+  t.equal(info.config.num_replicas, 1);
+});
+
+t.test('max_age shorter than 2 min shortens the de-duplication window to match (the server refuses a longer one)', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 30 });
+  t.teardown(() => bus.close());
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const info = await (await jetstreamManager(connectionOf(bus))).streams.info('PORTCULLIS_SESSIONS');
+  t.equal(info.config.duplicate_window, 30e9);
+});
+
+t.test('a second start updates max_age of the existing stream and keeps its events', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  const first = await createNatsBus({ nats: buildTestNatsConfig([own.url], { stream: 'UPDATE_TEST' }), name: 't', streamMaxAgeSeconds: 600 });
+  await first.log.append(signedOut('kept'));
+  await first.close();
+  const second = await createNatsBus({ nats: buildTestNatsConfig([own.url], { stream: 'UPDATE_TEST' }), name: 't', streamMaxAgeSeconds: 1200 });
+  t.teardown(() => second.close());
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const info = await (await jetstreamManager(connectionOf(second))).streams.info('UPDATE_TEST');
+  t.equal(info.config.max_age, 1200e9);
+  t.equal(await second.log.lastSeq(), 1);
+});
+
+t.test('an event appended twice with the same id is stored once, under its first sequence', async (t) => {
+  const bus = await openBus();
+  t.teardown(() => bus.close());
+  const e = signedOut('dup');
+  const first = await bus.log.append(e);
+  const again = await bus.log.append(e);
+  t.equal(again, first);
+  t.equal(await bus.log.lastSeq(), first);
+});
+
+t.test('subscribe from a later sequence skips the earlier events', async (t) => {
+  const bus = await openBus();
+  t.teardown(() => bus.close());
+  await bus.log.append(signedOut('before'));
+  const from = await bus.log.append(signedOut('from'));
+  const seen: SequencedEvent[] = [];
+  const sub = bus.log.subscribe(from, (e) => {
+    seen.push(e);
+  });
+  t.teardown(() => sub.close());
+  await waitUntil(() => seen.length >= 1, 5000, 'the first delivery');
+  t.equal(seen[0]?.seq, from);
+  t.match(seen[0]?.event.data, { sub: 'from' });
+});
+
+t.test('a handler that throws stops the subscription and reports the error', async (t) => {
+  const bus = await openBus();
+  t.teardown(() => bus.close());
+  const from = await bus.log.append(signedOut('boom'));
+  await bus.log.append(signedOut('never'));
+  let calls = 0;
+  const failed = new Promise<unknown>((resolve) => {
+    bus.log.subscribe(
+      from,
+      () => {
+        calls += 1;
+        throw new Error('handler broke');
+      },
+      resolve,
+    );
+  });
+  t.match(await failed, { message: 'handler broke' });
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(calls, 1, 'nothing is delivered after the failure');
+});
+
+t.test('two servers in the queue group both get work', async (t) => {
+  const a = await openBus('a');
+  const b = await openBus('b');
+  const client = await openBus('client');
+  t.teardown(() => Promise.all([a.close(), b.close(), client.close()]));
+  const counts = { a: 0, b: 0 };
+  a.rpc.serve('test.shared', async () => {
+    counts.a += 1;
+    return 'a';
+  });
+  b.rpc.serve('test.shared', async () => {
+    counts.b += 1;
+    return 'b';
+  });
+  await Promise.all([connectionOf(a).flush(), connectionOf(b).flush()]);
+  for (let i = 0; i < 40; i++) await client.rpc.request('test.shared', { i });
+  t.equal(counts.a + counts.b, 40, 'each request is answered once');
+  t.ok(counts.a > 0 && counts.b > 0, `both served (a=${counts.a}, b=${counts.b})`);
+});
+
+t.test('a request that outlives its timeout fails with PORTCULLIS_BUS_TIMEOUT', async (t) => {
+  const bus = await openBus();
+  t.teardown(() => bus.close());
+  bus.rpc.serve('test.slow', () => new Promise((r) => setTimeout(() => r('late'), 500)));
+  await connectionOf(bus).flush();
+  await t.rejects(bus.rpc.request('test.slow', {}, 100), { code: 'PORTCULLIS_BUS_TIMEOUT' });
+});
+
+t.test('close() lets a request in flight finish and answer before the connection drains', async (t) => {
+  const server1 = await openBus('server');
+  const client = await openBus('client');
+  t.teardown(() => client.close());
+  let started!: () => void;
+  const handlerStarted = new Promise<void>((r) => {
+    started = r;
+  });
+  server1.rpc.serve('test.inflight', async () => {
+    started();
+    await new Promise((r) => setTimeout(r, 300));
+    return 'finished';
+  });
+  await connectionOf(server1).flush();
+  const reply = client.rpc.request('test.inflight', {}, 5000);
+  await handlerStarted;
+  const closed = server1.close();
+  t.equal(await reply, 'finished');
+  await closed;
+  t.equal(connectionOf(server1).isClosed(), true);
+  await t.rejects(client.rpc.request('test.inflight', {}, 1000), { code: 'PORTCULLIS_BUS_NO_RESPONDER' }, 'a closed server takes no more requests');
+});
+
+t.test('a server that nobody listens on fails the start within the timeout, naming the server', async (t) => {
+  const startedAt = Date.now();
+  const err = await createNatsBus({
+    nats: buildTestNatsConfig(['nats://127.0.0.1:1']),
+    name: 't',
+    streamMaxAgeSeconds: 60,
+    startTimeoutMs: 2000,
+  }).catch((e: unknown) => e);
+  t.type(err, BusStartError);
+  t.match(err, { code: 'PORTCULLIS_BUS_CONNECT_FAILED', message: /nats:\/\/127\.0\.0\.1:1/ });
+  t.ok(Date.now() - startedAt < 5000, 'does not hang');
+});
+
+t.test('a server without JetStream fails the start with a stream setup error', async (t) => {
+  const plain = await startNatsServer({ jetstream: false });
+  t.teardown(() => plain.stop());
+  const err = await createNatsBus({ nats: buildTestNatsConfig([plain.url]), name: 't', streamMaxAgeSeconds: 60 }).catch((e: unknown) => e);
+  t.match(err, { code: 'PORTCULLIS_BUS_STREAM_SETUP_FAILED', message: /-js/ });
+});
+
+t.test('connected() turns false when the server goes away and true when it is back; the subscriber resumes', async (t) => {
+  const own = await startNatsServer();
+  let current = own;
+  t.teardown(() => current.stop());
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 3600 });
+  t.teardown(() => bus.close());
+  const seen: number[] = [];
+  const sub = bus.log.subscribe(1, (e) => {
+    seen.push(e.seq);
+  });
+  t.teardown(() => sub.close());
+  await bus.log.append(signedOut('one'));
+  await waitUntil(() => seen.length === 1, 5000, 'the first event');
+  t.equal(bus.connected(), true);
+  own.kill();
+  await own.exited;
+  await waitUntil(() => !bus.connected(), 5000, 'the disconnect');
+  current = await startNatsServer({ port: own.port, dir: own.dir, serverName: own.serverName });
+  await waitUntil(() => bus.connected(), 10_000, 'the reconnect');
+  await bus.log.append(signedOut('two'));
+  await waitUntil(() => seen.length === 2, 10_000, 'the event appended after the restart');
+  t.same(seen, [1, 2]);
+});

@@ -1,0 +1,85 @@
+// The session projection port: what the session service writes and gateways read.
+import type { SequencedEvent, SessionStartedData } from '@portcullis/events';
+
+/**
+ * A live session as projected from its SessionStarted event (with any later SessionRefreshed applied
+ * over it), with the SessionStarted's log sequence as its version: a refresh never changes `seq`.
+ */
+export type SessionRecord = SessionStartedData & {
+  /** Log sequence of the SessionStarted event: the session's version. */
+  seq: number;
+};
+
+/** Read side used by gateways and the admin CLI. */
+export interface SessionReader {
+  /** Sequence of the newest event applied to the projection (0 when none). */
+  appliedSeq(): Promise<number>;
+  /**
+   * The session if it is live at `now` (unix ms): recorded, not ended, not expired, and started after
+   * its user's last sign-out. Anything else → null. Never throws for a missing session.
+   */
+  getLiveSession(sessionId: string, now?: number): Promise<SessionRecord | null>;
+  /** Live sessions, optionally of one user. */
+  listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]>;
+  /** Resolves true once the projection has applied `seq` (false after `timeoutMs`). */
+  waitForApplied(seq: number, timeoutMs: number): Promise<boolean>;
+}
+
+/** Write side: only the session service applies events. */
+export interface SessionProjection {
+  /** Applies one event; an event whose seq is not newer than the applied seq changes nothing. */
+  apply(e: SequencedEvent): Promise<void>;
+}
+
+/** Single-use keys (login state): true the first time `key` is consumed within `ttlMs`, false after. */
+export interface OnceStore {
+  consumeOnce(key: string, ttlMs: number): Promise<boolean>;
+}
+
+/** One use of a session seen by a gateway (for idle timeouts). */
+export interface SessionActivity {
+  sessionId: string;
+  /** The session's provider (activity is kept per provider, whose `idle_timeout` applies). */
+  provider: string;
+  /** Unix ms of the latest request that used the session. */
+  at: number;
+}
+
+/**
+ * Background upkeep of live sessions, outside the event log: which sessions are due for a token
+ * refresh (derived from the log's refreshAt), and when each was last used (reported by gateways, kept
+ * across a projection rebuild because the log does not hold it).
+ */
+export interface SessionUpkeep {
+  /**
+   * Ids of live sessions whose refreshAt ≤ `now`, earliest first, at most `limit`. Ended, expired or
+   * signed-out sessions are never returned (and are forgotten from the schedule when met).
+   */
+  dueForRefresh(now: number, limit: number): Promise<string[]>;
+  /** Moves a live session's next refresh to `at` (a transient IdP failure is retried later). Unknown sessions: no-op. */
+  postponeRefresh(sessionId: string, at: number): Promise<void>;
+  /**
+   * Records uses of sessions. A later `at` wins, an earlier one changes nothing; sessions that are not
+   * recorded (ended, unknown) are ignored. A session's start counts as its first use.
+   */
+  recordActivity(entries: readonly SessionActivity[]): Promise<void>;
+  /** Unix ms of the session's latest recorded use (its start when never used); null when not live. */
+  lastActivity(sessionId: string): Promise<number | null>;
+  /**
+   * Ids of live sessions of `provider` last used before `before` (unix ms), oldest first, at most
+   * `limit`. Sessions no longer live are forgotten from the activity index when met.
+   */
+  idleSessions(provider: string, before: number, limit: number): Promise<string[]>;
+  /**
+   * Every live session, handed over a page at a time (about `pageSize`, default 500) so that memory
+   * stays bounded however many sessions there are. Pages come in no particular order; a session
+   * started or ended during the walk may or may not be included. `onPage` is awaited before the next
+   * page is read.
+   */
+  forEachLiveSessionPage(onPage: (sessions: SessionRecord[]) => Promise<void>, pageSize?: number): Promise<void>;
+}
+
+/** Everything a process needs from the store. */
+export interface SessionStore extends SessionReader, SessionProjection, OnceStore, SessionUpkeep {
+  close(): Promise<void>;
+}

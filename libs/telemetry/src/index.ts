@@ -1,0 +1,15 @@
+// Public entry of @portcullis/telemetry: logging, metrics and the metrics listener.
+export { createLogger, type Logger } from './logger.ts';
+export { createMetrics, type Metrics } from './metrics.ts';
+export { startMetricsServer, type Readiness } from './metrics-server.ts';
+export {
+  SpanKinds,
+  activeTraceIds,
+  contextFromHeaders,
+  linkTo,
+  traceHeaders,
+  tracingEnabled,
+  withSpan,
+  type SpanOptions,
+} from './tracing.ts';
+export { startTracing, tracingRequested, type TracingHandle } from './tracing-sdk.ts';

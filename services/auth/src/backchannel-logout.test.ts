@@ -1,0 +1,373 @@
+// backchannel_logout against a real oidc-provider: IdP-sent logout tokens end sessions; every malformed or forged token is refused.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { Bus } from '@portcullis/bus';
+import { createMemoryBus } from '@portcullis/bus';
+import { AUTH_SUBJECTS, type AuthReply } from '@portcullis/events';
+import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
+import type { SessionRecord } from '@portcullis/store';
+import { type Browser, createBrowser, DEMO_USERS, startIdp } from '@portcullis/testkit';
+import { type JWTPayload, SignJWT } from 'jose';
+import t, { type Test } from 'tap';
+import { createAuthService } from './app.ts';
+import { BACKCHANNEL_LOGOUT_EVENT } from './logout-token.ts';
+import {
+  buildConfig,
+  buildProvider,
+  CLIENT_ID,
+  closeLocal,
+  COOKIE_SECRET,
+  cookiesFrom,
+  createLocalKey,
+  createRecordingLogger,
+  type Harness,
+  idpClientFor,
+  listenLocal,
+  type LocalKey,
+  loginThroughService,
+  startHarness,
+  startJwksSwappingFront,
+  startMergedKeySet,
+  startTestIdp,
+} from './test-harness.ts';
+
+const FORM = 'application/x-www-form-urlencoded';
+const OTHER_HOST = 'http://other.localhost:18080';
+const MAX_AGE = 300;
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The relying party's back-channel endpoint as the gateway will run it: the POST goes to the bus as is. */
+interface Forwarder {
+  url: string;
+  bus?: Bus;
+  replies: AuthReply[];
+  /** Resolves with the next reply given to the IdP. */
+  nextReply(): Promise<AuthReply>;
+  close(): Promise<void>;
+}
+
+async function startForwarder(): Promise<Forwarder> {
+  const waiters: ((r: AuthReply) => void)[] = [];
+  const fwd: Forwarder = {
+    url: '',
+    replies: [],
+    nextReply: () => new Promise((resolve) => waiters.push(resolve)),
+    close: () => closeLocal(server),
+  };
+  const server = createServer((req, res) => {
+    readBody(req)
+      .then((body) =>
+        fwd.bus!.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: req.headers['content-type'] ?? '', body }),
+      )
+      .then((reply) => {
+        fwd.replies.push(reply);
+        res.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(reply.json ? JSON.stringify(reply.json) : '');
+        for (const w of waiters.splice(0)) w(reply);
+      })
+      .catch(() => {
+        res.statusCode = 500;
+        res.end();
+      });
+  });
+  fwd.url = `${await listenLocal(server)}/backchannel`;
+  return fwd;
+}
+
+function base64url(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+t.test('back-channel logout', async (t) => {
+  const rsa = await createLocalKey('RS256');
+  const ec = await createLocalKey('ES256');
+  // Same kid as `rsa`, different key: the published key is found, the signature does not match it.
+  const impostor = { ...(await createLocalKey('RS256')), kid: rsa.kid };
+  const unpublished = await createLocalKey('RS256');
+
+  const keySet = await startMergedKeySet([rsa.publicJwk, ec.publicJwk]);
+  t.teardown(() => keySet.close());
+  const front = await startJwksSwappingFront();
+  t.teardown(() => front.close());
+  const forwarder = await startForwarder();
+  t.teardown(() => forwarder.close());
+  const idp = await startIdp({ clients: [{ ...idpClientFor(), backchannel_logout_uri: forwarder.url }], issuer: front.url });
+  t.teardown(() => idp.close());
+  keySet.setIdpPort(idp.port);
+  front.target(idp.port, keySet.url);
+  const otherIdp = await startTestIdp([idpClientFor(OTHER_HOST)]);
+  t.teardown(() => otherIdp.close());
+
+  const h = await startHarness(
+    buildConfig([
+      buildProvider(front.url, { backchannel_logout_max_age: MAX_AGE }),
+      buildProvider(otherIdp.issuer, { name: 'other', external_host: OTHER_HOST }),
+    ]),
+  );
+  t.teardown(() => h.close());
+  forwarder.bus = h.bus;
+  const logger = createRecordingLogger();
+  await h.startAuth(logger);
+
+  const browsers: Browser[] = [];
+  t.teardown(async () => {
+    for (const b of browsers) await b.close();
+  });
+
+  /** Logs a user in with a fresh browser (so a fresh IdP session) and returns the live session. */
+  async function login(provider = 'app', user = DEMO_USERS[0]!): Promise<{ session: SessionRecord; browser: Browser }> {
+    const browser = createBrowser();
+    browsers.push(browser);
+    const externalHost = provider === 'app' ? undefined : OTHER_HOST;
+    const { callback } = await loginThroughService({ ...h, browser } as Harness, provider, { user, ...(externalHost ? { externalHost } : {}) });
+    const cookie = verifySessionCookie(COOKIE_SECRET, cookiesFrom(callback)[sessionCookieName(CLIENT_ID)] ?? '');
+    if (!cookie) throw new Error(`login failed: ${JSON.stringify(callback)}`);
+    await h.store.waitForApplied(cookie.seq, 2000);
+    const session = await h.store.getLiveSession(cookie.sessionId);
+    if (!session) throw new Error('the new session is not live');
+    return { session, browser };
+  }
+
+  function claimsFor(target: { sid?: string | null; sub?: string | null }, overrides: Record<string, unknown> = {}): JWTPayload {
+    const claims: Record<string, unknown> = {
+      iss: front.url,
+      aud: CLIENT_ID,
+      iat: Math.floor(Date.now() / 1000),
+      jti: randomUUID(),
+      events: { [BACKCHANNEL_LOGOUT_EVENT]: {} },
+      ...(target.sid ? { sid: target.sid } : {}),
+      ...(target.sub ? { sub: target.sub } : {}),
+      ...overrides,
+    };
+    for (const [name, value] of Object.entries(claims)) if (value === undefined) delete claims[name];
+    return claims as JWTPayload;
+  }
+
+  function sign(claims: JWTPayload, key: LocalKey = rsa, alg = key.publicJwk.alg as string): Promise<string> {
+    return new SignJWT(claims).setProtectedHeader({ alg, kid: key.kid, typ: 'logout+jwt' }).sign(key.privateKey);
+  }
+
+  function post(body: string, contentType = FORM, provider = 'app'): Promise<AuthReply> {
+    return h.bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider, contentType, body });
+  }
+
+  const postToken = (token: string) => post(new URLSearchParams({ logout_token: token }).toString());
+
+  async function expectEnded(t: Test, reply: AuthReply): Promise<void> {
+    t.equal(reply.status, 200, JSON.stringify(reply.json));
+    t.same(reply.setCookies, []);
+    t.equal(reply.json, undefined, 'a success has an empty body');
+    t.equal(reply.revokedAtSeq, await h.bus.log.lastSeq(), 'the IdpSessionEnded event is the newest');
+    t.ok(await h.store.waitForApplied(reply.revokedAtSeq!, 2000));
+  }
+
+  t.test('the IdP ending its session POSTs a logout token that kills the session', async (t) => {
+    const { session, browser } = await login('app', DEMO_USERS[1]!);
+    t.type(session.sid, 'string', 'the session knows its IdP session');
+    const replied = forwarder.nextReply();
+    // The user signs out at the IdP directly (not through us): only the back-channel can tell us.
+    const { final } = await browser.follow(`${front.url}/session/end?client_id=${CLIENT_ID}`);
+    t.equal(final.status, 200, 'the IdP shows its signed-out page');
+    const reply = await replied;
+    await expectEnded(t, reply);
+    t.equal(await h.store.getLiveSession(session.sessionId), null, 'the session is dead');
+    const { event } = (await readLast(h.bus))!;
+    t.same(event, { type: 'IdpSessionEnded', data: { issuer: front.url, sid: session.sid, sub: null } });
+  });
+
+  t.test('every refused request → 400 invalid_request, nothing recorded, the session lives', async (t) => {
+    const { session } = await login();
+    const target = { sid: session.sid, sub: session.sub };
+    const now = Math.floor(Date.now() / 1000);
+    const hs256 = await new SignJWT(claimsFor(target)).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('a'.repeat(32)));
+    const unsigned = `${base64url({ alg: 'none', typ: 'logout+jwt' })}.${base64url(claimsFor(target))}.`;
+
+    const cases: [string, () => Promise<AuthReply>, RegExp][] = [
+      ['wrong content type', async () => post(`logout_token=${await sign(claimsFor(target))}`, 'application/json'), /application\/x-www-form-urlencoded/],
+      ['no content type', async () => post(`logout_token=${await sign(claimsFor(target))}`, ''), /without a content type/],
+      ['missing logout_token', () => post('token=abc'), /no logout_token/],
+      ['empty logout_token', () => post('logout_token='), /no logout_token/],
+      ['two logout_tokens', async () => post(`logout_token=${await sign(claimsFor(target))}&logout_token=x`), /more than one/],
+      ['not a JWT', () => postToken('not-a-jwt'), /not a valid signed JWT/],
+      ['bad signature (published kid, other key)', async () => postToken(await sign(claimsFor(target), impostor)), /signature is not valid/],
+      ['key the IdP does not publish', async () => postToken(await sign(claimsFor(target), unpublished)), /not signed by any key/],
+      ['HS256', () => postToken(hs256), /algorithm is not accepted/],
+      ['alg none', () => postToken(unsigned), /algorithm is not accepted/],
+      ['other issuer', async () => postToken(await sign(claimsFor(target, { iss: otherIdp.issuer }))), /issuer is not/],
+      ['no issuer', async () => postToken(await sign(claimsFor(target, { iss: undefined }))), /no "iss" claim/],
+      ['wrong aud', async () => postToken(await sign(claimsFor(target, { aud: 'someone-else' }))), /audience does not include/],
+      ['aud list without us', async () => postToken(await sign(claimsFor(target, { aud: ['a', 'b'] }))), /audience does not include/],
+      ['iat too old', async () => postToken(await sign(claimsFor(target, { iat: now - MAX_AGE - 30 }))), /backchannel_logout_max_age/],
+      ['iat in the future', async () => postToken(await sign(claimsFor(target, { iat: now + 600 }))), /in the future/],
+      ['no iat', async () => postToken(await sign(claimsFor(target, { iat: undefined }))), /no numeric "iat"/],
+      ['expired', async () => postToken(await sign(claimsFor(target, { exp: now - 120 }))), /expired/],
+      ['missing events', async () => postToken(await sign(claimsFor(target, { events: undefined }))), /no "events" claim/],
+      ['events without the logout member', async () => postToken(await sign(claimsFor(target, { events: { other: {} } }))), /no "events" claim/],
+      [
+        'events member not an object',
+        async () => postToken(await sign(claimsFor(target, { events: { [BACKCHANNEL_LOGOUT_EVENT]: 'yes' } }))),
+        /not a JSON object/,
+      ],
+      ['nonce present', async () => postToken(await sign(claimsFor(target, { nonce: 'n-0' }))), /"nonce"/],
+      ['neither sid nor sub', async () => postToken(await sign(claimsFor({}))), /neither a session/],
+      ['sid not a string', async () => postToken(await sign(claimsFor({ sub: session.sub }, { sid: 42 }))), /"sid" claim is not/],
+      ['no jti', async () => postToken(await sign(claimsFor(target, { jti: undefined }))), /no "jti" claim/],
+    ];
+
+    const before = await h.bus.log.lastSeq();
+    for (const [name, send, description] of cases) {
+      const reply = await send();
+      t.equal(reply.status, 400, `${name}: 400`);
+      t.equal(reply.json?.['error'], 'invalid_request', `${name}: invalid_request`);
+      t.match(reply.json?.['error_description'], description, `${name}: says why`);
+      t.notMatch(String(reply.json?.['error_description']), /\n\s+at /, `${name}: no stack`);
+      t.equal(reply.revokedAtSeq, undefined, `${name}: nothing to wait for`);
+    }
+    t.equal(await h.bus.log.lastSeq(), before, 'nothing was appended');
+    t.ok(await h.store.getLiveSession(session.sessionId), 'the session is still live');
+  });
+
+  t.test('a replayed jti → 400, recorded once', async (t) => {
+    // An IdP session nobody has here: the first delivery succeeds and ends nothing.
+    const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }));
+    await expectEnded(t, await postToken(token));
+    const seq = await h.bus.log.lastSeq();
+    const again = await postToken(token);
+    t.equal(again.status, 400);
+    t.equal(again.json?.['error'], 'invalid_request');
+    t.match(again.json?.['error_description'], /already used/);
+    t.equal(await h.bus.log.lastSeq(), seq, 'the replay appended nothing');
+  });
+
+  t.test('an ES256 token from the same key set is accepted', async (t) => {
+    await expectEnded(t, await postToken(await sign(claimsFor({ sid: `gone-${randomUUID()}` }), ec)));
+  });
+
+  t.test('sid only ends that IdP session; sub only ends every session of the user from that issuer', async (t) => {
+    const first = await login();
+    const second = await login();
+    const elsewhere = await login('other');
+    t.not(first.session.sid, second.session.sid, 'two browsers, two IdP sessions');
+    t.equal(elsewhere.session.sub, first.session.sub, 'the same user at another issuer');
+
+    await expectEnded(t, await postToken(await sign(claimsFor({ sid: first.session.sid }))));
+    t.equal(await h.store.getLiveSession(first.session.sessionId), null, 'the named IdP session is dead');
+    t.ok(await h.store.getLiveSession(second.session.sessionId), 'the other IdP session of the same user lives');
+
+    const third = await login();
+    const reply = await postToken(await sign(claimsFor({ sub: first.session.sub })));
+    await expectEnded(t, reply);
+    t.same((await readLast(h.bus))?.event.data, { issuer: front.url, sid: null, sub: first.session.sub });
+    t.equal(await h.store.getLiveSession(second.session.sessionId), null);
+    t.equal(await h.store.getLiveSession(third.session.sessionId), null);
+    t.ok(await h.store.getLiveSession(elsewhere.session.sessionId), 'the session from the other issuer lives');
+  });
+
+  t.test('a token with sid and sub ends by sid', async (t) => {
+    const a = await login();
+    const b = await login();
+    await expectEnded(t, await postToken(await sign(claimsFor({ sid: a.session.sid, sub: a.session.sub }))));
+    t.same((await readLast(h.bus))?.event.data, { issuer: front.url, sid: a.session.sid, sub: null });
+    t.equal(await h.store.getLiveSession(a.session.sessionId), null);
+    t.ok(await h.store.getLiveSession(b.session.sessionId), 'only that IdP session ends');
+  });
+
+  t.test('an unknown provider → 503 temporarily_unavailable', async (t) => {
+    const reply = await post(`logout_token=${await sign(claimsFor({ sid: 'x' }))}`, FORM, 'nobody');
+    t.equal(reply.status, 503);
+    t.equal(reply.json?.['error'], 'temporarily_unavailable');
+    t.match(reply.json?.['error_description'], /"nobody" is not configured/);
+  });
+
+  t.test('a log that refuses the append → 503, never a success', async (t) => {
+    const { session } = await login();
+    const bus = createMemoryBus();
+    t.teardown(() => bus.close());
+    const refusingBus = {
+      ...bus,
+      log: {
+        ...bus.log,
+        append: async () => {
+          throw new Error('stream unavailable');
+        },
+      },
+    };
+    const service = createAuthService({ config: h.config, bus: refusingBus, store: h.store });
+    await service.start();
+    t.teardown(() => service.stop());
+    const reply = await bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, {
+      provider: 'app',
+      contentType: FORM,
+      body: `logout_token=${await sign(claimsFor({ sid: session.sid }))}`,
+    });
+    t.equal(reply.status, 503);
+    t.equal(reply.json?.['error'], 'temporarily_unavailable');
+    t.match(reply.json?.['error_description'], /could not be recorded/);
+    t.equal(reply.revokedAtSeq, undefined);
+    t.ok(await h.store.getLiveSession(session.sessionId), 'the session is still live');
+  });
+
+  t.test('the log lines name each outcome and never hold a token', async (t) => {
+    const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }));
+    await postToken(token);
+    await postToken(token);
+    const lines = logger.lines.filter((l) => (l.o as { subject?: string }).subject === AUTH_SUBJECTS.backchannelLogout);
+    t.ok(lines.some((l) => l.level === 'info'), 'successes are logged');
+    t.ok(lines.some((l) => l.level === 'warn' && (l.o as { code?: string }).code === 'PORTCULLIS_AUTH_LOGOUT_TOKEN_REPLAYED'), 'refusals are logged with their code');
+    const all = JSON.stringify(logger.lines);
+    t.notOk(all.includes(token.split('.')[2]!), 'no token signature in the logs');
+    t.notOk(all.includes(token.split('.')[1]!), 'no token payload in the logs');
+  });
+});
+
+t.test('back-channel logout when the IdP cannot be reached → 503 temporarily_unavailable', async (t) => {
+  const key = await createLocalKey('RS256');
+  // Discovery works but the key set it names does not answer.
+  const front = await startJwksSwappingFront();
+  t.teardown(() => front.close());
+  const idp = await startIdp({ clients: [idpClientFor()], issuer: front.url });
+  t.teardown(() => idp.close());
+  front.target(idp.port, 'http://127.0.0.1:1/jwks');
+  const dead = 'http://127.0.0.1:1';
+  const h = await startHarness(buildConfig([buildProvider(front.url), buildProvider(dead, { name: 'dead' })]), { idpTimeoutMs: 1000 });
+  t.teardown(() => h.close());
+  await h.startAuth();
+  const token = await new SignJWT({
+    iss: front.url,
+    aud: CLIENT_ID,
+    iat: Math.floor(Date.now() / 1000),
+    jti: randomUUID(),
+    sid: 's',
+    events: { [BACKCHANNEL_LOGOUT_EVENT]: {} },
+  })
+    .setProtectedHeader({ alg: 'RS256', kid: key.kid })
+    .sign(key.privateKey);
+
+  const noKeys = await h.bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body: `logout_token=${token}` });
+  t.equal(noKeys.status, 503);
+  t.equal(noKeys.json?.['error'], 'temporarily_unavailable');
+  t.match(noKeys.json?.['error_description'], /signing keys .* could not be fetched \(connection failed/);
+
+  const noDiscovery = await h.bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'dead', contentType: FORM, body: `logout_token=${token}` });
+  t.equal(noDiscovery.status, 503);
+  t.equal(noDiscovery.json?.['error'], 'temporarily_unavailable');
+  t.match(noDiscovery.json?.['error_description'], /could not be reached/);
+  t.equal(await h.bus.log.lastSeq(), 0, 'nothing recorded');
+});
+
+/** The newest event of the log. */
+async function readLast(bus: Bus): Promise<{ seq: number; event: { type: string; data: unknown } } | undefined> {
+  const last = await bus.log.lastSeq();
+  let found: { seq: number; event: { type: string; data: unknown } } | undefined;
+  const sub = bus.log.subscribe(last, async (e) => {
+    if (e.seq === last) found = { seq: e.seq, event: { type: e.event.type, data: e.event.data } };
+  });
+  for (let i = 0; i < 50 && !found; i++) await new Promise((r) => setTimeout(r, 10));
+  await sub.close();
+  return found;
+}

@@ -1,0 +1,130 @@
+// `backchannel_logout`: the IdP's POST of a logout token → validate it → record IdpSessionEnded before answering.
+import { createHash } from 'node:crypto';
+import { type AuthReply, type BackchannelLogoutRequest, createEvent } from '@portcullis/events';
+import type { AuthContext } from './auth-context.ts';
+import { AuthError, AuthErrorCode } from './errors.ts';
+import { LOGOUT_TOKEN_CLOCK_SKEW_S, type LogoutTokenClaims, verifyLogoutToken } from './logout-token.ts';
+
+/** Path the IdP POSTs to under a provider's external host (register `<external_host>` + this at the IdP). */
+export const BACKCHANNEL_LOGOUT_PATH = '/outpost.goauthentik.io/backchannel-logout';
+
+/** A logout token is a few hundred bytes; anything far bigger is not an IdP talking to us. */
+export const MAX_BACKCHANNEL_BODY_BYTES = 64 * 1024;
+
+/** What a back-channel logout tells the service's log line (never the token). */
+export interface FinishedBackchannelLogout {
+  reply: AuthReply;
+  claims: Pick<LogoutTokenClaims, 'iss' | 'sid' | 'sub'>;
+}
+
+/**
+ * Handles one back-channel logout. The IdpSessionEnded event is appended before the 200, so a
+ * success always means every replica will deny the ended sessions once `revokedAtSeq` is applied.
+ * The `jti` is consumed only after every other check passed, so a refused token never burns it.
+ * @throws AuthError LOGOUT_REQUEST_INVALID / LOGOUT_TOKEN_INVALID / LOGOUT_TOKEN_REPLAYED (400);
+ * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); LOG_UNAVAILABLE (503).
+ */
+export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogoutRequest): Promise<FinishedBackchannelLogout> {
+  const token = readLogoutToken(req);
+  const provider = ctx.providers.get(req.provider);
+  if (!provider) {
+    throw new AuthError(
+      AuthErrorCode.BadRequest,
+      `The provider "${req.provider}" is not configured on this auth service, so its logout token cannot be checked. ` +
+        'The gateway and the auth service must run the same configuration.',
+      { statusCode: 503, title: 'Configuration mismatch' },
+    );
+  }
+  const { config } = provider;
+  const jwksUri = await jwksUriOf(ctx, config.issuer, config.client_id, config.client_secret);
+  const claims = await verifyLogoutToken(token, ctx.keySets.get(jwksUri), {
+    issuer: config.issuer,
+    clientId: config.client_id,
+    maxAgeSeconds: config.backchannel_logout_max_age,
+    now: ctx.now(),
+    timeoutMs: ctx.clients.timeoutMs,
+  });
+
+  if (!(await ctx.store.consumeOnce(replayKey(claims.iss, claims.jti), replayWindowMs(config.backchannel_logout_max_age)))) {
+    throw new AuthError(
+      AuthErrorCode.LogoutTokenReplayed,
+      'The logout token was refused: its "jti" was already used (a replayed token).',
+      { statusCode: 400, title: 'Logout token refused' },
+    );
+  }
+
+  // With a sid the IdP ended one of its sessions; with only a sub it ended every session of that user.
+  const data = { issuer: claims.iss, sid: claims.sid, sub: claims.sid === null ? claims.sub : null };
+  let seq: number;
+  try {
+    seq = await ctx.bus.log.append(createEvent('IdpSessionEnded', data));
+  } catch (err) {
+    throw new AuthError(
+      AuthErrorCode.LogUnavailable,
+      'The logout could not be recorded, so the sessions are still active. Retry later.',
+      { statusCode: 503, title: 'Logout failed', cause: err },
+    );
+  }
+  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: { iss: claims.iss, sid: claims.sid, sub: claims.sub } };
+}
+
+/**
+ * The `logout_token` of a form-encoded body (spec §2.5).
+ * @throws AuthError LOGOUT_REQUEST_INVALID (400) for another content type, an oversized body, or not exactly one non-empty `logout_token`.
+ */
+export function readLogoutToken(req: BackchannelLogoutRequest): string {
+  const mediaType = (req.contentType.split(';', 1)[0] ?? '').trim().toLowerCase();
+  if (mediaType !== 'application/x-www-form-urlencoded') {
+    throw invalidRequest(
+      `The back-channel logout request must be application/x-www-form-urlencoded, not ${mediaType === '' ? 'without a content type' : JSON.stringify(mediaType.slice(0, 100))}.`,
+    );
+  }
+  if (Buffer.byteLength(req.body, 'utf8') > MAX_BACKCHANNEL_BODY_BYTES) {
+    throw invalidRequest(`The back-channel logout request body is larger than ${MAX_BACKCHANNEL_BODY_BYTES} bytes.`);
+  }
+  const tokens = new URLSearchParams(req.body).getAll('logout_token');
+  if (tokens.length === 0 || tokens[0] === '') throw invalidRequest('The back-channel logout request has no logout_token parameter.');
+  if (tokens.length > 1) throw invalidRequest('The back-channel logout request has more than one logout_token parameter.');
+  return tokens[0] as string;
+}
+
+/** Key under which a token's `jti` is remembered: hashed, so the store never holds IdP-chosen strings of any length. */
+export function replayKey(issuer: string, jti: string): string {
+  return `bcl-jti:${createHash('sha256').update(`${issuer} ${jti}`).digest('hex')}`;
+}
+
+/**
+ * How long a `jti` is remembered. A token is acceptable from `iat - skew` until `iat + maxAge`, and
+ * replicas' clocks differ, so twice the max age plus the skew outlives every window in which a
+ * replay could still pass the `iat` check.
+ */
+export function replayWindowMs(maxAgeSeconds: number): number {
+  return (2 * maxAgeSeconds + LOGOUT_TOKEN_CLOCK_SKEW_S) * 1000;
+}
+
+/** The IdP's key-set URL from discovery; a failed discovery means we cannot check anything. */
+async function jwksUriOf(ctx: AuthContext, issuer: string, clientId: string, clientSecret: string): Promise<string> {
+  let jwksUri: string | undefined;
+  try {
+    jwksUri = (await ctx.clients.get(issuer, clientId, clientSecret)).serverMetadata().jwks_uri;
+  } catch (err) {
+    const detail = err instanceof AuthError ? err.message : 'OIDC discovery failed.';
+    throw new AuthError(AuthErrorCode.IdpUnavailable, `The logout token cannot be checked now. ${detail}`, {
+      statusCode: 503,
+      title: 'Identity provider unavailable',
+      cause: err,
+    });
+  }
+  if (jwksUri === undefined) {
+    throw new AuthError(
+      AuthErrorCode.IdpUnavailable,
+      `The identity provider ${issuer} announces no jwks_uri in its discovery document, so no logout token can be checked.`,
+      { statusCode: 503, title: 'Identity provider unavailable' },
+    );
+  }
+  return jwksUri;
+}
+
+function invalidRequest(message: string): AuthError {
+  return new AuthError(AuthErrorCode.LogoutRequestInvalid, message, { statusCode: 400, title: 'Logout request refused' });
+}

@@ -1,0 +1,132 @@
+// Entry of the `portcullis` command: `run`, `check-config`, `sessions`; exit codes 0 ok, 1 runtime failure, 2 bad usage or config.
+import { parseArgs } from 'node:util';
+import type { NatsBus } from '@portcullis/bus';
+import { createLogger } from '@portcullis/telemetry';
+import { tracing } from '@portcullis/telemetry/preload';
+import { loadConfigOrReport } from './load-config-or-report.ts';
+import { watchConfig } from './config-reloader.ts';
+import { parseRoles, serviceName } from './roles.ts';
+import { SESSIONS_USAGE, runSessionsCommand } from './sessions-command.ts';
+import { CONFIG_USAGE, runConfigCommand, watchSharedConfig } from './shared-config.ts';
+import { StartupError, startPortcullis } from './start-portcullis.ts';
+import { VERSION } from './version.ts';
+
+const USAGE = `portcullis ${VERSION} — identity-aware proxy compatible with authentik's proxy outpost
+
+Usage:
+  portcullis run [--config FILE] [--services all|gateway,auth,session]
+  portcullis check-config FILE
+${SESSIONS_USAGE}
+${CONFIG_USAGE}
+  portcullis --version
+
+sessions (cluster: only): list the live sessions (--json: one JSON array on stdout); revoke a user's
+or one session's sessions and wait until every live gateway holds it (exit 1 past the propagation
+bound); rebuild the Redis projection from the JetStream log, safely while gateways serve.
+
+The config file may also be named by PORTCULLIS_CONFIG; any key can be overridden with
+PORTCULLIS_<PATH> env vars (levels joined by __), e.g. PORTCULLIS_OUTPOST__LISTEN__HTTP=127.0.0.1:9101.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === '--version' || command === 'version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (command === 'check-config') {
+    const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string' } } });
+    const file = positionals[0] ?? values.config;
+    if (!loadConfigOrReport(file)) return 2;
+    process.stdout.write(`configuration ok${file ? `: ${file}` : ''}\n`);
+    return 0;
+  }
+  if (command === 'sessions') return runSessionsCommand(rest);
+  if (command === 'config') return runConfigCommand(rest);
+  if (command === 'run') {
+    let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: { config: { type: 'string' }; services: { type: 'string' } } }>>;
+    try {
+      parsed = parseArgs({ args: rest, options: { config: { type: 'string' }, services: { type: 'string' } } });
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    const roles = parseRoles(parsed.values.services);
+    if ('error' in roles) {
+      process.stderr.write(`${roles.error}\n`);
+      return 2;
+    }
+    const config = loadConfigOrReport(parsed.values.config);
+    if (!config) return 2;
+    const logger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+    let running: Awaited<ReturnType<typeof startPortcullis>>;
+    try {
+      running = await startPortcullis({ config, roles: roles.roles, logger });
+    } catch (err) {
+      if (err instanceof StartupError) {
+        process.stderr.write(`${err.message}\n`);
+        return 2;
+      }
+      logger.fatal({ err }, 'startup failed');
+      process.stderr.write(`startup failed: ${(err as Error).message}\n`);
+      return 1;
+    }
+    logger.info(
+      { services: [...roles.roles], listen: config.outpost.listen, providers: config.providers.map((p) => `${p.name} (${p.mode}) ${p.external_host}`) },
+      'portcullis started',
+    );
+    // With a shared config bucket the cluster-wide document drives reloads; otherwise the file does.
+    const bucket = config.cluster?.nats.config_bucket;
+    let stopWatching: () => void;
+    if (bucket && 'watchDocument' in running.bus) {
+      try {
+        stopWatching = await watchSharedConfig({ bus: running.bus as NatsBus, bucket, local: config, logger, apply: (next) => running.reload(next) });
+        logger.info({ bucket }, 'following the shared config in NATS KV (file changes are not watched)');
+      } catch (err) {
+        logger.error({ bucket, err: (err as Error).message }, 'cannot watch the shared config bucket; running on the file config');
+        stopWatching = () => {};
+      }
+    } else {
+      stopWatching = watchConfig({
+        file: parsed.values.config ?? process.env.PORTCULLIS_CONFIG,
+        logger,
+        apply: (next) => running.reload(next),
+      });
+    }
+    return await new Promise<number>((resolve) => {
+      let stopping = false;
+      const shutdown = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        stopWatching();
+        logger.info({ signal }, 'shutting down');
+        running
+          .stop()
+          .then(() => tracing.shutdown().catch(() => {}))
+          .then(
+          () => resolve(0),
+          (err: unknown) => {
+            logger.error({ err }, 'shutdown failed');
+            resolve(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+  }
+  process.stderr.write(command ? `unknown command "${command}"\n\n${USAGE}` : USAGE);
+  return command ? 2 : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Flush stdout (pino's async destination) before exiting.
+    setImmediate(() => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`portcullis: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

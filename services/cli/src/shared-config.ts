@@ -1,0 +1,109 @@
+// The cluster-wide config document in a NATS KV bucket: `portcullis config push`, and the watcher
+// every `run` process starts so all replicas switch together.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { type NatsBus, createNatsBus } from '@portcullis/bus';
+import { type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
+import type { Logger } from '@portcullis/telemetry';
+import { loadConfigOrReport } from './load-config-or-report.ts';
+import { streamMaxAgeSeconds } from './session-lifetimes.ts';
+
+/** The key of the shared document in `cluster.nats.config_bucket`. */
+export const SHARED_CONFIG_KEY = 'portcullis.yaml';
+
+export const CONFIG_USAGE = `  portcullis config push FILE [--config LOCAL]`;
+
+/**
+ * The shared document decides everything but what is local to a process: its listen addresses and
+ * how it reaches the cluster stay those of its own file (and env).
+ */
+export function mergeShared(local: PortcullisConfig, shared: PortcullisConfig): PortcullisConfig {
+  return { ...shared, outpost: { ...shared.outpost, listen: local.outpost.listen }, cluster: local.cluster };
+}
+
+/**
+ * Watches the shared document; each new value is validated (with this process's env overrides) and
+ * applied whole through `apply`, or logged with every problem and ignored.
+ */
+export async function watchSharedConfig(opts: {
+  bus: NatsBus;
+  bucket: string;
+  local: PortcullisConfig;
+  logger: Logger;
+  apply: (config: PortcullisConfig) => Promise<void>;
+}): Promise<() => void> {
+  let chain: Promise<void> = Promise.resolve();
+  const watcher = await opts.bus.watchDocument(opts.bucket, SHARED_CONFIG_KEY, (text) => {
+    chain = chain.then(async () => {
+      const result = loadConfig({ text, env: process.env });
+      if (!result.ok) {
+        opts.logger.error(
+          { bucket: opts.bucket, problems: result.problems.map(formatProblem) },
+          'shared config rejected; the running config is kept',
+        );
+        return;
+      }
+      try {
+        await opts.apply(mergeShared(opts.local, result.config));
+        opts.logger.info({ bucket: opts.bucket, providers: result.config.providers.map((p) => p.name) }, 'shared config applied');
+      } catch (err) {
+        opts.logger.error({ bucket: opts.bucket, err: (err as Error).message }, 'shared config rejected; the running config is kept');
+      }
+    });
+  });
+  return () => watcher.stop();
+}
+
+/** `portcullis config push FILE`: validates FILE and writes it to the bucket; exit 0, 1 (cluster unreachable) or 2. */
+export async function runConfigCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: { config: { type: 'string' } } }>>;
+  try {
+    parsed = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string' } } });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\nusage:\n${CONFIG_USAGE}\n`);
+    return 2;
+  }
+  const file = parsed.positionals[0];
+  if (sub !== 'push' || !file) {
+    process.stderr.write(`usage:\n${CONFIG_USAGE}\n`);
+    return 2;
+  }
+  const local = loadConfigOrReport(parsed.values.config);
+  if (!local) return 2;
+  const bucket = local.cluster?.nats.config_bucket;
+  if (!local.cluster || !bucket) {
+    process.stderr.write('config push needs cluster.nats.config_bucket in the local config (the bucket every process watches)\n');
+    return 2;
+  }
+  // The document is checked on its own, without this shell's PORTCULLIS_* overrides.
+  const shared = loadConfig({ file, env: {} });
+  if (!shared.ok) {
+    process.stderr.write(`${shared.problems.length} problem${shared.problems.length === 1 ? '' : 's'} in ${file}; nothing was pushed:\n`);
+    for (const p of shared.problems) process.stderr.write(`${formatProblem(p)}\n`);
+    return 2;
+  }
+  let bus: NatsBus;
+  try {
+    bus = await createNatsBus({
+      nats: local.cluster.nats,
+      name: `portcullis-admin-config@${hostname()}`,
+      streamMaxAgeSeconds: streamMaxAgeSeconds(local),
+      startTimeoutMs: 5_000,
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+  try {
+    const revision = await bus.putDocument(bucket, SHARED_CONFIG_KEY, readFileSync(file, 'utf8'));
+    process.stdout.write(`pushed ${file} to NATS KV ${bucket}/${SHARED_CONFIG_KEY} (revision ${revision}); every process applies it now\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`could not write to NATS KV bucket ${bucket}: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    await bus.close().catch(() => {});
+  }
+}

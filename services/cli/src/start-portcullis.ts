@@ -1,0 +1,380 @@
+// Wires the selected services of one process over the embedded or cluster adapters, and stops them in order.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { type AuthService, createAuthService } from '@portcullis/auth';
+import { type Bus, createMemoryBus, createNatsBus } from '@portcullis/bus';
+import type { PortcullisConfig } from '@portcullis/config';
+import {
+  ActivityReporter,
+  CachedSessionReader,
+  type Gateway,
+  GatewayBarrierMember,
+  PresenceTracker,
+  collectRevocationAcks,
+  type RevocationOutcome,
+  createGateway,
+  parseListen,
+} from '@portcullis/gateway';
+import { createSessionService, createSessionUpkeep, type SessionUpkeepService } from '@portcullis/session';
+import { cookieKeyId } from '@portcullis/protocol';
+import { type SessionReader, type SessionStore, createMemoryStore, createRedisStore } from '@portcullis/store';
+import { type Logger, type Metrics, type Readiness, createMetrics, startMetricsServer } from '@portcullis/telemetry';
+import { type Role, serviceName } from './roles.ts';
+import { maxSessionSeconds, streamMaxAgeSeconds } from './session-lifetimes.ts';
+import { META_VERSION, VERSION } from './version.ts';
+
+/** A running Portcullis process. */
+export interface RunningPortcullis {
+  gateway: Gateway | null;
+  metrics: Metrics;
+  bus: Bus;
+  store: SessionStore;
+  /** Graceful stop: listeners first (in-flight requests finish), then services, then adapters. */
+  stop(): Promise<void>;
+  /**
+   * Applies a new validated config without a restart: gateway handler and auth service are rebuilt
+   * and swapped; sessions stay in the store. Changes that need a restart (listen addresses, the
+   * cluster block) are refused as a whole — nothing is half-applied.
+   */
+  reload(config: PortcullisConfig): Promise<void>;
+}
+
+/** Thrown for a config that is valid but cannot run with the chosen roles. */
+export class StartupError extends Error {
+  readonly code = 'PORTCULLIS_STARTUP';
+}
+
+/**
+ * How long a sign-out waits for the shared projection before answering 503: long enough to ride out a
+ * session replica re-subscribing after a NATS node loss (its stall watchdog fires after 5 s).
+ */
+const PROJECTION_WAIT_MS = 10_000;
+
+/** Starts the roles in `roles` for `config`. */
+export async function startPortcullis(opts: { config: PortcullisConfig; roles: ReadonlySet<Role>; logger: Logger }): Promise<RunningPortcullis> {
+  const { config, roles, logger } = opts;
+  if (!config.cluster && roles.size !== 3) {
+    throw new StartupError('embedded mode (no cluster: block) runs all services in one process — use --services all, or configure cluster: to split them');
+  }
+  const metrics = createMetrics({ outpostName: config.outpost.name, version: VERSION });
+  const stops: Array<() => Promise<void>> = [];
+  let metricsServer: Server | undefined;
+  // Bus connection changes reach the gateway's cache once it exists.
+  let onBusConnection: (up: boolean) => void = () => {};
+  const { bus, store } = await openAdapters(config, roles, logger, {
+    bus: (up) => {
+      metrics.natsConnected.set(up ? 1 : 0);
+      onBusConnection(up);
+    },
+    redis: (up) => metrics.redisConnected.set(up ? 1 : 0),
+  });
+  exportOnlyApplicableMetrics(metrics, config, roles);
+  const timers: NodeJS.Timeout[] = [];
+  // Readiness: NATS connected and Redis answering (cluster); the gateway's cache state is reported too.
+  let cacheState: () => string | undefined = () => undefined;
+  const readiness = async (): Promise<Readiness> => {
+    if (!config.cluster) return { ready: true, checks: { mode: 'embedded' } };
+    const nats = (bus as Bus & { connected?: () => boolean }).connected?.() ?? true;
+    const redis = await Promise.race([
+      (store as SessionStore & { ping?: () => Promise<boolean> }).ping?.() ?? Promise.resolve(true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+    ]).catch(() => false);
+    const cache = cacheState();
+    return {
+      ready: nats && redis,
+      checks: { nats: nats ? 'connected' : 'disconnected', redis: redis ? 'ok' : 'unreachable', ...(cache ? { session_cache: cache } : {}) },
+    };
+  };
+
+  try {
+    if (config.outpost.listen.metrics) {
+      metricsServer = await startMetricsServer({
+        ...parseListen(config.outpost.listen.metrics),
+        registry: metrics.registry,
+        readiness: () => readiness(),
+      });
+    }
+    let upkeep: SessionUpkeepService | null = null;
+    if (roles.has('session')) {
+      const session = createSessionService({
+        log: bus.log,
+        store,
+        onApplied: (_seq, type) => metrics.eventsProjected.inc({ type }),
+        // Not fatal: the service backs off and resumes from the applied sequence (a rebuild, Redis down, ...).
+        onError: (err, notice) =>
+          logger.warn(
+            { err, retry_in_ms: notice.retryInMs, attempt: notice.attempt },
+            notice.rebuilding ? 'session projection paused: a rebuild holds the projection' : 'session projection failed: retrying',
+          ),
+      });
+      await session.start();
+      stops.push(() => session.stop());
+      // Beside the projector: gateways' activity reports, the idle sweeper, and ending the sessions a config change invalidates.
+      upkeep = createSessionUpkeep({
+        bus,
+        store,
+        config,
+        cookieKeyId,
+        logger: logger.child({ component: 'session-upkeep' }),
+        onEnded: (provider, cause, count) => metrics.sessionsEnded.inc({ provider, cause }, count),
+      });
+      // Not awaited: the first reconcile lists every live session, which must not hold up the process's start.
+      upkeep.start().catch((err: unknown) => logger.error({ err }, 'session upkeep failed to start'));
+      const running = upkeep;
+      stops.push(() => running.stop());
+      if (config.cluster) {
+        // Projection lag: how far Redis trails the stream (sampled; a scrape never waits on NATS).
+        const sampleLag = () =>
+          Promise.all([bus.log.lastSeq(), store.appliedSeq()]).then(
+            ([last, applied]) => metrics.projectionLag.set(Math.max(0, last - applied)),
+            () => {},
+          );
+        void sampleLag();
+        const timer = setInterval(sampleLag, 2000);
+        timer.unref();
+        timers.push(timer);
+      }
+    }
+    const authBus = countingAppends(bus, metrics);
+    const authLogger = logger.child({ component: 'auth' });
+    const onRefresh = (provider: string, outcome: string) => metrics.sessionRefreshes.inc({ provider, outcome });
+    let auth: AuthService | null = null;
+    if (roles.has('auth')) {
+      auth = createAuthService({ config, bus: authBus, store, logger: authLogger, onRefresh });
+      await auth.start();
+      stops.push(() => auth!.stop());
+    }
+    let gateway: Gateway | null = null;
+    if (roles.has('gateway')) {
+      const timeout = config.outpost.signout_propagation_timeout_ms;
+      const outpost = config.outpost.name;
+      let reader: SessionReader = store;
+      let waitForRevocation = async (seq: number): Promise<RevocationOutcome> =>
+        (await store.waitForApplied(seq, Math.max(timeout, PROJECTION_WAIT_MS))) ? 'propagated' : 'unprojected';
+      if (config.cluster) {
+        // Cluster: a local cache kept correct by the log, and a barrier across every live gateway.
+        const cache = new CachedSessionReader({
+          log: bus.log,
+          store,
+          revocationMemoryMs: maxSessionSeconds(config) * 1000,
+          onLookup: (result) => metrics.sessionCacheLookups.inc({ result }),
+          onTrustChange: (trusted, reason) =>
+            (trusted ? logger.info.bind(logger) : logger.warn.bind(logger))({ reason }, trusted ? 'session cache trusted' : 'session cache distrusted: reading Redis for every request'),
+        });
+        await cache.start();
+        onBusConnection = (up) => void cache.setConnected(up);
+        cacheState = () => (cache.trusted ? 'trusted' : 'read-through (every request reads Redis)');
+        const presence = new PresenceTracker(bus.rpc);
+        presence.start();
+        const member = new GatewayBarrierMember({
+          id: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+          rpc: bus.rpc,
+          cache,
+          boundMs: timeout,
+          onTick: (trusted, entries) => {
+            metrics.sessionCacheTrusted.set(trusted ? 1 : 0);
+            metrics.sessionCacheEntries.set(entries);
+          },
+          // Covers the lease too: a silent partition shows up here even when no log event says so.
+          onTrustedChange: (trusted) =>
+            (trusted ? logger.info.bind(logger) : logger.warn.bind(logger))(
+              { trusted },
+              trusted ? 'session cache usable again' : 'session cache not usable (lease lapsed or distrusted): reading Redis',
+            ),
+        });
+        member.start();
+        stops.push(async () => {
+          await member.stop();
+          await presence.stop();
+          await cache.stop();
+        });
+        reader = cache;
+        waitForRevocation = async (seq) => {
+          // The projection must have it (laggard gateways read it); the acks are bounded by the config.
+          const [projected, acked] = await Promise.all([
+            store.waitForApplied(seq, Math.max(timeout, PROJECTION_WAIT_MS)),
+            collectRevocationAcks(bus.rpc, presence, seq, timeout),
+          ]);
+          if (!projected) return 'unprojected';
+          return acked ? 'propagated' : 'bounded';
+        };
+      }
+      // Which sessions were used, reported in batches to the session service (for idle timeouts).
+      const activity = new ActivityReporter({
+        rpc: bus.rpc,
+        providers: config.providers,
+        log: logger.child({ component: 'gateway' }),
+        onFlush: (sent, ok) => metrics.activityReported.inc({ result: ok ? 'ok' : 'failed' }, sent),
+      });
+      gateway = await createGateway({
+        config,
+        activity,
+        rpc: bus.rpc,
+        store: reader,
+        version: META_VERSION,
+        waitForRevocation,
+        log: logger.child({ component: 'gateway' }),
+        observe: {
+          decision: (provider, outcome) => metrics.decisions.inc({ provider, outcome }),
+          login: (provider, result) => metrics.logins.inc({ provider, result }),
+          signOut: (provider, result, seconds) => {
+            metrics.signOuts.inc({ provider, result });
+            if (seconds !== null) metrics.signOutPropagation.observe(seconds);
+          },
+        },
+        observeRequest: (method, host, type, seconds) => metrics.requestDuration.observe({ outpost_name: outpost, method, host, type }, seconds),
+        observeUpstream: (answer, method, seconds) => {
+          const upstream = upstreamLabels(answer.origin);
+          metrics.upstreamDuration.observe(
+            { outpost_name: outpost, method, scheme: upstream.scheme, host: answer.metricHost ?? 'unknown', upstream_host: upstream.host },
+            seconds,
+          );
+        },
+      });
+      await gateway.start();
+      activity.start();
+      // The gateway stops first so in-flight requests can still reach auth and the store; its last
+      // activity report goes out before the bus closes.
+      stops.unshift(async () => {
+        await gateway!.stop();
+        await activity.stop();
+      });
+    }
+    let current = config;
+    return {
+      gateway,
+      metrics,
+      async reload(next) {
+        const refused = restartOnlyChanges(current, next);
+        if (refused.length > 0) throw new StartupError(`these changes need a restart, so nothing was applied: ${refused.join(', ')}`);
+        gateway?.reload(next);
+        if (auth) {
+          // Start the new auth service before stopping the old one: both serve the subjects for a
+          // moment, so no login request finds nobody to answer.
+          const nextAuth = createAuthService({ config: next, bus: authBus, store, logger: authLogger, onRefresh });
+          await nextAuth.start();
+          const previous = auth;
+          auth = nextAuth;
+          await previous.stop();
+        }
+        // Ends the sessions of removed providers and of changed cookie secrets (only those).
+        await upkeep?.reload(next);
+        logger.level = next.log_level;
+        current = next;
+      },
+      bus,
+      store,
+      async stop() {
+        for (const timer of timers) clearInterval(timer);
+        for (const stop of stops) await stop().catch((err: unknown) => logger.error({ err }, 'error while stopping'));
+        await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+        await bus.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    for (const stop of stops) await stop().catch(() => {});
+    metricsServer?.close();
+    await bus.close().catch(() => {});
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Embedded: in-process bus and store. Cluster: NATS JetStream and Redis, with their state logged. */
+async function openAdapters(
+  config: PortcullisConfig,
+  roles: ReadonlySet<Role>,
+  logger: Logger,
+  connection: { bus: (up: boolean) => void; redis: (up: boolean) => void },
+): Promise<{ bus: Bus; store: SessionStore }> {
+  if (!config.cluster) return { bus: createMemoryBus(), store: createMemoryStore() };
+  const bus = await createNatsBus({
+    nats: config.cluster.nats,
+    name: `${serviceName(roles)}@${hostname()}`,
+    streamMaxAgeSeconds: streamMaxAgeSeconds(config),
+    onStatus: (s) => {
+      if (s.type === 'disconnect') {
+        logger.warn({ nats: s.type }, 'NATS disconnected');
+        connection.bus(false);
+      } else if (s.type === 'reconnect') {
+        logger.info({ nats: s.type }, 'NATS reconnected');
+        connection.bus(true);
+      } else if (s.type !== 'ping' && s.type !== 'pingTimer') {
+        logger.debug({ nats: s.type }, 'NATS status');
+      }
+    },
+  });
+  try {
+    const store = await createRedisStore({
+      redis: config.cluster.redis,
+      onStatus: (s) => {
+        if (s === 'ready') connection.redis(true);
+        else if (s === 'close' || s === 'end') connection.redis(false);
+        if (s.startsWith('error')) logger.warn({ redis: s }, 'Redis error');
+        else logger.info({ redis: s }, 'Redis status');
+      },
+    });
+    connection.bus(true);
+    connection.redis(true);
+    return { bus, store };
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
+}
+
+/** Upstream origins are few and repeat on every proxied request: their metric labels are parsed once. */
+const upstreamLabelMemo = new Map<string, { scheme: string; host: string }>();
+
+/** `scheme` and `upstream_host` labels of an upstream origin (e.g. `http://app:8080` → http, app:8080). */
+function upstreamLabels(origin: string): { scheme: string; host: string } {
+  let labels = upstreamLabelMemo.get(origin);
+  if (!labels) {
+    const url = new URL(origin);
+    labels = { scheme: url.protocol.slice(0, -1), host: url.host };
+    // Origins come from the config (and backend_override mappings): bounded, but never let it grow without limit.
+    if (upstreamLabelMemo.size >= 1024) upstreamLabelMemo.clear();
+    upstreamLabelMemo.set(origin, labels);
+  }
+  return labels;
+}
+
+/** Keys a running process cannot change without a restart, when they differ. */
+function restartOnlyChanges(a: PortcullisConfig, b: PortcullisConfig): string[] {
+  const out: string[] = [];
+  if (JSON.stringify(a.outpost.listen) !== JSON.stringify(b.outpost.listen)) out.push('outpost.listen');
+  if (JSON.stringify(a.cluster) !== JSON.stringify(b.cluster)) out.push('cluster');
+  return out;
+}
+
+/** Drops the metrics that mean nothing for this process (an embedded process has no NATS to be disconnected from). */
+function exportOnlyApplicableMetrics(metrics: Metrics, config: PortcullisConfig, roles: ReadonlySet<Role>): void {
+  const drop = (names: string[]) => {
+    for (const n of names) metrics.registry.removeSingleMetric(n);
+  };
+  if (!config.cluster) {
+    drop(['portcullis_nats_connected', 'portcullis_redis_connected', 'portcullis_projection_lag_events']);
+    drop(['portcullis_session_cache_lookups_total', 'portcullis_session_cache_trusted', 'portcullis_session_cache_entries']);
+    return;
+  }
+  if (!roles.has('gateway')) drop(['portcullis_session_cache_lookups_total', 'portcullis_session_cache_trusted', 'portcullis_session_cache_entries']);
+  if (!roles.has('session')) drop(['portcullis_projection_lag_events']);
+}
+
+/** The same bus, with appended events counted by type. */
+function countingAppends(bus: Bus, metrics: Metrics): Bus {
+  return {
+    ...bus,
+    log: {
+      append: async (event) => {
+        const seq = await bus.log.append(event);
+        metrics.eventsAppended.inc({ type: event.type });
+        return seq;
+      },
+      lastSeq: () => bus.log.lastSeq(),
+      subscribe: (from, handler, onError) => bus.log.subscribe(from, handler, onError),
+    },
+  };
+}

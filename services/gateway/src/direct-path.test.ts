@@ -1,0 +1,177 @@
+// The direct request path (fastify's routing skipped) puts the same bytes on the wire as the fastify path, for every kind of answer.
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
+import { startUpstream } from '@portcullis/testkit';
+import t from 'tap';
+import type { Answer } from './answers.ts';
+import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+
+const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
+
+/** Sends `request` (a whole HTTP/1.1 message) on a fresh connection; the raw answer, Date line removed. */
+async function exchange(port: number, request: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(request);
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  await once(socket, 'close');
+  return Buffer.concat(chunks)
+    .toString('latin1')
+    .replace(/\r\ndate: [^\r]*/gi, '');
+}
+
+/** Per-login randomness (state, nonce, sealed cookies) differs between any two answers: mask long tokens. */
+const masked = (raw: string) => raw.replace(/[A-Za-z0-9_-]{22,}/g, '<token>');
+
+t.test('direct path and fastify path answer byte for byte alike', async (t) => {
+  const upstream = await startUpstream({ name: 'echo' });
+  t.teardown(() => upstream.close());
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: upstream.url, skip_path_regex: '"^/public/"' })}
+${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://fwd.company', client_id: 'client-f', skip_path_regex: '"^/public/"' })}
+`);
+  // Two gateways over one log and store would need a cluster; two separate embedded ones get the same sessions by logging in on each.
+  const direct = await startTestGateway(config);
+  const viaFastify = await startTestGateway(config, { directPath: false });
+  t.teardown(() => Promise.all([direct.close(), viaFastify.close()]));
+  // Requests fastify routes on the direct gateway (it should see only the ones it must).
+  const routedByFastify: string[] = [];
+  direct.gateway.http.addHook('onRequest', async (req) => {
+    routedByFastify.push(`${req.method} ${req.url}`);
+  });
+  await direct.gateway.http.listen({ port: 0, host: '127.0.0.1' });
+  await viaFastify.gateway.http.listen({ port: 0, host: '127.0.0.1' });
+  const portOf = (g: typeof direct) => (g.gateway.http.server.address() as { port: number }).port;
+  // The same session id on both: the cookie carries id and sequence, both logs start at 1.
+  const cookies = { direct: await direct.login('app', BOB, { sessionId: 'bob-session' }), fastify: await viaFastify.login('app', BOB, { sessionId: 'bob-session' }) };
+  const fwdCookies = { direct: await direct.login('single', BOB, { sessionId: 'bob-fwd' }), fastify: await viaFastify.login('single', BOB, { sessionId: 'bob-fwd' }) };
+
+  const cases: Array<{ name: string; request: (side: 'direct' | 'fastify') => string; expect: RegExp }> = [
+    {
+      name: 'forward auth (nginx) with a session: 200 and the identity headers',
+      request: (s) => `GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/page\r\ncookie: ${fwdCookies[s]}\r\nconnection: close\r\n\r\n`,
+      expect: /^HTTP\/1\.1 200 OK\r\n[\s\S]*x-authentik-username: bob\r\n/,
+    },
+    {
+      name: 'forward auth (nginx) without a session: 401',
+      request: () => 'GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/page\r\nconnection: close\r\n\r\n',
+      expect: /^HTTP\/1\.1 401 /,
+    },
+    {
+      name: 'allow-listed path',
+      request: () => 'GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/public/x.css\r\nconnection: close\r\n\r\n',
+      expect: /^HTTP\/1\.1 200 OK\r\n/,
+    },
+    { name: 'proxy mode without a session: redirect', request: () => 'GET /private?x=1 HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 302 / },
+    {
+      name: 'proxy mode with a session: the upstream answer',
+      request: (s) => `GET /hello?q=1 HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`,
+      expect: /^HTTP\/1\.1 200 OK\r\n[\s\S]*x-authentik-username/i,
+    },
+    {
+      name: 'proxy mode, HEAD',
+      request: (s) => `HEAD /hello HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`,
+      expect: /^HTTP\/1\.1 200 OK\r\n/,
+    },
+    {
+      name: 'proxy mode, POST with a body',
+      request: (s) => `POST /form HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello`,
+      expect: /^HTTP\/1\.1 200 OK\r\n[\s\S]*hello/,
+    },
+    { name: 'no provider for the host: authentik\'s 400 JSON', request: () => 'GET / HTTP/1.1\r\nhost: nobody.example\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 400 [\s\S]*content-type: application\/json; charset=utf-8\r\n/ },
+    { name: 'ping', request: () => 'GET /outpost.goauthentik.io/ping HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 204 / },
+    { name: 'sign_out with no auth service to ask: the 503 page', request: () => 'GET /outpost.goauthentik.io/sign_out HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 503 [\s\S]*text\/html/ },
+    { name: 'a valid escape in the path (fastify routes it)', request: (s) => `GET /x%20y HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`, expect: /^HTTP\/1\.1 200 OK\r\n/ },
+    { name: 'an invalid escape in the path (fastify refuses it)', request: () => 'GET /a%zz HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 400 / },
+    {
+      name: 'an absolute-form request line (as sent to a forward proxy)',
+      request: (s) => `GET http://app.company/hello HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`,
+      expect: /^HTTP\/1\.1 \d{3} /,
+    },
+    { name: 'an HTTP/1.0 request without Host', request: () => 'GET /outpost.goauthentik.io/ping HTTP/1.0\r\n\r\n', expect: /^HTTP\/1\.1 \d{3} / },
+    {
+      name: 'a WebDAV method (PROPFIND) in proxy mode',
+      request: (s) => `PROPFIND /dav/ HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ndepth: 1\r\nconnection: close\r\n\r\n`,
+      expect: /^HTTP\/1\.1 200 OK\r\n/,
+    },
+    { name: 'a valid escape in the query only', request: (s) => `GET /hello?q=a%20b HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`, expect: /^HTTP\/1\.1 200 OK\r\n/ },
+  ];
+  for (const c of cases) {
+    const viaDirect = await exchange(portOf(direct), c.request('direct'));
+    const viaFramework = await exchange(portOf(viaFastify), c.request('fastify'));
+    t.match(viaDirect, c.expect, `${c.name}: the expected answer`);
+    t.equal(masked(viaDirect), masked(viaFramework), `${c.name}: the same bytes on both paths`);
+  }
+  // (fastify refuses /a%zz before any hook runs)
+  t.same(routedByFastify, ['GET /x%20y'], 'fastify routed only the request with an escape in its path');
+});
+
+t.test('an answer that cannot be written becomes a 500 without internals, on both paths', async (t) => {
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://fwd.company', client_id: 'client-f' })}
+`);
+  // The handler never throws and sanitizes header values; these stand in for a bug in either.
+  const failures: Array<[string, () => Promise<Answer>]> = [
+    ['a header value Node refuses to send', async () => ({ kind: 'respond', status: 200, headers: [['x-bad', 'a\u0000b']], body: '' })],
+    ['a handler that rejects', async () => Promise.reject(new Error('boom: internal detail'))],
+  ];
+  for (const directPath of [true, false]) {
+    const gw = await startTestGateway(config, { directPath });
+    t.teardown(() => gw.close());
+    await gw.gateway.http.listen({ port: 0, host: '127.0.0.1' });
+    const port = (gw.gateway.http.server.address() as { port: number }).port;
+    for (const [name, handle] of failures) {
+      gw.gateway.handler.handle = handle;
+      gw.warnings.length = 0;
+      const raw = await exchange(port, 'GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/\r\nconnection: close\r\n\r\n');
+      const what = `${directPath ? 'direct' : 'fastify'} path, ${name}`;
+      t.match(raw, /^HTTP\/1\.1 500 Internal Server Error\r\n[\s\S]*the gateway could not answer this request/, `${what}: 500`);
+      t.notMatch(raw, /boom|ERR_INVALID_CHAR|Invalid character|x-bad/, `${what}: nothing internal in the answer`);
+      t.ok(gw.warnings.includes('gateway: could not write an answer'), `${what}: logged`);
+    }
+  }
+});
+
+t.test('a request in flight when the gateway starts closing is answered with Connection: close, so its connection cannot hold the shutdown', async (t) => {
+  // An upstream that answers after 300 ms: the request is in flight (its connection busy, not idle) when close() starts.
+  const upstream = createServer((req, res) => {
+    req.resume();
+    setTimeout(() => res.end('slow'), 300);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: `http://127.0.0.1:${(upstream.address() as { port: number }).port}` })}
+`);
+  const gw = await startTestGateway(config);
+  t.teardown(() => gw.close());
+  await gw.gateway.http.listen({ port: 0, host: '127.0.0.1' });
+  const port = (gw.gateway.http.server.address() as { port: number }).port;
+  const cookie = await gw.login('app', BOB);
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  t.teardown(() => socket.destroy());
+  let received = '';
+  socket.on('data', (d: Buffer) => {
+    received += d.toString('latin1');
+  });
+  socket.write(`GET /slow HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\n\r\n`);
+  await new Promise((r) => setTimeout(r, 100));
+  const closed = gw.gateway.http.close();
+  const done = await Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open after 5 s'), 5_000))]);
+  if (!socket.closed) await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 5_000))]);
+  t.match(received, /^HTTP\/1\.1 200 OK\r\n[\s\S]*Connection: close\r\n[\s\S]*slow$/, 'the answer came, saying Connection: close');
+  t.equal(done, 'closed', 'close() finished');
+});

@@ -1,0 +1,166 @@
+// Forward-auth endpoints (nginx, Traefik, Caddy, Envoy) for forward_single and forward_domain.
+import { IDENTITY_HEADERS } from '@portcullis/protocol';
+import t from 'tap';
+import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+
+const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
+
+t.test('forward auth', async (t) => {
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'https://app.company', skip_path_regex: '"^/public/"' })}
+${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https://auth.corp.example', cookie_domain: 'corp.example', client_id: 'client-d', skip_path_regex: '"^https://status\\\\.corp\\\\.example/"' })}
+`);
+  const gw = await startTestGateway(config);
+  t.teardown(() => gw.close());
+  const inject = gw.gateway.http.inject.bind(gw.gateway.http);
+  const nginx = (uri: string, cookie?: string, extra: Record<string, string> = {}) =>
+    inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'app.company', 'x-original-uri': uri, ...(cookie ? { cookie } : {}), ...extra } });
+
+  t.test('nginx: authenticated → 200 with all twelve identity headers', async (t) => {
+    const cookie = await gw.login('single', BOB);
+    const r = await nginx('/dashboard', cookie);
+    t.equal(r.statusCode, 200);
+    for (const h of IDENTITY_HEADERS) t.ok(h.toLowerCase() in r.headers, `${h} present`);
+    t.equal(r.headers['x-authentik-username'], 'bob');
+    t.equal(r.headers['x-authentik-groups'], 'users');
+    t.equal(r.headers['x-authentik-entitlements'], '', 'unknown → empty, still present');
+  });
+
+  t.test('nginx: unauthenticated → 401 "unauthorized request"', async (t) => {
+    const r = await nginx('/dashboard');
+    t.equal(r.statusCode, 401);
+    t.equal(r.body, 'unauthorized request');
+  });
+
+  t.test('nginx: allow-listed → 200 with every identity header present and the user ones empty', async (t) => {
+    const r = await nginx('/public/logo.png');
+    t.equal(r.statusCode, 200);
+    for (const h of IDENTITY_HEADERS) t.ok(h.toLowerCase() in r.headers, `${h} present`);
+    t.equal(r.headers['x-authentik-username'], '');
+    t.equal(r.headers['x-authentik-meta-provider'], 'single');
+  });
+
+  t.test('nginx: skip rules never see the query, nor encoded separators', async (t) => {
+    t.equal((await nginx('/private?x=/public/')).statusCode, 401);
+    t.equal((await nginx('/public%2F..%2Fprivate')).statusCode, 401);
+    t.equal((await nginx('/public/../private')).statusCode, 401);
+  });
+
+  t.test('nginx: X-Original-URL works when X-Original-URI is absent', async (t) => {
+    const r = await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'app.company', 'x-original-url': 'https://app.company/public/x' } });
+    t.equal(r.statusCode, 200);
+  });
+
+  t.test('nginx: a client-supplied X-Original-URI that disagrees with X-Original-URL is refused, never allow-listed', async (t) => {
+    const r = await inject({
+      url: '/outpost.goauthentik.io/auth/nginx',
+      headers: { host: 'app.company', 'x-original-url': 'https://app.company/private/page', 'x-original-uri': '/public/x' },
+    });
+    t.equal(r.statusCode, 500);
+    t.ok(gw.warnings.some((w) => /X-Original-URI and X-Original-URL disagree/.test(w)));
+    const agree = await inject({
+      url: '/outpost.goauthentik.io/auth/nginx',
+      headers: { host: 'app.company', 'x-original-url': 'https://app.company/public/x?a=1', 'x-original-uri': '/public/x?a=1' },
+    });
+    t.equal(agree.statusCode, 200, 'both set by nginx and equal: fine');
+  });
+
+  t.test('missing original-URL headers → 500 "configuration error"', async (t) => {
+    for (const flavour of ['nginx', 'traefik', 'caddy']) {
+      const r = await inject({ url: `/outpost.goauthentik.io/auth/${flavour}`, headers: { host: 'app.company' } });
+      t.equal(r.statusCode, 500, flavour);
+      t.equal(r.body, 'configuration error');
+    }
+  });
+
+  t.test('forwarded headers from an untrusted peer do not count → 500, never a 2xx', async (t) => {
+    const cookie = await gw.login('single', BOB);
+    const r = await inject({
+      url: '/outpost.goauthentik.io/auth/nginx',
+      remoteAddress: '198.51.100.7',
+      headers: { host: 'app.company', 'x-original-uri': '/public/x', cookie },
+    });
+    t.equal(r.statusCode, 500);
+    t.ok(gw.warnings.some((w) => /trusted_proxy_cidrs/.test(w)), 'the log names the setting to fix');
+  });
+
+  t.test('traefik/caddy: authenticated → 200 + headers; allow-listed → 200', async (t) => {
+    const cookie = await gw.login('single', BOB);
+    for (const flavour of ['traefik', 'caddy']) {
+      const base = { host: 'portcullis:9000', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.company' };
+      const ok = await inject({ url: `/outpost.goauthentik.io/auth/${flavour}`, headers: { ...base, 'x-forwarded-uri': '/x', cookie } });
+      t.equal(ok.statusCode, 200, flavour);
+      t.equal(ok.headers['x-authentik-email'], 'bob@example.com');
+      const pub = await inject({ url: `/outpost.goauthentik.io/auth/${flavour}`, headers: { ...base, 'x-forwarded-uri': '/public/a' } });
+      t.equal(pub.statusCode, 200, `${flavour} allow-listed`);
+    }
+  });
+
+  t.test('envoy: the path after the prefix and the Host header make the original URL', async (t) => {
+    const cookie = await gw.login('single', BOB);
+    const ok = await inject({ url: '/outpost.goauthentik.io/auth/envoy/deep/path?q=1', headers: { host: 'app.company', cookie } });
+    t.equal(ok.statusCode, 200);
+    const pub = await inject({ url: '/outpost.goauthentik.io/auth/envoy/public/a', headers: { host: 'app.company' } });
+    t.equal(pub.statusCode, 200);
+  });
+
+  t.test('forward_domain: any subdomain routes to the domain provider, the skip rule sees scheme://host/path', async (t) => {
+    const cookie = await gw.login('domain', BOB);
+    const base = { host: 'portcullis', 'x-forwarded-proto': 'https' };
+    const ok = await inject({ url: '/outpost.goauthentik.io/auth/traefik', headers: { ...base, 'x-forwarded-host': 'wiki.corp.example', 'x-forwarded-uri': '/', cookie } });
+    t.equal(ok.statusCode, 200);
+    t.equal(ok.headers['x-authentik-meta-provider'], 'domain');
+    const status = await inject({ url: '/outpost.goauthentik.io/auth/traefik', headers: { ...base, 'x-forwarded-host': 'status.corp.example', 'x-forwarded-uri': '/health' } });
+    t.equal(status.statusCode, 200, 'https://status.corp.example/ is allow-listed');
+    const nginxDomain = await inject({
+      url: '/outpost.goauthentik.io/auth/nginx',
+      headers: { host: 'wiki.corp.example', 'x-original-url': 'https://wiki.corp.example/x' },
+    });
+    t.equal(nginxDomain.statusCode, 401);
+  });
+
+  t.test('forward_domain: a host that only ends with the domain string is not routed to it', async (t) => {
+    const r = await inject({
+      url: '/outpost.goauthentik.io/auth/nginx',
+      headers: { host: 'evilcorp.example', 'x-original-uri': '/' },
+    });
+    t.equal(r.statusCode, 400);
+  });
+
+  t.test('other outpost paths in forward modes → 404', async (t) => {
+    t.equal((await inject({ url: '/outpost.goauthentik.io/auth/other', headers: { host: 'app.company' } })).statusCode, 404);
+    t.equal((await inject({ url: '/some/app/path', headers: { host: 'app.company' } })).statusCode, 404);
+  });
+
+  t.test('a store that cannot answer never yields a 2xx', async (t) => {
+    const cookie = await gw.login('single', BOB);
+    const store = (gw.gateway.handler as unknown as { providers: unknown }).providers;
+    t.ok(store);
+    // The handler reads through the injected reader; simulate an outage by closing over a failing reader.
+    const { GatewayHandler } = await import('./gateway-handler.ts');
+    const failing = new GatewayHandler({
+      config,
+      rpc: {
+        request: async () => Promise.reject(new Error('down')),
+        serve: () => ({ close: async () => {} }),
+        listen: () => ({ close: async () => {} }),
+        publish: () => {},
+        gather: async () => [],
+        ping: async () => {},
+      },
+      store: {
+        appliedSeq: async () => Promise.reject(new Error('redis down')),
+        getLiveSession: async () => Promise.reject(new Error('redis down')),
+        listLiveSessions: async () => [],
+        waitForApplied: async () => false,
+      },
+      version: 'x',
+      waitForRevocation: async () => 'unprojected',
+      log: { warn: () => {}, error: () => {} },
+    });
+    const a = await failing.handle({ method: 'GET', url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'app.company', 'x-original-uri': '/x', cookie }, peer: '127.0.0.1', encrypted: false });
+    t.equal(a.kind === 'respond' && a.status, 503);
+  });
+});

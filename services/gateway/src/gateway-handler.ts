@@ -1,0 +1,593 @@
+// The gateway's decision for each request: outpost endpoints, forward auth, or proxy (framework-free).
+import type { RequestBus } from '@portcullis/bus';
+import type { PortcullisConfig } from '@portcullis/config';
+import {
+  AUTH_SUBJECTS,
+  type AuthReply,
+  type CallbackRequest,
+  type HeaderAuthReply,
+  type SignOutRequest,
+  type StartLoginRequest,
+} from '@portcullis/events';
+import {
+  type CidrMatcher,
+  type ForwardFlavour,
+  buildCidrMatcher,
+  buildHostRouter,
+  encodeHeaderValueForWire,
+  headerAuthSessionId,
+  matchesSkipRule,
+  normalizePath,
+  reconstructOriginalUrl,
+  resolveClientAddress,
+  serializeDeletionCookie,
+  skipSubject,
+  validateRedirect,
+} from '@portcullis/protocol';
+import type { SessionReader, SessionRecord } from '@portcullis/store';
+import { tracingEnabled, withSpan } from '@portcullis/telemetry';
+import type { ActivityReporter } from './activity-reporter.ts';
+import {
+  type Answer,
+  JSON_TYPE,
+  type ProxyAnswer,
+  type RespondAnswer,
+  fromAuthReply,
+  noProviderAnswer,
+  pageAnswer,
+  redirectAnswer,
+  textAnswer,
+} from './answers.ts';
+import { type ProviderRuntime, compileProviders } from './provider-runtime.ts';
+import {
+  CALLBACK_FLAG,
+  type IncomingRequest,
+  LOGOUT_FLAG,
+  OUTPOST_PREFIX,
+  clientFacingHost,
+  headerValue,
+  queryFlag,
+  splitTarget,
+} from './request-context.ts';
+import { IdentityHeaderCache, type SessionCheck, anonymousIdentityHeaders, checkSession } from './session-check.ts';
+
+/** What the handler needs; all of it is injected so tests and the cluster wiring can swap adapters. */
+export interface GatewayHandlerDeps {
+  config: PortcullisConfig;
+  rpc: RequestBus;
+  store: SessionReader;
+  /** `portcullis/<version>`, sent as X-authentik-meta-version. */
+  version: string;
+  /**
+   * Waits for the revocation at `seq` to hold: `propagated` — the shared projection applied it and
+   * every live gateway acknowledged; `bounded` — the projection applied it, some gateway did not
+   * answer in time (it reads the projection by then); `unprojected` — the projection did not apply it
+   * in time, so a gateway reading it could still accept the session: the caller must not claim success.
+   */
+  waitForRevocation: (seq: number) => Promise<RevocationOutcome>;
+  log: {
+    warn(obj: object, msg: string): void;
+    error(obj: object, msg: string): void;
+  };
+  /**
+   * Reports session uses for idle timeouts: touched for every request accepted with a session whose
+   * provider has `idle_timeout`. Each handler built with it reconfigures it for its config (a reload
+   * recomputes the report interval). Its start/stop belong to whoever owns the gateway. Optional:
+   * without it, no activity is reported (idle sessions are then ended on their last recorded use).
+   */
+  activity?: Pick<ActivityReporter, 'touch' | 'configure'>;
+  /** Observers for metrics; all optional. */
+  observe?: {
+    decision?(provider: string, outcome: string): void;
+    login?(provider: string, result: string): void;
+    signOut?(provider: string, result: string, propagationSeconds: number | null): void;
+  };
+}
+
+/** How far a revocation got before the answer (see {@link GatewayHandlerDeps.waitForRevocation}). */
+export type RevocationOutcome = 'propagated' | 'bounded' | 'unprojected';
+
+/**
+ * Request headers that never cross a proxy (RFC 9110 §7.6.1) plus the ones the gateway sets itself.
+ * `expect`: node already answered `100 Continue` to the client, and undici refuses the header (502).
+ */
+const NOT_FORWARDED = new Set([
+  'connection',
+  'expect',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+]);
+
+const AUTH_TIMEOUT_MS = 15_000;
+/** How long a header-authenticated request waits for its new session to be projected. */
+const HEADER_AUTH_WAIT_MS = 2000;
+/** Logout tokens are a few KiB; anything much larger is not one. */
+const BACKCHANNEL_BODY_LIMIT = 64 * 1024;
+const ENVOY_PREFIX = 'auth/envoy';
+
+/** Builds the decision function for one config. */
+export class GatewayHandler {
+  readonly providers: ProviderRuntime[];
+  readonly #deps: GatewayHandlerDeps;
+  readonly #route: (host: string, scheme: 'http' | 'https') => number | undefined;
+  readonly #trusted: CidrMatcher;
+  readonly #identity: IdentityHeaderCache;
+  readonly #meta: { outpostName: string; version: string };
+  readonly #anonymous = new Map<ProviderRuntime, Array<[string, string]>>();
+  readonly #activity: Pick<ActivityReporter, 'touch'> | undefined;
+
+  constructor(deps: GatewayHandlerDeps) {
+    this.#deps = deps;
+    this.providers = compileProviders(deps.config);
+    this.#route = buildHostRouter(
+      this.providers.map((p) => ({ mode: p.config.mode, externalHost: p.config.external_host, cookieDomain: p.config.cookie_domain })),
+    );
+    this.#trusted = buildCidrMatcher(deps.config.outpost.trusted_proxy_cidrs);
+    this.#meta = { outpostName: deps.config.outpost.name, version: deps.version };
+    this.#identity = new IdentityHeaderCache(this.#meta, (s, warnings) =>
+      deps.log.warn({ provider: s.provider, session_seq: s.seq, warnings }, 'identity headers cleaned'),
+    );
+    this.#activity = deps.activity;
+    // Last, so a config that fails to compile above leaves the reporter as it was.
+    deps.activity?.configure(deps.config.providers);
+  }
+
+  /** Decides what to do with one request. Never throws: failures become 5xx answers, never 2xx. */
+  async handle(req: IncomingRequest): Promise<Answer> {
+    try {
+      if (!tracingEnabled()) return await this.#dispatch(req);
+      return await withSpan('gateway.decide', { attributes: { 'http.request.method': req.method } }, async (span) => {
+        const answer = await this.#dispatch(req);
+        span?.setAttribute('portcullis.answer', answer.kind === 'proxy' ? 'proxy' : String(answer.status));
+        if (answer.metricHost) span?.setAttribute('server.address', answer.metricHost);
+        return answer;
+      });
+    } catch (err) {
+      this.#deps.log.error({ err }, 'request failed');
+      return pageAnswer(500, 'Internal error', 'Portcullis could not handle this request. The error has been logged.');
+    }
+  }
+
+  async #dispatch(req: IncomingRequest): Promise<Answer> {
+    const { path, query } = splitTarget(req.url);
+    if (path.startsWith('/outpost.goauthentik.io/ping')) return { kind: 'respond', status: 204, headers: [], body: '' };
+    if (req.url.includes('#')) return textAnswer(400, 'bad request: "#" is not allowed in a request target');
+    const trusted = this.#trusted.matches(req.peer);
+    const { scheme, host } = clientFacingHost(req, trusted);
+    const index = this.#route(host, scheme);
+    if (index === undefined) return noProviderAnswer(host);
+    const p = this.providers[index]!;
+    const answer = await this.#forProvider(p, req, path, query, trusted, scheme, host);
+    answer.metricHost = p.externalUrl.host;
+    return answer;
+  }
+
+  async #forProvider(
+    p: ProviderRuntime,
+    req: IncomingRequest,
+    path: string,
+    query: string,
+    trusted: boolean,
+    scheme: 'http' | 'https',
+    host: string,
+  ): Promise<Answer> {
+    // authentik's per-application middleware: the callback and logout signatures work on any path.
+    if (queryFlag(query, CALLBACK_FLAG)) return this.#callback(p, req, query);
+    if (queryFlag(query, LOGOUT_FLAG)) return this.#signOut(p, req);
+
+    const rel = p.basePath !== '' && (path === p.basePath || path.startsWith(`${p.basePath}/`)) ? path.slice(p.basePath.length) || '/' : path;
+    if (rel.startsWith(OUTPOST_PREFIX)) {
+      const sub = rel.slice(OUTPOST_PREFIX.length);
+      if (sub === 'start') return this.#start(p, new URLSearchParams(query).get('rd') ?? undefined);
+      if (sub === 'callback') return this.#callback(p, req, query);
+      if (sub === 'sign_out') return this.#signOut(p, req);
+      if (sub === 'backchannel-logout' && req.method === 'POST') return this.#backchannelLogout(p, req);
+      if (p.config.mode !== 'proxy') {
+        if (sub === 'auth/nginx' || sub === 'auth/traefik' || sub === 'auth/caddy') {
+          return this.#forward(sub.slice(5) as ForwardFlavour, p, req, trusted, scheme, '');
+        }
+        if (sub === ENVOY_PREFIX || sub.startsWith(`${ENVOY_PREFIX}/`)) {
+          const rest = rel.slice(OUTPOST_PREFIX.length + ENVOY_PREFIX.length) || '/';
+          return this.#forward('envoy', p, req, trusted, scheme, query ? `${rest}?${query}` : rest);
+        }
+      }
+    }
+    if (p.config.mode !== 'proxy') return textAnswer(404, '404 page not found');
+    return this.#proxy(p, req, path, query, trusted, scheme, host);
+  }
+
+  // ---- login and sign-out: the auth service does the OIDC work over the bus --------------------
+
+  async #askAuth(subject: string, payload: StartLoginRequest | CallbackRequest | SignOutRequest): Promise<AuthReply | RespondAnswer> {
+    try {
+      return await this.#deps.rpc.request<AuthReply>(subject, payload, AUTH_TIMEOUT_MS);
+    } catch (err) {
+      this.#deps.log.error({ err, subject }, 'auth service unavailable');
+      return pageAnswer(503, 'Login unavailable', 'The login service is not answering. Try again in a moment.');
+    }
+  }
+
+  async #start(p: ProviderRuntime, rd: string | undefined, extraCookies: readonly string[] = []): Promise<RespondAnswer> {
+    const redirect = validateRedirect(rd, { mode: p.config.mode, externalHost: p.config.external_host, cookieDomain: p.config.cookie_domain });
+    const reply = await this.#askAuth(AUTH_SUBJECTS.start, { provider: p.name, redirect });
+    return 'kind' in reply ? reply : fromAuthReply(reply, extraCookies);
+  }
+
+  async #callback(p: ProviderRuntime, req: IncomingRequest, query: string): Promise<RespondAnswer> {
+    const reply = await this.#askAuth(AUTH_SUBJECTS.callback, {
+      provider: p.name,
+      query,
+      stateCookies: collectCookies(headerValue(req.headers, 'cookie'), p.stateCookiePrefix),
+    });
+    if ('kind' in reply) return reply;
+    this.#deps.observe?.login?.(p.name, reply.status === 302 && reply.setCookies.length > 0 ? 'success' : `http_${reply.status}`);
+    return fromAuthReply(reply);
+  }
+
+  async #signOut(p: ProviderRuntime, req: IncomingRequest): Promise<RespondAnswer> {
+    let check: SessionCheck;
+    try {
+      check = await checkSession(this.#deps.store, p, headerValue(req.headers, 'cookie'));
+    } catch (err) {
+      this.#deps.log.error({ err, provider: p.name }, 'session store unavailable at sign-out');
+      return pageAnswer(503, 'Sign-out unavailable', 'Sessions cannot be read right now, so sign-out could not be recorded. Try again.');
+    }
+    const s = check.session;
+    const reply = await this.#askAuth(AUTH_SUBJECTS.signOut, {
+      provider: p.name,
+      session: s ? { sessionId: s.sessionId, sub: s.sub, idToken: s.idToken } : null,
+    });
+    if ('kind' in reply) return reply;
+    if (reply.revokedAtSeq !== undefined) {
+      const failed = await this.#propagate(p, reply.revokedAtSeq);
+      if (failed) return failed;
+    } else {
+      this.#deps.observe?.signOut?.(p.name, reply.status >= 500 ? 'failed' : 'no_session', null);
+    }
+    return fromAuthReply(reply);
+  }
+
+  /** OIDC Back-Channel Logout: the IdP posts a logout token; answered once the revocation holds everywhere. */
+  async #backchannelLogout(p: ProviderRuntime, req: IncomingRequest): Promise<RespondAnswer> {
+    const jsonError = (status: number, error: string, description: string): RespondAnswer => ({
+      kind: 'respond',
+      status,
+      headers: [
+        ['content-type', JSON_TYPE],
+        ['cache-control', 'no-store'],
+      ],
+      body: JSON.stringify({ error, error_description: description }),
+    });
+    let body: string;
+    try {
+      body = req.readBody ? await req.readBody(BACKCHANNEL_BODY_LIMIT) : '';
+    } catch {
+      return jsonError(400, 'invalid_request', `the request body is unreadable or larger than ${BACKCHANNEL_BODY_LIMIT} bytes`);
+    }
+    let reply: AuthReply;
+    try {
+      reply = await this.#deps.rpc.request<AuthReply>(
+        AUTH_SUBJECTS.backchannelLogout,
+        { provider: p.name, contentType: headerValue(req.headers, 'content-type') ?? '', body },
+        AUTH_TIMEOUT_MS,
+      );
+    } catch (err) {
+      this.#deps.log.error({ err }, 'auth service unavailable for back-channel logout');
+      return jsonError(503, 'temporarily_unavailable', 'the login service is not answering; retry later');
+    }
+    if (reply.revokedAtSeq !== undefined) {
+      const failed = await this.#propagate(p, reply.revokedAtSeq);
+      if (failed) return jsonError(503, 'temporarily_unavailable', 'the logout was recorded but is not confirmed everywhere yet; retry');
+    }
+    const answer = fromAuthReply(reply);
+    if (!answer.headers.some(([k]) => k === 'cache-control')) answer.headers.push(['cache-control', 'no-store']);
+    return answer;
+  }
+
+  /**
+   * Waits for a revocation to hold on every live gateway and records how long it took. null when it
+   * holds; otherwise the answer to give instead of a success (the event is recorded, a retry is safe).
+   */
+  async #propagate(p: ProviderRuntime, seq: number): Promise<RespondAnswer | null> {
+    const started = process.hrtime.bigint();
+    const outcome = await withSpan('gateway.wait_revocation', { attributes: { 'portcullis.seq': seq } }, () => this.#deps.waitForRevocation(seq));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.#deps.observe?.signOut?.(p.name, outcome, seconds);
+    if (outcome === 'propagated') return null;
+    if (outcome === 'bounded') {
+      this.#deps.log.warn({ provider: p.name, seq }, 'revocation propagation hit its bound; laggard gateways read the projection');
+      return null;
+    }
+    this.#deps.log.error({ provider: p.name, seq }, 'revocation recorded but not yet projected; answering 503 so no one is told it holds');
+    return pageAnswer(
+      503,
+      'Sign-out not confirmed',
+      'Your sign-out was recorded but could not be confirmed on every server yet. Try again in a moment.',
+    );
+  }
+
+  // ---- forward auth ------------------------------------------------------------------------------
+
+  async #forward(
+    flavour: ForwardFlavour,
+    p: ProviderRuntime,
+    req: IncomingRequest,
+    trusted: boolean,
+    scheme: 'http' | 'https',
+    envoyPath: string,
+  ): Promise<RespondAnswer> {
+    if (flavour === 'nginx' && trusted && originalHeadersDisagree(req)) {
+      // nginx passes client headers to the auth subrequest: a config that sets only X-Original-URL
+      // lets a client supply its own X-Original-URI (which wins) and pick the path that is judged.
+      this.#deps.log.warn(
+        { provider: p.name, peer: req.peer },
+        'X-Original-URI and X-Original-URL disagree: refusing. Set both in nginx (proxy_set_header X-Original-URI $request_uri) so a client cannot supply one',
+      );
+      return textAnswer(500, 'configuration error');
+    }
+    const url = reconstructOriginalUrl(flavour, {
+      // X-Forwarded-* and X-Original-* count only from trusted peers.
+      headers: trusted ? req.headers : {},
+      requestHost: headerValue(req.headers, 'host'),
+      requestPath: envoyPath,
+      requestScheme: scheme,
+    });
+    if (!url) {
+      this.#deps.log.warn(
+        { provider: p.name, flavour, peer: req.peer, trusted },
+        trusted
+          ? `forward auth (${flavour}) without the headers that carry the original URL: fix the front proxy config`
+          : `forward auth (${flavour}) from ${req.peer}, which is not in outpost.trusted_proxy_cidrs: add the front proxy's address there`,
+      );
+      return textAnswer(500, 'configuration error');
+    }
+    const originalQuery = url.search.slice(1);
+    if (flavour !== 'nginx') {
+      if (queryFlag(originalQuery, CALLBACK_FLAG)) return this.#callback(p, req, originalQuery);
+      if (queryFlag(originalQuery, LOGOUT_FLAG)) return this.#signOut(p, req);
+    }
+    const check = await this.#checkOrFail(p, req);
+    if ('kind' in check) return check;
+    if (check.session) {
+      this.#deps.observe?.decision?.(p.name, 'authenticated');
+      // Shared, pre-encoded per session record: the writer only reads answer headers.
+      return { kind: 'respond', status: 200, headers: this.#identity.get(p, check.session).answer, body: '' };
+    }
+    const deletion = check.staleCookie ? [this.#deletionCookie(p)] : [];
+    const norm = normalizePath(url.pathname);
+    if (norm?.skipEligible && p.hasSkipRules && matchesSkipRule(p.skipRules, skipSubject(p.config.mode, { protocol: url.protocol, host: url.host, pathname: norm.path }))) {
+      this.#deps.observe?.decision?.(p.name, 'allowlisted');
+      return {
+        kind: 'respond',
+        status: 200,
+        headers: [...this.#anonymousHeaders(p), ...deletion.map((c): [string, string] => ['set-cookie', c])],
+        body: '',
+      };
+    }
+    this.#deps.observe?.decision?.(p.name, 'unauthenticated');
+    if (flavour === 'nginx') return textAnswer(401, 'unauthorized request', deletion.map((c) => ['set-cookie', c]));
+    return this.#start(p, url.href, deletion);
+  }
+
+  // ---- proxy mode ---------------------------------------------------------------------------------
+
+  async #proxy(
+    p: ProviderRuntime,
+    req: IncomingRequest,
+    rawPath: string,
+    query: string,
+    trusted: boolean,
+    scheme: 'http' | 'https',
+    host: string,
+  ): Promise<Answer> {
+    const canonical = canonicalRawPath(rawPath);
+    const norm = canonical === null ? null : normalizePath(canonical);
+    if (canonical === null || norm === null) return textAnswer(400, 'bad request: invalid path');
+    const check = await this.#checkOrFail(p, req);
+    if ('kind' in check) return check;
+    const target = query ? `${canonical}?${query}` : canonical;
+    if (check.session) {
+      this.#deps.observe?.decision?.(p.name, 'authenticated');
+      return this.#proxyAnswer(p, req, target, trusted, scheme, host, check.session, check.viaHeader === true);
+    }
+    if (norm.skipEligible && p.hasSkipRules && matchesSkipRule(p.skipRules, skipSubject(p.config.mode, { protocol: `${scheme}:`, host, pathname: norm.path }))) {
+      this.#deps.observe?.decision?.(p.name, 'allowlisted');
+      return this.#proxyAnswer(p, req, target, trusted, scheme, host, null);
+    }
+    this.#deps.observe?.decision?.(p.name, 'unauthenticated');
+    const deletion = check.staleCookie ? [this.#deletionCookie(p)] : [];
+    if (p.config.intercept_header_auth && headerValue(req.headers, 'authorization')) {
+      return pageAnswer(
+        401,
+        'Unauthenticated',
+        'This request carries an Authorization header, so it is not redirected to the login page.',
+        deletion.map((c) => ['set-cookie', c]),
+      );
+    }
+    // The original URL keeps its query (authentik drops it).
+    const rd = `${p.externalOrigin}${req.url}`;
+    return redirectAnswer(`${p.externalOrigin}${p.basePath}/outpost.goauthentik.io/start?rd=${encodeURIComponent(rd)}`, deletion);
+  }
+
+  #proxyAnswer(
+    p: ProviderRuntime,
+    req: IncomingRequest,
+    target: string,
+    trusted: boolean,
+    scheme: 'http' | 'https',
+    host: string,
+    session: SessionRecord | null,
+    viaHeader = false,
+  ): ProxyAnswer {
+    const headers: Record<string, string | string[]> = {};
+    const connectionTokens = connectionHeaderTokens(req.headers.connection);
+    for (const name in req.headers) {
+      const value = req.headers[name];
+      if (value === undefined || NOT_FORWARDED.has(name) || p.stripHeader(name)) continue;
+      // A credential that authenticated the request is not passed on (authentik removes it too).
+      if (viaHeader && name === 'authorization') continue;
+      if (connectionTokens?.has(name)) continue;
+      headers[name] = value;
+    }
+    const client = resolveClientAddress(req.peer, trusted ? headerValue(req.headers, 'x-forwarded-for') : undefined, (ip) =>
+      this.#trusted.matches(ip),
+    );
+    headers['x-forwarded-for'] = client.forwardedFor;
+    headers['x-real-ip'] = client.clientIp;
+    headers['x-forwarded-host'] = host;
+    headers['x-forwarded-proto'] = scheme;
+    let origin = p.internalUrl!.origin;
+    let hostHeader = headerValue(req.headers, 'host') ?? host;
+    if (session) {
+      for (const [name, value] of this.#identity.get(p, session).upstream) headers[name] = value;
+      const akProxy = (session.claims.ak_proxy ?? {}) as { backend_override?: unknown; host_header?: unknown };
+      const override = backendOrigin(akProxy.backend_override);
+      if (override) origin = override;
+      if (typeof akProxy.host_header === 'string' && akProxy.host_header !== '') hostHeader = akProxy.host_header;
+    }
+    headers.host = hostHeader;
+    return { kind: 'proxy', provider: p, origin, path: target, headers };
+  }
+
+  // ---- shared ---------------------------------------------------------------------------------------
+
+  /**
+   * Session check that fails closed: a store error becomes a 503, never a pass. Without a cookie
+   * session, an Authorization header is tried (authentik's header authentication): its check is
+   * cached cluster-wide as a session keyed by the credential's hash, so only a sha256 runs per request.
+   */
+  async #checkOrFail(p: ProviderRuntime, req: IncomingRequest): Promise<SessionCheck | RespondAnswer> {
+    let check: SessionCheck;
+    try {
+      check = await checkSession(this.#deps.store, p, headerValue(req.headers, 'cookie'));
+    } catch (err) {
+      this.#deps.log.error({ err, provider: p.name }, 'session store unavailable; failing closed');
+      this.#deps.observe?.decision?.(p.name, 'error');
+      return pageAnswer(503, 'Sessions unavailable', 'Portcullis cannot read sessions right now. Try again in a moment.');
+    }
+    if (check.session) return this.#accepted(p, check);
+    const authorization = headerValue(req.headers, 'authorization');
+    if (!authorization) return check;
+    const viaHeader = await this.#headerAuth(p, authorization);
+    if (viaHeader === null) return check;
+    if ('kind' in viaHeader) return viaHeader;
+    return this.#accepted(p, { session: viaHeader, staleCookie: check.staleCookie, viaHeader: true });
+  }
+
+  /**
+   * Every request accepted with a session (cookie or header) passes here: a use of the session,
+   * reported for idle timeouts when its provider has one (a Map update, nothing awaited).
+   */
+  #accepted(p: ProviderRuntime, check: SessionCheck): SessionCheck {
+    if (this.#activity !== undefined && p.config.idle_timeout !== null && check.session) this.#activity.touch(check.session, Date.now());
+    return check;
+  }
+
+  /** The session a credential maps to: cached, or checked by the auth service now. null: not authenticated. */
+  async #headerAuth(p: ProviderRuntime, authorization: string): Promise<SessionRecord | RespondAnswer | null> {
+    const sessionId = headerAuthSessionId(p.name, p.config.issuer, authorization);
+    try {
+      const cached = await this.#deps.store.getLiveSession(sessionId);
+      if (cached) return cached.provider === p.name ? cached : null;
+      const reply = await this.#deps.rpc.request<HeaderAuthReply>(AUTH_SUBJECTS.headerAuth, { provider: p.name, authorization, sessionId }, AUTH_TIMEOUT_MS);
+      if (!reply.ok || reply.seq === undefined) {
+        this.#deps.observe?.decision?.(p.name, 'header_auth_refused');
+        return null;
+      }
+      await this.#deps.store.waitForApplied(reply.seq, HEADER_AUTH_WAIT_MS);
+      const s = await this.#deps.store.getLiveSession(sessionId);
+      return s && s.provider === p.name ? s : null;
+    } catch (err) {
+      this.#deps.log.error({ err, provider: p.name }, 'header authentication unavailable; failing closed');
+      this.#deps.observe?.decision?.(p.name, 'error');
+      return pageAnswer(503, 'Authentication unavailable', 'Credentials cannot be checked right now. Try again in a moment.');
+    }
+  }
+
+  /** The identity headers of an allow-listed answer: the same for every request of a provider, built once. */
+  #anonymousHeaders(p: ProviderRuntime): Array<[string, string]> {
+    let headers = this.#anonymous.get(p);
+    if (!headers) {
+      headers = anonymousIdentityHeaders(p, this.#meta).map(wireHeader);
+      this.#anonymous.set(p, headers);
+    }
+    return headers;
+  }
+
+  #deletionCookie(p: ProviderRuntime): string {
+    return serializeDeletionCookie(p.sessionCookie, { domain: p.config.cookie_domain, secure: p.secure });
+  }
+}
+
+function wireHeader([name, value]: [string, string]): [string, string] {
+  return [name, encodeHeaderValueForWire(value)];
+}
+
+/** True when nginx sent both original-URL headers and they name different targets. */
+function originalHeadersDisagree(req: IncomingRequest): boolean {
+  const uri = headerValue(req.headers, 'x-original-uri');
+  const full = headerValue(req.headers, 'x-original-url');
+  if (!uri || !full) return false;
+  try {
+    const u = new URL(full);
+    return `${u.pathname}${u.search}` !== uri;
+  } catch {
+    return true;
+  }
+}
+
+/** Cookies whose name starts with `prefix` (the login-state cookies of one provider). */
+function collectCookies(header: string | undefined, prefix: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1) continue;
+    const name = part.slice(0, eq).trim();
+    if (name.startsWith(prefix) && !(name in out)) out[name] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+/** Names listed in a Connection header: hop-by-hop for this message only. */
+function connectionHeaderTokens(connection: string | undefined): Set<string> | undefined {
+  if (!connection) return undefined;
+  return new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
+}
+
+/** Scheme + host of a backend_override (authentik ignores its path); null when unusable. */
+function backendOrigin(value: unknown): string | null {
+  if (typeof value !== 'string' || value === '') return null;
+  try {
+    const u = new URL(value);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+const DOT_SEGMENT = /\/\.|%2e/i;
+
+/**
+ * The request path the upstream will receive, which is also the path that is judged: repeated
+ * slashes merged and dot segments (also `%2e` forms) resolved, other escapes kept as sent.
+ * Backslash paths are passed unchanged (they are never allow-listed). null: not an origin-form path.
+ */
+export function canonicalRawPath(rawPath: string): string | null {
+  if (!rawPath.startsWith('/')) return null;
+  if (rawPath.includes('\\')) return rawPath;
+  const merged = rawPath.includes('//') ? rawPath.replace(/\/{2,}/g, '/') : rawPath;
+  if (!DOT_SEGMENT.test(merged)) return merged;
+  return new URL(merged, 'http://portcullis.invalid').pathname;
+}

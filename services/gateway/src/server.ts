@@ -1,0 +1,390 @@
+// The gateway process part: HTTP and HTTPS (SNI) listeners around the decision handler — a direct path for most requests, fastify for the rest.
+import { type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type ServerResponse, createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { PortcullisConfig } from '@portcullis/config';
+import { tracingEnabled } from '@portcullis/telemetry';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type Answer, HTML_TYPE, JSON_TYPE, TEXT_TYPE, textAnswer } from './answers.ts';
+import { GatewayHandler, type GatewayHandlerDeps } from './gateway-handler.ts';
+import type { IncomingRequest } from './request-context.ts';
+import { buildTlsOptions } from './tls.ts';
+import { type Lifecycle, UpstreamPools, type UpstreamObserver, proxyHttp, proxyUpgrade, writeRawResponse } from './upstream.ts';
+
+/** Dependencies of a gateway: the handler's, plus metric hooks for HTTP timings. */
+export interface GatewayDeps extends GatewayHandlerDeps {
+  observeRequest?: (method: string, host: string, type: 'app' | 'ping', seconds: number) => void;
+  observeUpstream?: UpstreamObserver;
+  /**
+   * false: every request goes through fastify's routing, as with tracing on. For the test that holds
+   * the direct path to the very bytes of the fastify path; production leaves it unset (direct).
+   */
+  directPath?: boolean;
+}
+
+/** The fastify options its `serverFactory` sees (the ones it would give its own server). */
+interface ServerFactoryOptions {
+  keepAliveTimeout: number;
+  requestTimeout: number;
+  connectionTimeout: number;
+  maxRequestsPerSocket: number;
+}
+
+/** A built gateway: `http` is usable with `inject` before `start` binds anything. */
+export interface Gateway {
+  handler: GatewayHandler;
+  http: FastifyInstance;
+  https: FastifyInstance | null;
+  /** Binds the listeners from `config.outpost.listen`. */
+  start(): Promise<void>;
+  /**
+   * Switches to a new (validated) config between requests: providers, headers, skip rules, TLS
+   * certificates. Sessions live in the store, so they survive. Listen addresses need a restart.
+   */
+  reload(config: PortcullisConfig): void;
+  /** Stops accepting, finishes in-flight requests, closes upstream pools. */
+  stop(): Promise<void>;
+}
+
+/** WebDAV and friends: fastify knows only the common methods until told; upstreams may need these. */
+const EXTRA_METHODS: Array<[string, boolean]> = [
+  ['PROPFIND', true],
+  ['PROPPATCH', true],
+  ['MKCOL', true],
+  ['COPY', false],
+  ['MOVE', false],
+  ['LOCK', true],
+  ['UNLOCK', false],
+  ['REPORT', true],
+  ['MKCALENDAR', true],
+];
+
+/** The framework-free view of a request; `readBody` is a method so no closure is built per request. */
+class RawIncoming implements IncomingRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly peer: string;
+  readonly encrypted: boolean;
+  readonly #raw: IncomingMessage;
+
+  constructor(raw: IncomingMessage) {
+    this.#raw = raw;
+    this.method = raw.method ?? 'GET';
+    this.url = raw.url ?? '/';
+    this.headers = raw.headers;
+    this.peer = raw.socket.remoteAddress ?? '';
+    this.encrypted = (raw.socket as TLSSocket).encrypted === true;
+  }
+
+  readBody(limit: number): Promise<string> {
+    return readLimited(this.#raw, limit);
+  }
+}
+
+/** An upgrade request: its body is the upgraded stream, so it offers no `readBody`. */
+function toIncomingUpgrade(raw: IncomingMessage): IncomingRequest {
+  return {
+    method: raw.method ?? 'GET',
+    url: raw.url ?? '/',
+    headers: raw.headers,
+    peer: raw.socket.remoteAddress ?? '',
+    encrypted: (raw.socket as TLSSocket).encrypted === true,
+  };
+}
+
+/** Reads a request body as UTF-8 text, rejecting once it exceeds `limit` bytes. */
+async function readLimited(raw: IncomingMessage, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of raw) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new Error('body too large');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Holds the decision handler for the current config; a reload swaps it between requests. */
+interface HandlerSlot {
+  handler: GatewayHandler;
+}
+
+/**
+ * Whether a request goes through fastify rather than the direct path: with tracing on (fastify's
+ * OpenTelemetry hooks make the request span), for methods fastify does not route (it answers them
+ * 404), and for paths with a percent sign (fastify refuses an invalid escape with a 400).
+ */
+function needsFastify(req: IncomingMessage, methods: ReadonlySet<string>): boolean {
+  if (tracingEnabled() || !methods.has(req.method ?? '')) return true;
+  const url = req.url ?? '/';
+  const pct = url.indexOf('%');
+  if (pct === -1) return false;
+  const query = url.indexOf('?');
+  return query === -1 || pct < query;
+}
+
+function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, upgraded: Set<Duplex>, https?: object): FastifyInstance {
+  const lifecycle: Lifecycle = { closing: false };
+  // Filled in once fastify knows its methods; the server only calls `dispatch` after listen.
+  let methods: ReadonlySet<string> = new Set();
+  const direct = deps.directPath !== false;
+  const app = Fastify({
+    logger: false,
+    // While closing, requests still arriving on open keep-alive connections are answered normally,
+    // with Connection: close (the bus and store stop after the gateway), so a rolling restart fails
+    // no request; new connections are refused and idle ones closed.
+    return503OnClosing: false,
+    requestIdHeader: false,
+    ...(https ? { https } : {}),
+    // HOT: the request listener. Most requests skip fastify's routing, Request/Reply objects and hooks
+    // (about a tenth of a forward-auth decision's CPU) and are served by serveDirect; the rest go to fastify.
+    serverFactory: (fastifyHandler: RequestListener, options: ServerFactoryOptions) => {
+      const dispatch: RequestListener = (req, res) => {
+        if (!direct || needsFastify(req, methods)) fastifyHandler(req, res);
+        else serveDirect(slot, pools, deps, lifecycle, req, res);
+      };
+      // As fastify builds its own server (lib/server.js), with our listener in front.
+      const server = https ? createHttpsServer(https, dispatch) : createHttpServer(dispatch);
+      server.keepAliveTimeout = options.keepAliveTimeout;
+      server.requestTimeout = options.requestTimeout;
+      server.setTimeout(options.connectionTimeout);
+      if (options.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket;
+      return server;
+    },
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+  for (const [method, hasBody] of EXTRA_METHODS) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody });
+  }
+  methods = new Set(app.supportedMethods);
+  app.addHook('preClose', (done) => {
+    lifecycle.closing = true;
+    done();
+  });
+  // Bodies are streamed to the upstream untouched, never parsed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', function passThrough(_req, _payload, done) {
+    done(null, undefined);
+  });
+  // A failure to write an answer (an invalid header value) is a 500 without internals, on both paths.
+  app.setErrorHandler(function internalError(err, _request, reply) {
+    deps.log.error({ err }, 'gateway: could not write an answer');
+    // A writeHead that threw has already set its status message (OK for a 200).
+    reply.raw.statusMessage = INTERNAL_ERROR_REASON;
+    return sendAnswer(reply, INTERNAL_ERROR);
+  });
+  app.route({
+    method: app.supportedMethods,
+    url: '*',
+    handler: async function handleRequest(request: FastifyRequest, reply: FastifyReply) {
+      const started = process.hrtime.bigint();
+      const raw = request.raw;
+      const answer = await slot.handler.handle(new RawIncoming(raw));
+      if (deps.observeRequest) observeOnFinish(deps.observeRequest, raw, reply.raw, answer, started);
+      if (lifecycle.closing) reply.raw.shouldKeepAlive = false;
+      if (answer.kind === 'respond') {
+        // With tracing on, fastify's send path runs (its OpenTelemetry hook ends the request span on send).
+        if (!tracingEnabled() && writeAnswer(reply, answer)) return reply;
+        return sendAnswer(reply, answer);
+      }
+      reply.hijack();
+      proxyHttp(pools, answer, raw, reply.raw, deps.observeUpstream, lifecycle);
+      return reply;
+    },
+  });
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    // Upgraded sockets leave node's HTTP connection tracking; the shutdown grace closes them itself.
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+    slot.handler.handle(toIncomingUpgrade(req)).then(
+      (answer) => {
+        if (answer.kind === 'proxy') return proxyUpgrade(pools, answer, req, socket, head);
+        const contentType = answer.headers.find(([k]) => k === 'content-type')?.[1] ?? 'text/plain';
+        writeRawResponse(
+          socket,
+          answer.status,
+          contentType,
+          answer.body,
+          answer.headers.filter(([k]) => k !== 'content-type'),
+        );
+      },
+      () => socket.destroy(),
+    );
+  });
+  return app;
+}
+
+/** Serves one request without fastify (HOT): decide, then write the answer or relay it to the upstream. */
+function serveDirect(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: IncomingMessage, res: ServerResponse): void {
+  const started = process.hrtime.bigint();
+  slot.handler.handle(new RawIncoming(req)).then(
+    (answer) => {
+      if (deps.observeRequest) observeOnFinish(deps.observeRequest, req, res, answer, started);
+      if (lifecycle.closing) res.shouldKeepAlive = false;
+      if (answer.kind === 'proxy') return proxyHttp(pools, answer, req, res, deps.observeUpstream, lifecycle);
+      try {
+        writeAnswerTo(res, answer, true);
+      } catch (err) {
+        failDirect(deps, res, err);
+      }
+    },
+    // The handler never throws (failures are 5xx answers); this is the net under that promise.
+    (err: unknown) => failDirect(deps, res, err),
+  );
+}
+
+/** The answer to a request whose answer could not be written: a 500 naming nothing internal. */
+const INTERNAL_ERROR_REASON = 'Internal Server Error';
+const INTERNAL_ERROR = textAnswer(500, 'Internal Server Error: the gateway could not answer this request; its log says why.');
+
+function failDirect(deps: GatewayDeps, res: ServerResponse, err: unknown): void {
+  deps.log.error({ err }, 'gateway: could not write an answer');
+  if (res.headersSent) return void res.destroy();
+  // A writeHead that threw has already set its status message (OK for a 200).
+  res.statusMessage = INTERNAL_ERROR_REASON;
+  writeAnswerTo(res, INTERNAL_ERROR, true);
+}
+
+/** Times the request to its last byte (request duration histogram). */
+function observeOnFinish(observe: NonNullable<GatewayDeps['observeRequest']>, req: IncomingMessage, res: ServerResponse, answer: Answer, started: bigint): void {
+  res.once('finish', () =>
+    observe(req.method ?? 'GET', answer.metricHost ?? 'unknown', answer.kind === 'respond' && answer.status === 204 && !answer.metricHost ? 'ping' : 'app', Number(process.hrtime.bigint() - started) / 1e9),
+  );
+}
+
+export function sendAnswer(reply: FastifyReply, answer: Extract<Answer, { kind: 'respond' }>): FastifyReply {
+  reply.code(answer.status);
+  const cookies: string[] = [];
+  for (const [name, value] of answer.headers) {
+    if (name === 'set-cookie') cookies.push(value);
+    else reply.header(name, value);
+  }
+  if (cookies.length > 0) reply.header('set-cookie', cookies);
+  return reply.send(answer.status === 204 ? undefined : answer.body);
+}
+
+/** Content-Types fastify sends unchanged: the ones `answers.ts` uses. */
+const AS_IS_TYPES = new Set([TEXT_TYPE, HTML_TYPE, JSON_TYPE]);
+
+/**
+ * Writes a direct answer on the raw response (HOT: forward-auth decisions, redirects) with the very
+ * bytes {@link sendAnswer} makes fastify write, without fastify's per-reply header bookkeeping and
+ * send pipeline: names lower-cased; a repeated name keeps its first position and its last value;
+ * Set-Cookie values appended in order (the ones named exactly `set-cookie` after the others);
+ * text/plain for a body without a type; Content-Length, except on 204. Returns false, having
+ * written nothing, when the answer has another Content-Type than text/plain or text/html (fastify
+ * rewrites some: JSON gets a charset, an invalid one becomes text/plain), so fastify sends it.
+ */
+export function writeAnswer(reply: FastifyReply, answer: Extract<Answer, { kind: 'respond' }>): boolean {
+  if (!writeAnswerTo(reply.raw, answer, false)) return false;
+  reply.hijack();
+  return true;
+}
+
+/**
+ * {@link writeAnswer} on a bare response. `anyType`: write any Content-Type as given (the direct
+ * path, where no fastify could take the answer; every type `answers.ts` uses is sent as is anyway).
+ */
+function writeAnswerTo(res: ServerResponse, answer: Extract<Answer, { kind: 'respond' }>, anyType: boolean): boolean {
+  const headers: Record<string, string | string[]> = {};
+  let deferred: string[] | undefined;
+  for (const [name, value] of answer.headers) {
+    if (name === 'set-cookie') {
+      if (deferred) deferred.push(value);
+      else deferred = [value];
+      continue;
+    }
+    const key = lowerHeaderName(name);
+    if (key === 'set-cookie') addCookie(headers, value);
+    else if (key === 'content-type' && !anyType && !AS_IS_TYPES.has(value)) return false;
+    else headers[key] = value;
+  }
+  if (deferred) for (const c of deferred) addCookie(headers, c);
+  let body: string | undefined;
+  if (answer.status !== 204) {
+    // fastify's default Content-Type for a string body sent without one.
+    if (headers['content-type'] === undefined) headers['content-type'] = TEXT_TYPE;
+    headers['content-length'] = String(Buffer.byteLength(answer.body));
+    body = answer.body;
+  }
+  // writeHead only stores the head, and throws on an invalid value before anything is sent (a 500
+  // follows); a fastify reply is hijacked only once the head is good.
+  res.writeHead(answer.status, headers);
+  res.end(body);
+  return true;
+}
+
+function addCookie(headers: Record<string, string | string[]>, value: string): void {
+  const current = headers['set-cookie'];
+  if (current === undefined) headers['set-cookie'] = [value];
+  else (current as string[]).push(value);
+}
+
+/** Header names of answers repeat from a small set (X-authentik-*, Location, ...): lower-case each once. */
+const LOWER_NAMES = new Map<string, string>();
+function lowerHeaderName(name: string): string {
+  let lower = LOWER_NAMES.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    // Names come from config and the code, not from clients; the bound is a safety net.
+    if (LOWER_NAMES.size < 1024) LOWER_NAMES.set(name, lower);
+  }
+  return lower;
+}
+
+/** Parses `host:port` / `[v6]:port`. */
+export function parseListen(addr: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(addr);
+  if (!m) throw new Error(`invalid listen address ${addr}`);
+  return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port: Number(m[2]) };
+}
+
+/** Builds the gateway from its dependencies; nothing listens until `start`. */
+export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
+  const slot: HandlerSlot = { handler: new GatewayHandler(deps) };
+  let config = deps.config;
+  const pools = new UpstreamPools();
+  const upgraded = new Set<Duplex>();
+  const http = buildApp(slot, pools, deps, upgraded);
+  const httpsAddr = deps.config.outpost.listen.https;
+  const tls = httpsAddr ? await buildTlsOptions(deps.config) : null;
+  const https = tls ? buildApp(slot, pools, deps, upgraded, tls.options) : null;
+  return {
+    get handler() {
+      return slot.handler;
+    },
+    http,
+    https,
+    reload(nextConfig) {
+      // Build everything first: an error leaves the running handler untouched.
+      const next = new GatewayHandler({ ...deps, config: nextConfig });
+      tls?.update(nextConfig);
+      slot.handler = next;
+      config = nextConfig;
+    },
+    async start() {
+      await http.listen(parseListen(deps.config.outpost.listen.http));
+      if (https && httpsAddr) await https.listen(parseListen(httpsAddr));
+    },
+    async stop() {
+      // In-flight requests finish (their answers say Connection: close); what is still open when the
+      // grace is over (long downloads, event streams, WebSockets) is closed, so a SIGTERM always ends.
+      const graceSeconds = config.outpost.shutdown_grace_seconds;
+      const timer = setTimeout(() => {
+        const open = upgraded.size;
+        http.server.closeAllConnections();
+        https?.server.closeAllConnections();
+        for (const socket of upgraded) socket.destroy();
+        deps.log.warn({ graceSeconds, upgradedSockets: open }, 'shutdown grace over: closing the connections still open');
+      }, graceSeconds * 1000);
+      try {
+        await Promise.all([http.close(), https?.close()]);
+      } finally {
+        clearTimeout(timer);
+      }
+      await pools.close();
+    },
+  };
+}

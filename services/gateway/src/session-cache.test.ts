@@ -1,0 +1,251 @@
+// The gateway's session cache: hits, revocations that outrun a lagging store, distrust and recovery.
+import { createMemoryBus } from '@portcullis/bus';
+import { createEvent, type SessionRefreshedData, type SessionStartedData } from '@portcullis/events';
+import { createSessionService } from '@portcullis/session';
+import { type SessionStore, createMemoryStore } from '@portcullis/store';
+import t from 'tap';
+import { CachedSessionReader } from './session-cache.ts';
+
+function started(over: Partial<SessionStartedData> = {}): SessionStartedData {
+  const now = Date.now();
+  return {
+    sessionId: `s${Math.random().toString(36).slice(2)}`,
+    provider: 'app',
+    issuer: 'http://idp',
+    sub: 'alice',
+    sid: 'sid-1',
+    claims: {},
+    accessToken: 'at',
+    idToken: null,
+    jwksUri: '',
+    createdAt: now,
+    expiresAt: now + 60_000,
+    ...over,
+  };
+}
+
+/** A store whose reads can be counted, and frozen (it keeps answering from its old state). */
+function countingStore(inner: SessionStore) {
+  let reads = 0;
+  return {
+    store: {
+      ...inner,
+      appliedSeq: () => inner.appliedSeq(),
+      waitForApplied: (s: number, ms: number) => inner.waitForApplied(s, ms),
+      listLiveSessions: (f?: { sub?: string }) => inner.listLiveSessions(f),
+      getLiveSession: (id: string, now?: number) => {
+        reads += 1;
+        return inner.getLiveSession(id, now);
+      },
+    },
+    reads: () => reads,
+  };
+}
+
+async function setup(t: import('tap').Test, opts: { projecting?: boolean } = {}) {
+  const bus = createMemoryBus();
+  const inner = createMemoryStore();
+  const session = createSessionService({ log: bus.log, store: inner });
+  if (opts.projecting !== false) await session.start();
+  const { store, reads } = countingStore(inner);
+  const trust: Array<[boolean, string]> = [];
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000, onTrustChange: (v, r) => trust.push([v, r]) });
+  await cache.start();
+  t.teardown(async () => {
+    await cache.stop();
+    await session.stop();
+    await inner.close();
+  });
+  return { bus, inner, cache, reads, trust };
+}
+
+t.test('a session started after the gateway started is served from memory', async (t) => {
+  const { bus, cache, reads } = await setup(t);
+  const s = started();
+  const seq = await bus.log.append(createEvent('SessionStarted', s));
+  t.ok(await cache.waitLocalApplied(seq, 1000));
+  t.equal((await cache.getLiveSession(s.sessionId))?.seq, seq);
+  t.equal(reads(), 0, 'no store read');
+});
+
+t.test('a miss reads the store once, then hits', async (t) => {
+  const { bus, inner, cache, reads } = await setup(t, { projecting: false });
+  const s = started();
+  // Projected before this cache followed the log: only the store knows it.
+  await inner.apply({ seq: 1, event: createEvent('SessionStarted', s) });
+  await bus.log.append(createEvent('SessionStarted', started({ sub: 'other' })));
+  t.ok(await cache.getLiveSession(s.sessionId));
+  t.ok(await cache.getLiveSession(s.sessionId));
+  t.equal(reads(), 1);
+});
+
+t.test('a sign-out seen in the log kills cached sessions even while the store still lists them', async (t) => {
+  const { bus, inner, cache } = await setup(t, { projecting: false });
+  const s = started();
+  await inner.apply({ seq: 1, event: createEvent('SessionStarted', s) });
+  t.ok(await cache.getLiveSession(s.sessionId), 'cached from the store');
+  const seq = await bus.log.append(createEvent('UserSignedOut', { sub: 'alice', provider: 'app', reason: 'test' }));
+  t.ok(await cache.waitLocalApplied(seq, 1000));
+  t.ok(await inner.getLiveSession(s.sessionId), 'the (frozen) store still has it');
+  t.equal(await cache.getLiveSession(s.sessionId), null, 'the cache refuses it and will not re-read it into life');
+});
+
+t.test('back-channel and single-session revocations are remembered the same way', async (t) => {
+  const { bus, inner, cache } = await setup(t, { projecting: false });
+  const bySid = started({ sid: 'idp-1' });
+  const bySub = started({ sub: 'bob', sid: null });
+  const one = started({ sub: 'carol', sid: null });
+  let seq = 0;
+  for (const s of [bySid, bySub, one]) await inner.apply({ seq: ++seq, event: createEvent('SessionStarted', s) });
+  await bus.log.append(createEvent('IdpSessionEnded', { issuer: 'http://idp', sid: 'idp-1', sub: null }));
+  await bus.log.append(createEvent('IdpSessionEnded', { issuer: 'http://idp', sid: null, sub: 'bob' }));
+  const last = await bus.log.append(createEvent('SessionEnded', { sessionId: one.sessionId, reason: 'admin' }));
+  t.ok(await cache.waitLocalApplied(last, 1000));
+  for (const s of [bySid, bySub, one]) t.equal(await cache.getLiveSession(s.sessionId), null, s.sub);
+});
+
+t.test('disconnected → distrusted: every read goes to the store until caught up again', async (t) => {
+  const { bus, cache, reads, trust } = await setup(t);
+  const s = started();
+  const seq = await bus.log.append(createEvent('SessionStarted', s));
+  await cache.waitLocalApplied(seq, 1000);
+  await cache.setConnected(false);
+  t.equal(cache.trusted, false);
+  await cache.getLiveSession(s.sessionId);
+  await cache.getLiveSession(s.sessionId);
+  t.equal(reads(), 2, 'read through');
+  await cache.setConnected(true);
+  t.equal(cache.trusted, true);
+  t.same(
+    trust.map(([v]) => v),
+    [true, false, true],
+  );
+});
+
+t.test('distrustUntil a sequence not yet applied reads through until it is', async (t) => {
+  const { bus, cache } = await setup(t);
+  const next = (await bus.log.lastSeq()) + 1;
+  cache.distrustUntil(next, 'missed a barrier');
+  t.equal(cache.trusted, false);
+  await bus.log.append(createEvent('UserSignedOut', { sub: 'x', provider: 'app', reason: 'test' }));
+  t.ok(await cache.waitLocalApplied(next, 1000));
+  t.equal(cache.trusted, true);
+});
+
+t.test('the cache holds at most maxEntries sessions', async (t) => {
+  const bus = createMemoryBus();
+  const store = createMemoryStore();
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000, maxEntries: 3 });
+  await cache.start();
+  t.teardown(() => cache.stop());
+  let last = 0;
+  for (let i = 0; i < 10; i++) last = await bus.log.append(createEvent('SessionStarted', started()));
+  await cache.waitLocalApplied(last, 1000);
+  t.equal(cache.size, 3);
+});
+
+function refreshed(sessionId: string, over: Partial<SessionRefreshedData> = {}): SessionRefreshedData {
+  return {
+    sessionId,
+    claims: { sub: 'alice', groups: ['after-refresh'] },
+    accessToken: 'at-2',
+    idToken: 'id-2',
+    refreshToken: 'sealed-rt-2',
+    refreshAt: Date.now() + 30_000,
+    refreshedAt: Date.now(),
+    ...over,
+  };
+}
+
+t.test('a refresh replaces a cached session with a new record: new claims and tokens, same seq and expiry, no store read', async (t) => {
+  const { bus, cache, reads } = await setup(t);
+  const s = started({ claims: { sub: 'alice', groups: ['before'] } });
+  const seq = await bus.log.append(createEvent('SessionStarted', s));
+  await cache.waitLocalApplied(seq, 1000);
+  const before = await cache.getLiveSession(s.sessionId);
+  t.ok(before);
+  const r = await bus.log.append(createEvent('SessionRefreshed', refreshed(s.sessionId)));
+  t.ok(await cache.waitLocalApplied(r, 1000));
+  const after = await cache.getLiveSession(s.sessionId);
+  t.not(after, before, 'a new object, so identity headers cached per record are recomputed');
+  t.same(after?.claims, { sub: 'alice', groups: ['after-refresh'] });
+  t.equal(after?.accessToken, 'at-2');
+  t.equal(after?.idToken ?? null, null, 'nor the ID token (the auth service reads it from the store at sign-out)');
+  t.equal(after?.refreshToken ?? null, null, 'the sealed refresh token is not held by the gateway');
+  t.equal(after?.seq, seq, 'seq kept: the cookie still matches');
+  t.equal(after?.expiresAt, s.expiresAt, 'expiry kept');
+  t.equal(after?.createdAt, s.createdAt);
+  t.same(before?.claims, { sub: 'alice', groups: ['before'] }, 'the old record is not mutated');
+  t.equal(reads(), 0);
+});
+
+t.test('a refresh of a session that is not cached caches nothing', async (t) => {
+  const { bus, cache } = await setup(t, { projecting: false });
+  const r = await bus.log.append(createEvent('SessionRefreshed', refreshed('never-seen')));
+  t.ok(await cache.waitLocalApplied(r, 1000));
+  t.equal(cache.size, 0);
+  t.equal(await cache.getLiveSession('never-seen'), null, 'the store does not know it, and the refresh did not create it');
+});
+
+t.test('a refresh never revives a revoked session', async (t) => {
+  const { bus, inner, cache } = await setup(t, { projecting: false });
+  const ended = started();
+  const signedOut = started({ sub: 'bob', sid: null });
+  await inner.apply({ seq: 1, event: createEvent('SessionStarted', ended) });
+  await inner.apply({ seq: 2, event: createEvent('SessionStarted', signedOut) });
+  t.ok(await cache.getLiveSession(ended.sessionId), 'cached from the store');
+  t.ok(await cache.getLiveSession(signedOut.sessionId), 'cached from the store');
+  await bus.log.append(createEvent('SessionEnded', { sessionId: ended.sessionId, reason: 'admin' }));
+  await bus.log.append(createEvent('UserSignedOut', { sub: 'bob', provider: 'app', reason: 'test' }));
+  await bus.log.append(createEvent('SessionRefreshed', refreshed(ended.sessionId)));
+  const last = await bus.log.append(createEvent('SessionRefreshed', refreshed(signedOut.sessionId, { claims: { sub: 'bob' } })));
+  t.ok(await cache.waitLocalApplied(last, 1000));
+  t.equal(cache.size, 0, 'nothing re-inserted');
+  t.ok(await inner.getLiveSession(ended.sessionId), 'the (frozen) store still has it');
+  t.equal(await cache.getLiveSession(ended.sessionId), null);
+  t.equal(await cache.getLiveSession(signedOut.sessionId), null);
+});
+
+t.test('a refresh does not bring back a session evicted for room', async (t) => {
+  const bus = createMemoryBus();
+  const store = createMemoryStore();
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000, maxEntries: 2 });
+  await cache.start();
+  t.teardown(async () => {
+    await cache.stop();
+    await store.close();
+  });
+  const first = started();
+  await bus.log.append(createEvent('SessionStarted', first));
+  await bus.log.append(createEvent('SessionStarted', started()));
+  await bus.log.append(createEvent('SessionStarted', started()));
+  const r = await bus.log.append(createEvent('SessionRefreshed', refreshed(first.sessionId)));
+  t.ok(await cache.waitLocalApplied(r, 1000));
+  t.equal(cache.size, 2);
+  t.equal(await cache.getLiveSession(first.sessionId), null, 'evicted, not re-inserted (this store projects nothing)');
+});
+
+t.test('a store that has not applied a refresh yet is read through, not cached, until it has', async (t) => {
+  const bus = createMemoryBus();
+  const inner = createMemoryStore();
+  const { store, reads } = countingStore(inner);
+  const s = started({ claims: { sub: 'alice', groups: ['before'] } });
+  const startSeq = await bus.log.append(createEvent('SessionStarted', s));
+  await inner.apply({ seq: startSeq, event: createEvent('SessionStarted', s) });
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000 });
+  await cache.start();
+  t.teardown(async () => {
+    await cache.stop();
+    await inner.close();
+  });
+  const refresh = createEvent('SessionRefreshed', refreshed(s.sessionId));
+  const r = await bus.log.append(refresh);
+  t.ok(await cache.waitLocalApplied(r, 1000));
+  t.same((await cache.getLiveSession(s.sessionId))?.claims, { sub: 'alice', groups: ['before'] }, 'the lagging store answers');
+  await cache.getLiveSession(s.sessionId);
+  t.equal(reads(), 2, 'not cached while the store lags');
+  await inner.apply({ seq: r, event: refresh });
+  t.same((await cache.getLiveSession(s.sessionId))?.claims, { sub: 'alice', groups: ['after-refresh'] });
+  t.same((await cache.getLiveSession(s.sessionId))?.claims, { sub: 'alice', groups: ['after-refresh'] });
+  t.equal(reads(), 3, 'cached once the store has the refresh');
+});

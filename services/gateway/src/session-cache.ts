@@ -1,0 +1,343 @@
+// The gateway's local session cache, kept correct by following the event log's revocations in order.
+import type { EventLog, Subscription } from '@portcullis/bus';
+import { SeqWaiters, type SequencedEvent, type SessionRefreshedData } from '@portcullis/events';
+import type { SessionReader, SessionRecord } from '@portcullis/store';
+import { tracingEnabled, withSpan } from '@portcullis/telemetry';
+
+/** Options of {@link CachedSessionReader}. */
+export interface SessionCacheOptions {
+  log: EventLog;
+  /** The shared projection (Redis): read on a miss, and for every request while the cache is distrusted. */
+  store: SessionReader;
+  /** Most sessions held; the least recently inserted go first. */
+  maxEntries?: number;
+  /** How long revocation facts are remembered (ms): at least the longest session lifetime. */
+  revocationMemoryMs: number;
+  /** Called when the cache starts or stops being trusted (for logs and metrics). */
+  onTrustChange?: (trusted: boolean, reason: string) => void;
+  /** Called per lookup: answered from memory, read from the store (then cached), or store only (distrusted). */
+  onLookup?: (result: 'hit' | 'miss' | 'bypass') => void;
+}
+
+interface Revocations {
+  /** sub → seq of the last sign-out: sessions of that sub with a smaller seq are dead. */
+  bySub: Map<string, number>;
+  /** issuer + sub → seq (back-channel logout by sub). */
+  byIssuerSub: Map<string, number>;
+  /** issuer + IdP sid → seq (back-channel logout by sid). */
+  byIdpSession: Map<string, number>;
+  /** Ended session ids → seq. */
+  bySession: Map<string, number>;
+  /** Insertion times, to forget facts older than any session. */
+  added: Array<{ at: number; map: Map<string, number>; key: string }>;
+}
+
+const key2 = (a: string, b: string) => `${a}\u0000${b}`;
+const RESYNC_RETRY_MS = 250;
+/**
+ * How long a refresh seen in the log is remembered for sessions read on a miss: a lagging store may
+ * still hold the record from before it, which must not be cached as if it were current.
+ */
+const REFRESH_MEMORY_MS = 60_000;
+const REFRESH_MEMORY_MAX = 100_000;
+
+/**
+ * A SessionReader for gateways: hits are answered from memory; misses (and every request while the
+ * cache is not trusted) read the store. The cache is trusted only while the log subscription is
+ * live and caught up; a revocation seen in the log removes the affected sessions and is remembered,
+ * so a session fetched from a lagging store can never be resurrected.
+ */
+export class CachedSessionReader implements SessionReader {
+  readonly #opts: SessionCacheOptions;
+  readonly #max: number;
+  readonly #sessions = new Map<string, SessionRecord>();
+  readonly #bySub = new Map<string, Set<string>>();
+  readonly #rev: Revocations = { bySub: new Map(), byIssuerSub: new Map(), byIdpSession: new Map(), bySession: new Map(), added: [] };
+  /** Session id → seq and local time of its latest SessionRefreshed (insertion order = time order). */
+  readonly #refreshes = new Map<string, { seq: number; at: number }>();
+  #applied = 0;
+  #trusted = false;
+  /** The cache is distrusted until the subscription has applied this sequence. */
+  #catchUpTo = 0;
+  #connected = true;
+  /** Cluster: the cache is vouched for only until this time (renewed by bus round trips). */
+  #leaseUntil = Number.POSITIVE_INFINITY;
+  #sub: Subscription | undefined;
+  /** Generation of the latest resync, so an older one that finishes late does not vouch for the cache. */
+  #resyncs = 0;
+  /** Highest sequence a missed barrier demanded; a resync never settles for less. */
+  #floor = 0;
+  readonly #waiters = new SeqWaiters();
+
+  constructor(opts: SessionCacheOptions) {
+    this.#opts = opts;
+    this.#max = opts.maxEntries ?? 100_000;
+  }
+
+  /** Follows the log from its current end; trusted once subscribed. */
+  async start(): Promise<void> {
+    const from = (await this.#opts.log.lastSeq()) + 1;
+    this.#applied = from - 1;
+    this.#catchUpTo = from - 1;
+    this.#sub = this.#opts.log.subscribe(
+      from,
+      (e) =>
+        tracingEnabled()
+          ? withSpan('gateway.apply_event', { attributes: { 'portcullis.event.type': e.event.type, 'portcullis.seq': e.seq } }, () => this.#apply(e))
+          : this.#apply(e),
+      (err) => this.#distrust(`log subscription failed: ${String(err)}`),
+    );
+    this.#setTrusted(this.#connected, 'following the log');
+  }
+
+  async stop(): Promise<void> {
+    await this.#sub?.close();
+    this.#sub = undefined;
+    this.#waiters.cancelAll();
+  }
+
+  /** Log position this gateway has applied. */
+  get localApplied(): number {
+    return this.#applied;
+  }
+
+  /** True while hits may be answered from memory. */
+  get trusted(): boolean {
+    return this.#trusted && Date.now() < this.#leaseUntil;
+  }
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** The bus connection went down or came back. Down → distrust; back → distrust until caught up with the log. */
+  async setConnected(up: boolean): Promise<void> {
+    this.#connected = up;
+    if (!up) {
+      this.#distrust('bus disconnected');
+      return;
+    }
+    await this.#resync('bus reconnected');
+  }
+
+  /**
+   * Whatever was published while we could not hear it must be applied before the cache is trusted
+   * again: distrust until the subscription reaches the log's current end (retrying the read of it).
+   */
+  async #resync(reason: string): Promise<void> {
+    const attempt = ++this.#resyncs;
+    this.#catchUpTo = Number.POSITIVE_INFINITY;
+    this.#distrust(reason);
+    while (attempt === this.#resyncs && this.#sub) {
+      try {
+        const last = await this.#opts.log.lastSeq();
+        if (attempt !== this.#resyncs) return;
+        this.#catchUpTo = Math.max(last, this.#floor);
+        this.#maybeTrust();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, RESYNC_RETRY_MS));
+      }
+    }
+  }
+
+  /**
+   * Extends the lease: the cache is used only while the bus answered a round trip recently, so a
+   * gateway cut off without noticing falls back to reading the store within the lease.
+   */
+  renewLease(untilMs: number): void {
+    const lapsed = Date.now() > this.#leaseUntil;
+    this.#leaseUntil = untilMs;
+    // A lapse means we may have missed messages without any disconnect being reported: resync.
+    if (lapsed) void this.#resync('lease lapsed');
+  }
+
+  /** Stop trusting the cache until the log is applied up to `seq` (a barrier this gateway could not meet). */
+  distrustUntil(seq: number, reason: string): void {
+    this.#floor = Math.max(this.#floor, seq);
+    this.#catchUpTo = Math.max(this.#catchUpTo, seq);
+    if (this.#applied < seq) this.#distrust(reason);
+  }
+
+  /** Resolves true once this gateway applied `seq` from the log (false on timeout). */
+  waitLocalApplied(seq: number, timeoutMs: number): Promise<boolean> {
+    if (this.#applied >= seq) return Promise.resolve(true);
+    return this.#waiters.wait(seq, timeoutMs);
+  }
+
+  // ---- SessionReader -------------------------------------------------------------------------
+
+  appliedSeq(): Promise<number> {
+    return this.#opts.store.appliedSeq();
+  }
+
+  waitForApplied(seq: number, timeoutMs: number): Promise<boolean> {
+    return this.#opts.store.waitForApplied(seq, timeoutMs);
+  }
+
+  listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]> {
+    return this.#opts.store.listLiveSessions(filter, now);
+  }
+
+  async getLiveSession(sessionId: string, now = Date.now()): Promise<SessionRecord | null> {
+    const useCache = this.#trusted && now < this.#leaseUntil;
+    if (useCache) {
+      const hit = this.#sessions.get(sessionId);
+      if (hit) {
+        this.#opts.onLookup?.('hit');
+        if (hit.expiresAt > now && !this.#revoked(hit)) return hit;
+        this.#evict(sessionId);
+        return null;
+      }
+    }
+    this.#opts.onLookup?.(useCache ? 'miss' : 'bypass');
+    const s = await this.#opts.store.getLiveSession(sessionId, now);
+    if (!s || this.#revoked(s)) return null;
+    if (useCache && (await this.#storeHasRefresh(sessionId))) this.#insert(s);
+    return s;
+  }
+
+  /**
+   * False while the store has not applied this session's latest refresh seen in the log: its record
+   * may predate the refresh, so it is served (the store is the read-through truth) but not cached.
+   */
+  async #storeHasRefresh(sessionId: string): Promise<boolean> {
+    const refresh = this.#refreshes.get(sessionId);
+    if (refresh === undefined) return true;
+    if ((await this.#opts.store.appliedSeq()) < refresh.seq) return false;
+    if (this.#refreshes.get(sessionId) === refresh) this.#refreshes.delete(sessionId);
+    return true;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  #apply({ seq, event }: SequencedEvent): void {
+    switch (event.type) {
+      case 'SessionStarted':
+        // Pre-warm: the next request with this cookie is a hit on every gateway.
+        if (this.#trusted) this.#insert({ ...event.data, seq });
+        break;
+      case 'SessionEnded':
+        this.#remember(this.#rev.bySession, event.data.sessionId, seq);
+        this.#evict(event.data.sessionId);
+        break;
+      case 'SessionRefreshed':
+        this.#applyRefresh(event.data, seq);
+        break;
+      case 'UserSignedOut':
+        this.#remember(this.#rev.bySub, event.data.sub, seq);
+        for (const id of [...(this.#bySub.get(event.data.sub) ?? [])]) this.#evict(id);
+        break;
+      case 'IdpSessionEnded': {
+        const { issuer, sid, sub } = event.data;
+        if (sid) this.#remember(this.#rev.byIdpSession, key2(issuer, sid), seq);
+        if (sub) this.#remember(this.#rev.byIssuerSub, key2(issuer, sub), seq);
+        const ids = sub ? [...(this.#bySub.get(sub) ?? [])] : [...this.#sessions.keys()];
+        for (const id of ids) {
+          const s = this.#sessions.get(id);
+          if (s && this.#revoked(s)) this.#evict(id);
+        }
+        break;
+      }
+    }
+    this.#applied = seq;
+    this.#waiters.settle(seq);
+    this.#maybeTrust();
+  }
+
+  /**
+   * A live cached session takes the refreshed claims and tokens as a NEW record (identity headers are
+   * cached per record object, so they are recomputed); seq, createdAt and expiresAt stay. A session
+   * not cached is not fetched, and a revoked or expired one is evicted, never revived.
+   */
+  #applyRefresh(d: SessionRefreshedData, seq: number): void {
+    const now = Date.now();
+    this.#rememberRefresh(d.sessionId, seq, now);
+    const cached = this.#sessions.get(d.sessionId);
+    if (!cached) return;
+    if (cached.expiresAt <= now || this.#revoked(cached)) {
+      this.#evict(d.sessionId);
+      return;
+    }
+    const { claims, accessToken, refreshAt } = d;
+    this.#sessions.set(d.sessionId, { ...cached, claims, accessToken, refreshAt });
+  }
+
+  #rememberRefresh(sessionId: string, seq: number, now: number): void {
+    this.#refreshes.delete(sessionId);
+    this.#refreshes.set(sessionId, { seq, at: now });
+    const horizon = now - REFRESH_MEMORY_MS;
+    for (const [id, r] of this.#refreshes) {
+      if (r.at >= horizon && this.#refreshes.size <= REFRESH_MEMORY_MAX) break;
+      this.#refreshes.delete(id);
+    }
+  }
+
+  #revoked(s: SessionRecord): boolean {
+    const r = this.#rev;
+    return (
+      s.seq <= (r.bySub.get(s.sub) ?? 0) ||
+      s.seq <= (r.bySession.get(s.sessionId) ?? 0) ||
+      s.seq <= (r.byIssuerSub.get(key2(s.issuer, s.sub)) ?? 0) ||
+      (s.sid !== null && s.seq <= (r.byIdpSession.get(key2(s.issuer, s.sid)) ?? 0))
+    );
+  }
+
+  #remember(map: Map<string, number>, key: string, seq: number): void {
+    map.set(key, Math.max(seq, map.get(key) ?? 0));
+    const now = Date.now();
+    this.#rev.added.push({ at: now, map, key });
+    // Forget facts older than any session could be (they can no longer matter).
+    const horizon = now - this.#opts.revocationMemoryMs;
+    let drop = 0;
+    while (drop < this.#rev.added.length && this.#rev.added[drop]!.at < horizon) drop++;
+    if (drop > 0) {
+      for (const old of this.#rev.added.splice(0, drop)) {
+        if (!this.#rev.added.some((a) => a.map === old.map && a.key === old.key)) old.map.delete(old.key);
+      }
+    }
+  }
+
+  #insert(record: SessionRecord): void {
+    // The ID token (only a hint at sign-out, which the auth service reads from the store) and the
+    // sealed refresh token are the auth service's business: not held in every gateway's memory.
+    const s = record.refreshToken || record.idToken ? { ...record, idToken: null, refreshToken: null } : record;
+    if (this.#sessions.has(s.sessionId)) this.#sessions.delete(s.sessionId);
+    else if (this.#sessions.size >= this.#max) {
+      const oldest = this.#sessions.keys().next().value;
+      if (oldest !== undefined) this.#evict(oldest);
+    }
+    this.#sessions.set(s.sessionId, s);
+    const ids = this.#bySub.get(s.sub);
+    if (ids) ids.add(s.sessionId);
+    else this.#bySub.set(s.sub, new Set([s.sessionId]));
+  }
+
+  #evict(id: string): void {
+    const s = this.#sessions.get(id);
+    if (!s) return;
+    this.#sessions.delete(id);
+    const ids = this.#bySub.get(s.sub);
+    ids?.delete(id);
+    if (ids?.size === 0) this.#bySub.delete(s.sub);
+  }
+
+  #distrust(reason: string): void {
+    if (this.#trusted) {
+      // Drop what we hold: revocations may be missed from now on, so nothing cached is vouched for.
+      this.#sessions.clear();
+      this.#bySub.clear();
+    }
+    this.#setTrusted(false, reason);
+  }
+
+  #maybeTrust(): void {
+    if (!this.#trusted && this.#connected && this.#sub && this.#applied >= this.#catchUpTo) this.#setTrusted(true, 'caught up with the log');
+  }
+
+  #setTrusted(trusted: boolean, reason: string): void {
+    if (this.#trusted === trusted) return;
+    this.#trusted = trusted;
+    this.#opts.onTrustChange?.(trusted, reason);
+  }
+}

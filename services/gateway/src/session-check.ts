@@ -1,0 +1,100 @@
+// Cookie → signature → session store → live session: the authentication half of the hot path.
+import { type IdentityClaims, buildIdentityHeaders, encodeHeaderValueForWire, readCookie, verifySessionCookie } from '@portcullis/protocol';
+import type { SessionReader, SessionRecord } from '@portcullis/store';
+import type { ProviderRuntime } from './provider-runtime.ts';
+
+/** Outcome of checking a request's session cookie. */
+export interface SessionCheck {
+  session: SessionRecord | null;
+  /** A cookie was sent but is malformed, forged, expired, revoked or for another provider: delete it. */
+  staleCookie: boolean;
+  /** The session came from the request's Authorization header (machine to machine), not a cookie. */
+  viaHeader?: boolean;
+}
+
+const NO_COOKIE: SessionCheck = { session: null, staleCookie: false };
+const STALE: SessionCheck = { session: null, staleCookie: true };
+
+/** Verified cookie values remembered per provider. */
+const VERIFIED_COOKIES_MAX = 50_000;
+
+/** How long a request waits for the projection to reach the version its cookie was written at. */
+const READ_YOUR_WRITES_WAIT_MS = 2000;
+
+/**
+ * Checks the provider's session cookie. A cookie written at a newer log position than this reader
+ * has applied waits for it (read-your-writes without sticky routing). Store errors propagate: the
+ * caller fails closed.
+ */
+export async function checkSession(store: SessionReader, p: ProviderRuntime, cookieHeader: string | undefined): Promise<SessionCheck> {
+  const raw = readCookie(cookieHeader, p.sessionCookie);
+  if (raw === undefined) return NO_COOKIE;
+  let value = p.verifiedCookies.get(raw);
+  if (!value) {
+    const verified = verifySessionCookie(p.config.cookie_secret, raw);
+    if (!verified) return STALE;
+    // Only good signatures are remembered, so forged cookies cannot fill the map; it is simply
+    // cleared when full (a re-verification costs one HMAC).
+    if (p.verifiedCookies.size >= VERIFIED_COOKIES_MAX) p.verifiedCookies.clear();
+    p.verifiedCookies.set(raw, verified);
+    value = verified;
+  }
+  let session = await store.getLiveSession(value.sessionId);
+  if (!session && value.seq > (await store.appliedSeq())) {
+    if (await store.waitForApplied(value.seq, READ_YOUR_WRITES_WAIT_MS)) session = await store.getLiveSession(value.sessionId);
+  }
+  if (!session || session.provider !== p.name || session.seq !== value.seq) return STALE;
+  return { session, staleCookie: false };
+}
+
+/** A session's identity headers in the two shapes the gateway sends them, values encoded for the wire. */
+export interface WireIdentityHeaders {
+  /** For a forward-auth answer: names as authentik spells them. */
+  answer: Array<[string, string]>;
+  /** For a proxied request: lower-case names (the upstream request's header object). */
+  upstream: Array<[string, string]>;
+}
+
+/** Identity headers per session, computed and encoded once per session record this process holds (HOT). */
+export class IdentityHeaderCache {
+  readonly #cache = new WeakMap<SessionRecord, WireIdentityHeaders>();
+  constructor(
+    private readonly ctx: { outpostName: string; version: string },
+    private readonly onWarnings: (session: SessionRecord, warnings: string[]) => void,
+  ) {}
+
+  /** The 12 X-authentik-* headers (+ additional and Basic) for `session` under provider `p`. Shared: never mutate. */
+  get(p: ProviderRuntime, session: SessionRecord): WireIdentityHeaders {
+    let headers = this.#cache.get(session);
+    if (!headers) {
+      const result = buildIdentityHeaders(session.claims as IdentityClaims, session.accessToken, {
+        jwksUri: session.jwksUri,
+        outpostName: this.ctx.outpostName,
+        providerName: p.name,
+        appSlug: p.config.application_slug,
+        version: this.ctx.version,
+        basicAuth: {
+          enabled: p.config.basic_auth_enabled,
+          userAttribute: p.config.basic_auth_user_attribute,
+          passwordAttribute: p.config.basic_auth_password_attribute,
+        },
+      });
+      if (result.warnings.length > 0) this.onWarnings(session, result.warnings);
+      const answer = result.headers.map(([name, value]): [string, string] => [name, encodeHeaderValueForWire(value)]);
+      headers = { answer, upstream: answer.map(([name, value]): [string, string] => [name.toLowerCase(), value]) };
+      this.#cache.set(session, headers);
+    }
+    return headers;
+  }
+}
+
+/** Identity headers for a request with no session: every X-authentik-* present, user fields empty. */
+export function anonymousIdentityHeaders(p: ProviderRuntime, ctx: { outpostName: string; version: string }): Array<[string, string]> {
+  return buildIdentityHeaders({ sub: '' }, '', {
+    jwksUri: '',
+    outpostName: ctx.outpostName,
+    providerName: p.name,
+    appSlug: p.config.application_slug,
+    version: ctx.version,
+  }).headers;
+}

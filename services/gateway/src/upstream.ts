@@ -1,0 +1,250 @@
+// Executes proxy answers: HTTP through keep-alive undici pools, WebSocket upgrades by splicing sockets.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Pool } from 'undici';
+import type { ProxyAnswer } from './answers.ts';
+import { renderPage } from './pages.ts';
+
+/** Response headers that never cross a proxy. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** One pool per upstream origin and TLS policy, reused across requests. */
+export class UpstreamPools {
+  /** By origin, one map per TLS policy (no key string is built per request). */
+  readonly #verified = new Map<string, Pool>();
+  readonly #unverified = new Map<string, Pool>();
+
+  get(origin: string, verifyTls: boolean): Pool {
+    const pools = verifyTls ? this.#verified : this.#unverified;
+    let pool = pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: 256,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        headersTimeout: 60_000,
+        bodyTimeout: 0, // streaming responses (SSE, long polls) may be silent for long
+        connect: { rejectUnauthorized: verifyTls },
+      });
+      pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#verified.values(), ...this.#unverified.values()].map((p) => p.close().catch(() => {})));
+    this.#verified.clear();
+    this.#unverified.clear();
+  }
+}
+
+/**
+ * A listener's shutdown state. Once `closing`, answers say `Connection: close` (also answers decided
+ * or relayed after the close began), so no keep-alive connection, busy or not, holds the shutdown.
+ */
+export interface Lifecycle {
+  closing: boolean;
+}
+
+/** What the executor reports per proxied request (for metrics and logs). */
+export type UpstreamObserver = (answer: ProxyAnswer, method: string, seconds: number, error?: unknown) => void;
+
+function requestHasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
+}
+
+/** Why an upstream request was cancelled: the client went away before its answer was complete. */
+class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed the connection before the proxied response was complete');
+    this.name = 'ClientGoneError';
+  }
+}
+
+/** Where a response being relayed keeps its exchange, for the shared 'close' listener. */
+const EXCHANGE = Symbol('portcullis.proxyExchange');
+type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ProxyExchange };
+
+function onClientClose(this: ServerResponse): void {
+  (this as ExchangeResponse)[EXCHANGE]?.clientClosed();
+}
+
+/**
+ * One proxied exchange as an undici dispatch handler (HOT): the upstream's status, headers and body
+ * chunks are written to the client's response as undici parses them, with backpressure (the
+ * upstream socket is paused while the client's buffer is full). Compared with `pool.request` +
+ * `stream.pipeline` this allocates no body stream, no promise and no AbortController/AbortSignal
+ * per request (pipeline aborts one per call, which builds a DOMException with a stack trace), and a
+ * small answer leaves in one `writev`. Cancellation: when the client's response closes early, the
+ * upstream request is aborted (undici destroys that upstream connection), also while it is still
+ * queued for a connection.
+ */
+class ProxyExchange {
+  readonly #answer: ProxyAnswer;
+  readonly #method: string;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #observe: UpstreamObserver | undefined;
+  readonly #lifecycle: Lifecycle | undefined;
+  readonly #started = process.hrtime.bigint();
+  #abort: ((err?: Error) => void) | null = null;
+  #resume: (() => void) | null = null;
+  /** Built on the first full client buffer only (most answers never need it). */
+  #onDrain: (() => void) | null = null;
+  #clientGone = false;
+  #done = false;
+
+  constructor(
+    answer: ProxyAnswer,
+    method: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+    observe: UpstreamObserver | undefined,
+    lifecycle: Lifecycle | undefined,
+  ) {
+    this.#answer = answer;
+    this.#method = method;
+    this.#req = req;
+    this.#res = res;
+    this.#observe = observe;
+    this.#lifecycle = lifecycle;
+    // One listener function for every exchange (no closure per request): it finds its exchange on the response.
+    (res as ExchangeResponse)[EXCHANGE] = this;
+    res.on('close', onClientClose);
+  }
+
+  /** The client's response closed: if that was before the end of the answer, cancel upstream. */
+  clientClosed(): void {
+    if (this.#done || this.#res.writableFinished) return;
+    this.#clientGone = true;
+    // Before onConnect the request is still queued: onConnect aborts it.
+    this.#abort?.(new ClientGoneError());
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.#clientGone) {
+      abort(new ClientGoneError());
+      return;
+    }
+    this.#abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx interim answers (100 Continue, 103 Early Hints) are not relayed.
+    if (statusCode < 200) return true;
+    const out: string[] = [];
+    let sized = false;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+      if (HOP_BY_HOP.has(name)) continue;
+      if (name === 'content-length') sized = true;
+      out.push(name, rawHeaders[i + 1]!.toString('latin1'));
+    }
+    const res = this.#res;
+    // An answer that starts before the client's request body has all arrived (an upload refused early):
+    // undici stops taking that body when the answer ends, so nothing would read the rest of it and the
+    // client would hang mid upload on a connection that cannot serve another request. It is closed instead.
+    if (this.#lifecycle?.closing || !this.#req.complete) res.shouldKeepAlive = false;
+    res.writeHead(statusCode, out);
+    // Streams without a length (SSE, long polls) get their headers now; sized bodies go out with them.
+    if (!sized) res.flushHeaders();
+    this.#resume = resume;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#res.write(chunk)) return true;
+    // The client's buffer is full: pause the upstream socket until it drains.
+    // undici's resume function stays valid for the whole answer: it is called on every drain.
+    this.#onDrain ??= () => this.#resume?.();
+    this.#res.once('drain', this.#onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.#done = true;
+    this.#res.end();
+    this.#observe?.(this.#answer, this.#method, this.#seconds());
+  }
+
+  onError(err: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    const res = this.#res;
+    if (this.#onDrain) res.off('drain', this.#onDrain);
+    this.#observe?.(this.#answer, this.#method, this.#seconds(), err);
+    if (!res.headersSent && !res.destroyed) {
+      const body = renderPage('Bad Gateway', 'Failed to connect to backend.');
+      res.writeHead(502, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+    } else {
+      res.destroy();
+    }
+  }
+
+  #seconds(): number {
+    return Number(process.hrtime.bigint() - this.#started) / 1e9;
+  }
+}
+
+/**
+ * Streams the request to the upstream and the response back (502 page when the upstream cannot be
+ * reached). Returns at once: the exchange runs on undici's callbacks, never throws, and reports to
+ * `observe` when it is over (answered, failed or cancelled).
+ */
+export function proxyHttp(
+  pools: UpstreamPools,
+  answer: ProxyAnswer,
+  req: IncomingMessage,
+  res: ServerResponse,
+  observe?: UpstreamObserver,
+  lifecycle?: Lifecycle,
+): void {
+  const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
+  const method = req.method ?? 'GET';
+  // The raw handler interface (marked deprecated in the types) is the one undici's own request API
+  // implements: it skips the controller wrapper and the parsed-headers object of the new interface.
+  pool.dispatch(
+    { method: method as 'GET', path: answer.path, headers: answer.headers, body: requestHasBody(req) ? req : null },
+    new ProxyExchange(answer, method, req, res, observe, lifecycle),
+  );
+}
+
+/** Proxies a WebSocket (or other Upgrade) request: handshake through undici, then splice the sockets. */
+export async function proxyUpgrade(pools: UpstreamPools, answer: ProxyAnswer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
+  const protocol = String(req.headers.upgrade ?? 'websocket');
+  try {
+    const { headers, socket: upstream } = await pool.upgrade({
+      path: answer.path,
+      method: (req.method ?? 'GET') as 'GET',
+      headers: answer.headers,
+      protocol,
+    });
+    const lines = ['HTTP/1.1 101 Switching Protocols', `Upgrade: ${protocol}`, 'Connection: Upgrade'];
+    for (const name in headers) {
+      if (name === 'connection' || name === 'upgrade') continue;
+      const v = headers[name];
+      for (const item of Array.isArray(v) ? v : [v]) if (item !== undefined) lines.push(`${name}: ${item}`);
+    }
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) upstream.write(head);
+    socket.on('error', () => upstream.destroy());
+    upstream.on('error', () => socket.destroy());
+    upstream.pipe(socket);
+    socket.pipe(upstream);
+  } catch {
+    writeRawResponse(socket, 502, 'text/html; charset=utf-8', renderPage('Bad Gateway', 'Failed to connect to backend.'), []);
+  }
+}
+
+/** Writes a complete HTTP/1.1 response on a raw socket (used for upgrade requests that are refused). */
+export function writeRawResponse(socket: Duplex, status: number, contentType: string, body: string, headers: Array<[string, string]>): void {
+  const lines = [`HTTP/1.1 ${status} ${statusText(status)}`, `Content-Type: ${contentType}`, `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
+  for (const [k, v] of headers) lines.push(`${k}: ${v}`);
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+function statusText(status: number): string {
+  return ({ 204: 'No Content', 302: 'Found', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Status';
+}

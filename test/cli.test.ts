@@ -1,0 +1,150 @@
+// The `portcullis` command as users run it: check-config, run, env overrides, SIGTERM.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getFreePort } from '@portcullis/testkit';
+import t from 'tap';
+
+const ROOT = join(import.meta.dirname, '..');
+const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
+
+const VALID = (http: number, metrics: number) => `
+outpost:
+  listen: { http: "127.0.0.1:${http}", https: null, metrics: "127.0.0.1:${metrics}" }
+providers:
+  - name: app
+    mode: proxy
+    external_host: http://app.localhost:${http}
+    internal_host: http://127.0.0.1:1
+    issuer: http://127.0.0.1:1/
+    client_id: app
+    client_secret: secret
+    cookie_secret: cli-test-cookie-secret-0123456789abcdef
+`;
+
+function runCli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(BIN, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+}
+
+async function waitForPing(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`portcullis exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/outpost.goauthentik.io/ping`);
+      if (r.status === 204) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('portcullis did not start');
+}
+
+t.test('the bin is linked by npm ci and prints its version', async (t) => {
+  const r = runCli(['--version']);
+  t.equal(r.status, 0);
+  t.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+t.test('check-config: a valid file → exit 0', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': VALID(9000, 9300) });
+  const r = runCli(['check-config', join(dir, 'ok.yaml')]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /configuration ok/);
+});
+
+t.test('check-config: every problem listed as "<path>: <reason> — <fix>", exit 2', async (t) => {
+  const dir = t.testdir({
+    'bad.yaml': `
+outpost:
+  listen: { http: "nowhere" }
+providers:
+  - name: app
+    mode: proxi
+    external_host: ftp://x
+    issuer: https://idp.example/
+    client_id: app
+    client_secret: s
+    cookie_secret: short
+    skip_path_regex: "^/ok/\\n(unclosed"
+`,
+  });
+  const r = runCli(['check-config', join(dir, 'bad.yaml')]);
+  t.equal(r.status, 2);
+  const lines = r.stderr.split('\n').filter((l) => l.includes(' — '));
+  for (const path of ['outpost.listen.http', 'providers[0].mode', 'providers[0].external_host', 'providers[0].cookie_secret', 'providers[0].skip_path_regex']) {
+    t.ok(
+      lines.some((l) => l.startsWith(path)),
+      `${path} listed`,
+    );
+  }
+  for (const l of lines) t.match(l, /^[^:]+: .+ — .+$/, 'one line per problem');
+});
+
+t.test('an env var naming no config key is a config error', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': VALID(9000, 9300) });
+  const r = runCli(['check-config', join(dir, 'ok.yaml')], { PORTCULLIS_OUTPOST__LISTN__HTTP: '127.0.0.1:1' });
+  t.equal(r.status, 2);
+  t.match(r.stderr, /PORTCULLIS_OUTPOST__LISTN__HTTP/);
+});
+
+t.test('run with an invalid config exits 2 without binding a port', async (t) => {
+  const port = await getFreePort();
+  const dir = t.testdir({ 'bad.yaml': VALID(port, port + 1).replace('cookie_secret: cli-test-cookie-secret-0123456789abcdef', 'cookie_secret: x') });
+  const r = runCli(['run', '--config', join(dir, 'bad.yaml')]);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /providers\[0\]\.cookie_secret/);
+});
+
+t.test('run: serves, takes env overrides, logs JSON on stdout, SIGTERM → exit 0', async (t) => {
+  const [http, metrics, envHttp] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const dir = t.testdir({});
+  const file = join(dir, 'portcullis.yaml');
+  writeFileSync(file, VALID(http, metrics));
+  const child = spawn(BIN, ['run', '--services', 'all'], {
+    cwd: ROOT,
+    env: { ...process.env, PORTCULLIS_CONFIG: file, PORTCULLIS_OUTPOST__LISTEN__HTTP: `127.0.0.1:${envHttp}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitForPing(metrics, child);
+  const ping = await fetch(`http://127.0.0.1:${envHttp}/outpost.goauthentik.io/ping`);
+  t.equal(ping.status, 204, 'the env override moved the HTTP listener');
+  const metricsText = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+  t.match(metricsText, /authentik_outpost_info\{/);
+  const redirect = await fetch(`http://127.0.0.1:${envHttp}/x`, { headers: { host: `app.localhost:${http}` }, redirect: 'manual' });
+  t.equal(redirect.status, 302);
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exit, 0, 'graceful shutdown exits 0');
+  const first = stdout.split('\n').find((l) => l.trim() !== '');
+  t.ok(first, 'logged something');
+  t.match(JSON.parse(first!), { level: String, service: 'portcullis', msg: String }, 'JSON log lines');
+});
+
+t.test('run in cluster mode with NATS unreachable exits 1 naming the servers to check', async (t) => {
+  const dead = await getFreePort();
+  const dir = t.testdir({ 'c.yaml': `${VALID(await getFreePort(), await getFreePort())}cluster: { nats: { servers: ["nats://127.0.0.1:${dead}"] } }\n` });
+  const r = runCli(['run', '--config', join(dir, 'c.yaml'), '--services', 'gateway']);
+  t.equal(r.status, 1);
+  t.match(r.stderr, `127.0.0.1:${dead}`);
+});
+
+t.test('embedded mode refuses a subset of services', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': VALID(9000, 9300) });
+  const r = runCli(['run', '--config', join(dir, 'ok.yaml'), '--services', 'gateway']);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /cluster/);
+});
+
+t.test('--services with an unknown role → exit 2 naming the choices', async (t) => {
+  const r = runCli(['run', '--services', 'gateway,frontend']);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /gateway, auth, session/);
+});
