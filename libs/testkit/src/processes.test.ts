@@ -1,10 +1,13 @@
 // Tests of the real nats-server / redis-server starters: they answer on their ports, stop cleanly, and report failed starts.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import t from 'tap';
 import { TestkitErrorCode } from './errors.ts';
 import { startNatsCluster, startNatsServer } from './nats-server.ts';
-import { getFreePort } from './ports.ts';
+import { getFreePort, reservePort } from './ports.ts';
 import { startRedisServer } from './redis-server.ts';
 
 /** Connects, optionally writes, and resolves with everything read until the first newline. */
@@ -37,6 +40,55 @@ t.test('getFreePort returns a port nobody listens on', async (t) => {
   const port = await getFreePort();
   t.ok(port > 0 && port < 65536);
   await t.rejects(exchange(port), { code: 'ECONNREFUSED' });
+});
+
+t.test('getFreePort never hands out the same port twice, even to concurrent callers', async (t) => {
+  // 300 draws from 12 000 ports collide with ~98 % probability unless handed-out ports are reserved:
+  // a port handed out but not yet bound looks free to the next probe.
+  const ports: number[] = [];
+  for (let i = 0; i < 300; i++) ports.push(await getFreePort());
+  t.equal(new Set(ports).size, ports.length, 'one after another: all distinct');
+  const concurrent = await Promise.all(Array.from({ length: 100 }, () => getFreePort()));
+  t.equal(new Set([...ports, ...concurrent]).size, ports.length + concurrent.length, 'concurrently: all distinct');
+  t.notOk(await reservePort(ports[0] as number), 'a port handed out cannot be reserved again');
+});
+
+t.test('a port another live process was given is not handed out; its lock dies with that process', async (t) => {
+  const portsModule = new URL('./ports.ts', import.meta.url).href;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '-e', `import(${JSON.stringify(portsModule)}).then(async (m) => { console.log(await m.getFreePort()); setInterval(() => {}, 1000); })`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  t.teardown(() => child.kill('SIGKILL'));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout?.once('data', (chunk: Buffer) => resolve(Number(chunk.toString('utf8').trim())));
+    child.once('exit', () => reject(new Error('the child exited before printing its port')));
+  });
+  const lock = join(tmpdir(), 'portcullis-test-ports', String(port));
+  t.ok(existsSync(lock), 'the child holds a lock file for its port');
+  t.notOk(await reservePort(port), 'refused while the child lives');
+  child.kill('SIGKILL'); // no exit hook runs: the lock file stays behind, stale
+  await new Promise((r) => child.once('exit', r));
+  t.ok(existsSync(lock), 'the killed child left its lock');
+  t.ok(await reservePort(port), 'a dead process\'s lock is taken over');
+});
+
+t.test('a process that exits normally releases the ports it was given', async (t) => {
+  const portsModule = new URL('./ports.ts', import.meta.url).href;
+  const out = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(portsModule)}).then(async (m) => console.log(await m.getFreePort()))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+    });
+    child.once('exit', () => resolve(text));
+  });
+  const port = Number(out.trim());
+  t.ok(port > 0, 'the child printed its port');
+  t.notOk(existsSync(join(tmpdir(), 'portcullis-test-ports', String(port))), 'its lock file is gone');
 });
 
 t.test('startNatsServer accepts a TCP connection that receives INFO with JetStream on; stop removes its dir', async (t) => {
