@@ -128,11 +128,12 @@ t.test('a subscriber on a follower keeps receiving after the stream leader (whic
   if (!leader) throw new Error(`no server is named ${leaderName}`);
   const followers = cluster.servers.filter((s) => s !== leader);
   const statuses: string[] = [];
+  let killedAt = 0;
   const reader = await createNatsBus({
     nats: buildTestNatsConfig([followers[0]!.url]),
     name: 'reader',
     streamMaxAgeSeconds: 3600,
-    onStatus: (s) => statuses.push(s.type),
+    onStatus: (s) => statuses.push(killedAt ? `${s.type}@+${Date.now() - killedAt}ms` : s.type),
   });
   t.teardown(() => reader.close());
   const writer = await openBus(t, [followers[1]!.url], 'writer');
@@ -146,10 +147,20 @@ t.test('a subscriber on a follower keeps receiving after the stream leader (whic
   await waitUntil(() => seen.length === 1, 10_000, 'the first event');
 
   leader.kill();
+  killedAt = Date.now();
   await leader.exited;
   await writer.log.append(signedOut('after-1'));
   await writer.log.append(signedOut('after-2'));
-  await waitUntil(() => seen.length === 3, 20_000, 'the events appended after the leader was killed');
+  const appendedAfter = Date.now() - killedAt;
+  // Recovery takes the stream's election, then up to 5 s of silence before the subscriber starts a new
+  // consumer, then that consumer's creation (which fails until a meta leader answers): ~5-10 s on a
+  // quiet machine, more when CI runs two test files beside three nats-servers.
+  try {
+    await waitUntil(() => seen.length === 3, 40_000, 'the events appended after the leader was killed');
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; appends done at +${appendedAfter} ms; seen ${JSON.stringify(seen)}; reader statuses: ${statuses.join(', ')}`);
+  }
+  t.comment(`appends done at +${appendedAfter} ms, all received at +${Date.now() - killedAt} ms`);
   t.same(seen, ['before', 'after-1', 'after-2'], 'in order, nothing twice');
   t.equal(connectionOf(reader).info?.server_name, followers[0]!.serverName, 'the reader never changed server');
   t.comment(`reader statuses: ${statuses.join(', ') || 'none'}`);
