@@ -1,7 +1,7 @@
 // Per-request CPU of the gateway and its baselines (µs of process CPU per answered request), robust to a busy machine; A/B of two source trees; CPU profiles.
 //
 //   node --import tsx bench/cpu-per-request.ts [--requests N] [--rounds R] [--only fwd,proxy-small,...]
-//        [--compare DIR] [--profile] [--keep-profiles DIR] [--json FILE]
+//        [--compare DIR] [--profile] [--keep-profiles DIR] [--syscalls] [--json FILE]
 //
 // Wall-clock throughput on a shared 2-core machine drifts with other jobs; the CPU a server process
 // spends per request drifts much less. For each workload: warm up, then drive exactly N requests
@@ -10,8 +10,11 @@
 // node_modules) in the same cluster and alternates the two in every round, so a change is judged
 // against its baseline under the same load. `--profile` replays each gateway workload on a gateway
 // run under `--cpu-prof` (one per tree) and prints the top self-time functions of the measured
-// window (start-up and warm-up left out), in µs per request.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+// window (start-up and warm-up left out), in µs per request. `--syscalls` drives each workload once
+// more per server under `strace -c -f` and prints its system calls per request (needs strace; the
+// tracing slows the server, so only the counts mean something).
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +36,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     json: { type: 'string' },
     'keep-profiles': { type: 'string' },
+    syscalls: { type: 'boolean', default: false },
   },
 });
 const N = Number(args.requests);
@@ -89,6 +93,32 @@ async function cpuPerRequest(pid: number, t: LoadTarget): Promise<{ us: number; 
   const after = cpuSeconds(pid);
   if (r.wrong > 0) log(`    (${r.wrong} answers with another status than ${t.expectStatus})`);
   return { us: ((after - before) * 1e6) / Math.max(1, r.ok), rps: r.rps };
+}
+
+/** System calls per answered request of `pid` (all its threads) while `t` is driven N times, from `strace -c -f`. */
+async function syscallsPerRequest(pid: number, t: LoadTarget): Promise<Array<{ name: string; perRequest: number }>> {
+  const out = join(mkdtempSync(join(tmpdir(), 'portcullis-strace-')), 'summary.txt');
+  const tracer = spawn('strace', ['-c', '-f', '-p', String(pid), '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  tracer.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString('utf8');
+  });
+  const exited = new Promise<number | null>((r) => tracer.once('exit', (code) => r(code)));
+  // strace says "Process N attached" (once per thread) when it is tracing.
+  for (let i = 0; i < 100 && !stderr.includes('attached'); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!stderr.includes('attached')) throw new Error(`strace did not attach to ${pid}: ${stderr.trim() || 'no output'} (install strace; tracing needs root or ptrace rights)`);
+  const r = await drive(t, N);
+  tracer.kill('SIGINT');
+  await exited;
+  // Lines: "% time  seconds  usecs/call  calls  errors  syscall"; the errors column may be empty.
+  const rows: Array<{ name: string; perRequest: number }> = [];
+  for (const line of readFileSync(out, 'utf8').split('\n')) {
+    const cols = line.trim().split(/\s+/);
+    const name = cols.at(-1);
+    if (!name || cols.length < 5 || !/^[\d.]+$/.test(cols[0] ?? '') || name === 'total') continue;
+    rows.push({ name, perRequest: Number(cols[3]) / Math.max(1, r.ok) });
+  }
+  return rows.sort((a, b) => b.perRequest - a.perRequest);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -158,13 +188,16 @@ async function main(): Promise<void> {
     ];
     const portOf = (h: BenchChild) => (h.ready as { port: number }).port;
     const baselineOf = (w: Workload) => (w.id === 'bare-auth' ? bare : undiciProxy);
+    /** The processes a workload runs on: each tree's gateway, or the workload's baseline. */
+    const serversOf = (w: Workload) =>
+      w.gateway
+        ? trees.map((g) => ({ label: g.label, pid: g.proc.pid, target: w.target(g.port) }))
+        : [{ label: 'baseline', pid: baselineOf(w).pid, target: w.target(portOf(baselineOf(w))) }];
     const only = args.only ? new Set(args.only.split(',')) : null;
     const selected = workloads.filter((w) => !only || only.has(w.id));
     const results: Array<{ workload: string; server: string; usPerRequest: number; runs: number[]; rps: number; profile?: ProfileSummary }> = [];
     for (const w of selected) {
-      const servers = w.gateway
-        ? trees.map((g) => ({ label: g.label, pid: g.proc.pid, target: w.target(g.port) }))
-        : [{ label: 'baseline', pid: baselineOf(w).pid, target: w.target(portOf(baselineOf(w))) }];
+      const servers = serversOf(w);
       for (const s of servers) {
         const warm = await drive(s.target, Math.min(N, 10_000));
         if (warm.ok === 0) throw new Error(`${w.id} on ${s.label}: warm-up got no ${s.target.expectStatus} answer (${warm.wrong} others)`);
@@ -179,6 +212,17 @@ async function main(): Promise<void> {
         const rps = rs.reduce((a, x) => a + x.rps, 0) / rs.length;
         results.push({ workload: w.id, server: s.label, usPerRequest: us, runs: rs.map((x) => x.us), rps });
         log(`${w.id.padEnd(13)} ${s.label.padEnd(28)} ${us.toFixed(1).padStart(7)} µs CPU/request  (runs ${rs.map((x) => x.us.toFixed(1)).join(', ')}; ~${Math.round(rps)} req/s)`);
+      }
+    }
+    if (args.syscalls) {
+      for (const w of selected) {
+        const servers = serversOf(w);
+        for (const s of servers) {
+          const rows = await syscallsPerRequest(s.pid, s.target);
+          const total = rows.reduce((a, x) => a + x.perRequest, 0);
+          log(`\nsyscalls ${w.id} (${s.label}): ${total.toFixed(2)} per request`);
+          for (const x of rows.filter((x) => x.perRequest >= 0.01)) log(`  ${x.perRequest.toFixed(3).padStart(8)}  ${x.name}`);
+        }
       }
     }
     if (args.profile) {
