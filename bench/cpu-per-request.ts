@@ -24,7 +24,7 @@ import { type ProfileSummary, summarizeProfile } from './lib/cpu-profile.ts';
 import { type Environment, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
 import { type BenchChild, ROOT, cpuSeconds, spawnChild, startHelper } from './lib/processes.ts';
-import { gatewayIdentity, prepareHttpFixtures } from './scenarios/http-decisions.ts';
+import { gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -160,7 +160,11 @@ async function main(): Promise<void> {
     const identity = await gatewayIdentity(env, fx);
     const bare = await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(identity)]);
     const undiciProxy = await startHelper('undici-proxy', 'servers/undici-proxy.ts', [`http://127.0.0.1:${env.upstream.port}`]);
-    helpers.push(bare, undiciProxy);
+    const identityProxy = await startHelper('undici-proxy-identity', 'servers/undici-proxy.ts', [
+      `http://127.0.0.1:${env.upstream.port}`,
+      JSON.stringify(await gatewayUpstreamHeaders(env, fx.appCookie)),
+    ]);
+    helpers.push(bare, undiciProxy, identityProxy);
     const gw0 = env.gateways()[0]!;
     trees.push({ tree: ROOT, label: 'this tree', port: gw0.http, proc: gw0.proc });
     if (args.compare) trees.push(await startTreeGateway(env, resolve(args.compare), `compare: ${args.compare}`));
@@ -182,12 +186,13 @@ async function main(): Promise<void> {
       },
       { id: 'redirect', gateway: true, target: (port) => ({ label: 'redirect', url: `http://127.0.0.1:${port}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 }) },
       { id: 'undici-small', gateway: false, target: proxyTo('/small') },
+      { id: 'undici-id-small', gateway: false, target: proxyTo('/small') },
       { id: 'proxy-small', gateway: true, target: proxyTo('/small') },
       { id: 'undici-64k', gateway: false, target: proxyTo('/64k') },
       { id: 'proxy-64k', gateway: true, target: proxyTo('/64k') },
     ];
     const portOf = (h: BenchChild) => (h.ready as { port: number }).port;
-    const baselineOf = (w: Workload) => (w.id === 'bare-auth' ? bare : undiciProxy);
+    const baselineOf = (w: Workload) => (w.id === 'bare-auth' ? bare : w.id === 'undici-id-small' ? identityProxy : undiciProxy);
     /** The processes a workload runs on: each tree's gateway, or the workload's baseline. */
     const serversOf = (w: Workload) =>
       w.gateway

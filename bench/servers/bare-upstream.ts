@@ -1,4 +1,4 @@
-// The upstream of the proxy scenarios: node:http answering a small body, or 64 KiB on paths starting with /64k.
+// The upstream of the proxy scenarios: node:http answering a small body, 64 KiB on paths starting with /64k, or the request's headers as JSON on /echo-headers.
 import { createServer } from 'node:http';
 
 const SMALL = Buffer.from('hello world');
@@ -6,6 +6,13 @@ const LARGE = Buffer.alloc(64 * 1024, 'x');
 
 const server = createServer((req, res) => {
   req.resume();
+  if (req.url === '/echo-headers') {
+    // What a proxy in front sent: the bench reads the gateway's upstream headers here.
+    const json = JSON.stringify(req.headers);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
+    return;
+  }
   const body = req.url?.startsWith('/64k') ? LARGE : SMALL;
   res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
   res.end(body);
