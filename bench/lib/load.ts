@@ -1,5 +1,6 @@
 // Load generation with autocannon: warm-up, then measured runs of the baseline and the subjects alternated (A/B/A/B) to cancel drift.
 import autocannon from 'autocannon';
+import { cpuSeconds, processTree } from './processes.ts';
 
 /** One thing to put load on. */
 export interface LoadTarget {
@@ -9,6 +10,11 @@ export interface LoadTarget {
   headers?: Record<string, string>;
   /** Status every answer must have (others are counted as errors of the run). */
   expectStatus: number;
+  /**
+   * The process serving it (with its children, e.g. nginx's workers): its CPU time per answered
+   * request is recorded with each run. On a shared machine it drifts far less than req/s.
+   */
+  pid?: number;
 }
 
 /** Percentiles kept per run (ms), in the order charts draw them. */
@@ -22,6 +28,8 @@ export interface RunResult {
   requests: number;
   /** Answers with another status than expected, plus connection errors and timeouts. */
   errors: number;
+  /** Server CPU (user + system) per answered request, µs; NaN when the target names no process. */
+  cpuUs: number;
 }
 
 /** A target's measured runs and their summary. */
@@ -33,6 +41,8 @@ export interface TargetResult {
   /** Median over the runs of each run's percentile (ms). */
   latency: Record<PercentileKey, number>;
   errors: number;
+  /** Median over the runs of the server CPU per answered request, µs (NaN: not measured). */
+  cpuUs: number;
 }
 
 /** Durations and connections of a comparison. */
@@ -45,6 +55,9 @@ export interface LoadSettings {
 
 /** Runs autocannon once against `t` for `seconds`. */
 export async function runOnce(t: LoadTarget, seconds: number, connections: number): Promise<RunResult> {
+  const pids = t.pid === undefined ? [] : processTree(t.pid);
+  const cpu = () => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  const cpuBefore = cpu();
   const result = await autocannon({
     url: t.url,
     connections,
@@ -58,7 +71,8 @@ export async function runOnce(t: LoadTarget, seconds: number, connections: numbe
   const latency = {} as Record<PercentileKey, number>;
   for (const k of PERCENTILES) latency[k] = Number((result.latency as unknown as Record<string, number>)[k] ?? Number.NaN);
   const ok = Object.entries(codes).reduce((n, [code, s]) => (Number(code) === t.expectStatus ? n + (s.count ?? 0) : n), 0);
-  return { rps: ok / result.duration, latency, requests: ok, errors: wrong + result.errors + result.timeouts };
+  const cpuUs = pids.length > 0 && ok > 0 ? ((cpu() - cpuBefore) * 1e6) / ok : Number.NaN;
+  return { rps: ok / result.duration, latency, requests: ok, errors: wrong + result.errors + result.timeouts, cpuUs };
 }
 
 const median = (xs: number[]): number => {
@@ -82,7 +96,7 @@ export async function compare(targets: LoadTarget[], s: LoadSettings, log: (msg:
     for (const t of order) {
       const run = await runOnce(t, s.duration, s.connections);
       runs.get(t.label)!.push(run);
-      log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${run.errors ? `, ${run.errors} errors` : ''}`);
+      log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${Number.isFinite(run.cpuUs) ? `, CPU ${run.cpuUs.toFixed(1)} µs/req` : ''}${run.errors ? `, ${run.errors} errors` : ''}`);
     }
   }
   return targets.map((t) => summarize(t.label, runs.get(t.label)!));
@@ -98,10 +112,19 @@ export function summarize(label: string, runs: RunResult[]): TargetResult {
     rps: runs.reduce((a, r) => a + r.rps, 0) / runs.length,
     latency,
     errors: runs.reduce((a, r) => a + r.errors, 0),
+    cpuUs: median(runs.map((r) => r.cpuUs)),
   };
 }
 
 /** `subject / baseline` throughput. */
 export function ratio(subject: TargetResult, baseline: TargetResult): number {
   return subject.rps / baseline.rps;
+}
+
+/**
+ * `baseline / subject` CPU per request: the throughput ratio the two would have if each had a core
+ * of its own (NaN when either was not measured).
+ */
+export function cpuRatio(subject: TargetResult, baseline: TargetResult): number {
+  return baseline.cpuUs / subject.cpuUs;
 }

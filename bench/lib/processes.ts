@@ -108,3 +108,17 @@ export function cpuSeconds(pid: number): number {
     return Number.NaN;
   }
 }
+
+/** `pid` and its descendants (nginx's workers are children of its master), from /proc. */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
+      if (children) out.push(...children.split(' ').map(Number));
+    } catch {
+      // Gone meanwhile: nothing below it.
+    }
+  }
+  return out;
+}

@@ -49,10 +49,10 @@ export function renderMarkdown(r: BenchReport, chartFile: string): string {
     out.push(`## ${s.id}. ${s.title}`, '');
     for (const c of s.comparisons) {
       const base = c.targets.find((t) => t.label === c.baseline)!;
-      out.push(`**${c.name}**`, '', '| target | req/s | × baseline | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+      out.push(`**${c.name}**`, '', '| target | req/s | × baseline | CPU µs/req | p50 ms | p90 ms | p99 ms | p99.9 ms | errors |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
       for (const t of c.targets) {
         out.push(
-          `| ${t.label}${t.label === c.baseline ? ' (baseline)' : ''} | ${cell(t.rps)} | ${cell(t.rps / base.rps, 2)} | ${cell(t.latency.p50, 2)} | ${cell(t.latency.p90, 2)} | ${cell(t.latency.p99, 2)} | ${cell(t.latency.p99_9, 2)} | ${t.errors} |`,
+          `| ${t.label}${t.label === c.baseline ? ' (baseline)' : ''} | ${cell(t.rps)} | ${cell(t.rps / base.rps, 2)} | ${cell(t.cpuUs, 1)} | ${cell(t.latency.p50, 2)} | ${cell(t.latency.p90, 2)} | ${cell(t.latency.p99, 2)} | ${cell(t.latency.p99_9, 2)} | ${t.errors} |`,
         );
       }
       out.push('');

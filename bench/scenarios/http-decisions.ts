@@ -1,7 +1,7 @@
 // Scenarios 1–3: forward-auth decision, proxy mode, unauthenticated redirect and allow-listed path, each against its baseline.
 import { request } from 'undici';
 import type { Environment } from '../lib/environment.ts';
-import { type LoadSettings, type LoadTarget, compare, ratio } from '../lib/load.ts';
+import { type LoadSettings, type LoadTarget, compare, cpuRatio, ratio } from '../lib/load.ts';
 import { startBenchNginx } from '../lib/nginx.ts';
 import { type BenchChild, startHelper } from '../lib/processes.ts';
 import type { ScenarioReport } from '../lib/report-types.ts';
@@ -56,6 +56,18 @@ export async function gatewayIdentity(env: Environment, fx: HttpFixtures): Promi
   return identity;
 }
 
+/** The process of the gateway the scenarios load (the one listening on `env.gatewayPort`). */
+function gatewayPid(env: Environment): number {
+  const gw = env.gateways().find((g) => g.http === env.gatewayPort);
+  if (!gw) throw new Error(`no gateway listens on ${env.gatewayPort}`);
+  return gw.proc.pid;
+}
+
+/** "X.Y µs vs X.Y µs per request → ratio" for the figures. */
+function cpuFigure(subject: { cpuUs: number }, baseline: { cpuUs: number }): string {
+  return `${fmt(subject.cpuUs, 1)} µs vs ${fmt(baseline.cpuUs, 1)} µs per request → ${fmt(baseline.cpuUs / subject.cpuUs)}`;
+}
+
 async function ensureBareAuth(env: Environment, fx: HttpFixtures): Promise<BenchChild & { port: number }> {
   bareAuth ??= await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(await gatewayIdentity(env, fx))]);
   return Object.assign(bareAuth, { port: (bareAuth.ready as { port: number }).port });
@@ -64,8 +76,14 @@ async function ensureBareAuth(env: Environment, fx: HttpFixtures): Promise<Bench
 /** Scenario 1: forward auth with a valid session vs a bare node:http 200 with the same 12 headers. */
 export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s: LoadSettings, log: Log): Promise<ScenarioReport> {
   const bare = await ensureBareAuth(env, fx);
-  const subject = fx.forwardAuth(env.gatewayPort);
-  const baseline: LoadTarget = { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/outpost.goauthentik.io/auth/nginx`, headers: subject.headers!, expectStatus: 200 };
+  const subject = { ...fx.forwardAuth(env.gatewayPort), pid: gatewayPid(env) };
+  const baseline: LoadTarget = {
+    label: 'bare node:http',
+    url: `http://127.0.0.1:${bare.port}/outpost.goauthentik.io/auth/nginx`,
+    headers: subject.headers!,
+    expectStatus: 200,
+    pid: bare.pid,
+  };
   const [b, p] = await compare([baseline, subject], s, log);
   const r = ratio(p!, b!);
   return {
@@ -75,6 +93,7 @@ export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s:
     figures: [
       { name: 'throughput ratio (portcullis / bare)', value: fmt(r) },
       { name: 'portcullis p99', value: p!.latency.p99, unit: 'ms' },
+      { name: 'server CPU per request, portcullis vs bare → capacity ratio (bare / portcullis)', value: cpuFigure(p!, b!) },
     ],
     targets: [
       { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: fmt(r), met: r >= 0.8 },
@@ -124,10 +143,10 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
       log(`  ${size}`);
       const headers = { host: env.appHost, cookie: fx.appCookie };
       const targets: LoadTarget[] = [
-        { label: 'nginx proxy_pass', url: `http://127.0.0.1:${nginx.port}${path}`, headers, expectStatus: 200 },
-        { label: 'node:http + undici.Pool', url: `http://127.0.0.1:${undiciPort}${path}`, headers, expectStatus: 200 },
-        { label: 'undici.Pool + identity headers', url: `http://127.0.0.1:${identityPort}${path}`, headers, expectStatus: 200 },
-        { label: 'portcullis proxy', url: `http://127.0.0.1:${env.gatewayPort}${path}`, headers, expectStatus: 200 },
+        { label: 'nginx proxy_pass', url: `http://127.0.0.1:${nginx.port}${path}`, headers, expectStatus: 200, pid: nginx.pid },
+        { label: 'node:http + undici.Pool', url: `http://127.0.0.1:${undiciPort}${path}`, headers, expectStatus: 200, pid: undiciProxy.pid },
+        { label: 'undici.Pool + identity headers', url: `http://127.0.0.1:${identityPort}${path}`, headers, expectStatus: 200, pid: identityProxy.pid },
+        { label: 'portcullis proxy', url: `http://127.0.0.1:${env.gatewayPort}${path}`, headers, expectStatus: 200, pid: gatewayPid(env) },
       ];
       const [n, u, i, p] = await compare(targets, s, log);
       const vsNginx = ratio(p!, n!);
@@ -140,6 +159,11 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
         { name: `${size}: portcullis / bare undici proxy (client headers only)`, value: fmt(ratio(p!, u!)) },
         { name: `${size}: everything portcullis adds (auth work + the identity headers' bytes)`, value: `${fmt(everything * 100, 1)} %` },
         { name: `${size}: undici proxy / nginx`, value: fmt(ratio(u!, n!)) },
+        { name: `${size}: server CPU per request, portcullis vs nginx (its worker) → capacity ratio`, value: cpuFigure(p!, n!) },
+        {
+          name: `${size}: server CPU per request, portcullis vs the undici proxy with the same headers → auth work by CPU`,
+          value: `${cpuFigure(p!, i!)} (auth work ${fmt((1 / cpuRatio(p!, i!) - 1) * 100, 1)} %)`,
+        },
       );
       report.targets.push(
         { what: `${size}: throughput vs nginx`, target: '≥ 0.70', measured: fmt(vsNginx), met: vsNginx >= 0.7 },
@@ -160,13 +184,20 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
 export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: LoadSettings, log: Log): Promise<ScenarioReport> {
   const bare = await ensureBareAuth(env, fx);
   const targets: LoadTarget[] = [
-    { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200 },
-    { label: 'portcullis redirect (302)', url: `http://127.0.0.1:${env.gatewayPort}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 },
+    { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200, pid: bare.pid },
+    {
+      label: 'portcullis redirect (302)',
+      url: `http://127.0.0.1:${env.gatewayPort}/private/page?x=1`,
+      headers: { host: env.appHost },
+      expectStatus: 302,
+      pid: gatewayPid(env),
+    },
     {
       label: 'portcullis allow-listed (200)',
       url: `http://127.0.0.1:${env.gatewayPort}/outpost.goauthentik.io/auth/nginx`,
       headers: { host: env.fwdHost, 'x-original-url': `http://${env.fwdHost}/public/asset.css` },
       expectStatus: 200,
+      pid: gatewayPid(env),
     },
   ];
   const [b, redirect, allow] = await compare(targets, s, log);
@@ -177,6 +208,8 @@ export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: L
     figures: [
       { name: 'redirect / bare', value: fmt(ratio(redirect!, b!)) },
       { name: 'allow-listed / bare', value: fmt(ratio(allow!, b!)) },
+      { name: 'server CPU per request, redirect vs bare → capacity ratio', value: cpuFigure(redirect!, b!) },
+      { name: 'server CPU per request, allow-listed vs bare → capacity ratio', value: cpuFigure(allow!, b!) },
     ],
     targets: [],
     notes: ['Redirect: proxy-mode request without a cookie → 302 to /outpost.goauthentik.io/start. Allow-listed: forward auth (nginx flavour) of a URL matching `skip_path_regex: ^/public/`, no cookie → 200 with anonymous headers.'],

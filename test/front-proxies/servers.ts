@@ -25,6 +25,8 @@ export interface TemplateValues {
 /** A front proxy running as a child process. */
 export interface FrontProxy {
   port: number;
+  /** The main process (nginx's master; its workers are its children). */
+  pid: number;
   /** The last lines it wrote, for failure messages. */
   logTail(): string;
   /** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
@@ -190,7 +192,7 @@ async function startProxy(opts: ProxyStart): Promise<FrontProxy> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { port: opts.port, logTail, stop };
+  return { port: opts.port, pid: child.pid ?? -1, logTail, stop };
 }
 
 /** The Server header of a HEAD request to an unknown host on `port`; null when nothing answers. */
