@@ -110,6 +110,55 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
   t.same(routedByFastify, ['GET /x%20y'], 'fastify routed only the request with an escape in its path');
 });
 
+t.test('both paths time every request exactly once, where its answer ends: written, relayed, failed upstream, ping', async (t) => {
+  const upstream = await startUpstream({ name: 'echo' });
+  t.teardown(() => upstream.close());
+  // A port nothing listens on: the relay fails (502).
+  const dead = createServer();
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const deadPort = (dead.address() as { port: number }).port;
+  await new Promise((r) => dead.close(r));
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: upstream.url })}
+${providerYaml({ name: 'gone', mode: 'proxy', external_host: 'http://gone.company', internal_host: `http://127.0.0.1:${deadPort}`, client_id: 'client-g' })}
+${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://fwd.company', client_id: 'client-f' })}
+`);
+  for (const directPath of [true, false]) {
+    const side = directPath ? 'direct' : 'fastify';
+    const requests: string[] = [];
+    const upstreams: string[] = [];
+    const gw = await startTestGateway(config, {
+      directPath,
+      observeRequest: (method, host, type, seconds) => {
+        t.ok(Number.isFinite(seconds) && seconds >= 0 && seconds < 10, `${side}: a duration in seconds (${seconds})`);
+        requests.push(`${method} ${host} ${type}`);
+      },
+      observeUpstream: (answer, method, _seconds, error) => upstreams.push(`${method} ${answer.metricHost} ${error ? 'failed' : 'ok'}`),
+    });
+    t.teardown(() => gw.close());
+    await gw.gateway.http.listen({ port: 0, host: '127.0.0.1' });
+    const port = (gw.gateway.http.server.address() as { port: number }).port;
+    const app = await gw.login('app', BOB);
+    const gone = await gw.login('gone', BOB);
+    const fwd = await gw.login('single', BOB);
+    const sent = [
+      `GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/p\r\ncookie: ${fwd}\r\nconnection: close\r\n\r\n`,
+      `GET /hello HTTP/1.1\r\nhost: app.company\r\ncookie: ${app}\r\nconnection: close\r\n\r\n`,
+      `GET /x HTTP/1.1\r\nhost: gone.company\r\ncookie: ${gone}\r\nconnection: close\r\n\r\n`,
+      'GET /outpost.goauthentik.io/ping HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n',
+    ];
+    const answers = [];
+    for (const raw of sent) answers.push((await exchange(port, raw)).slice(0, 12));
+    t.same(answers, ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 502', 'HTTP/1.1 204'], `${side}: the answers`);
+    // A relayed answer is timed when the relay ends, which may be just after the client has read it.
+    for (let i = 0; i < 100 && requests.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    t.same(requests, ['GET fwd.company app', 'GET app.company app', 'GET gone.company app', 'GET unknown ping'], `${side}: each request timed once, in order`);
+    t.same(upstreams, ['GET app.company ok', 'GET gone.company failed'], `${side}: each upstream exchange timed once`);
+  }
+});
+
 t.test('an answer that cannot be written becomes a 500 without internals, on both paths', async (t) => {
   const config = testConfig(`
 outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }

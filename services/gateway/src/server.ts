@@ -178,7 +178,7 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
     method: app.supportedMethods,
     url: '*',
     handler: async function handleRequest(request: FastifyRequest, reply: FastifyReply) {
-      const started = process.hrtime.bigint();
+      const started = performance.now();
       const raw = request.raw;
       const answer = await slot.handler.handle(new RawIncoming(raw));
       if (deps.observeRequest) observeOnFinish(deps.observeRequest, raw, reply.raw, answer, started);
@@ -218,17 +218,21 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
 
 /** Serves one request without fastify (HOT): decide, then write the answer or relay it to the upstream. */
 function serveDirect(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: IncomingMessage, res: ServerResponse): void {
-  const started = process.hrtime.bigint();
+  const started = performance.now();
   slot.handler.handle(new RawIncoming(req)).then(
     (answer) => {
-      if (deps.observeRequest) observeOnFinish(deps.observeRequest, req, res, answer, started);
       if (lifecycle.closing) res.shouldKeepAlive = false;
-      if (answer.kind === 'proxy') return proxyHttp(pools, answer, req, res, deps.observeUpstream, lifecycle);
+      // Durations are recorded where the answer ends (no 'finish' listener per request): here for a
+      // written answer, in the relay for a proxied one.
+      if (answer.kind === 'proxy') {
+        return proxyHttp(pools, answer, req, res, deps.observeUpstream, lifecycle, deps.observeRequest && { observe: deps.observeRequest, started });
+      }
       try {
         writeAnswerTo(res, answer, true);
       } catch (err) {
         failDirect(deps, res, err);
       }
+      if (deps.observeRequest) deps.observeRequest(req.method ?? 'GET', answer.metricHost ?? 'unknown', requestType(answer), (performance.now() - started) / 1000);
     },
     // The handler never throws (failures are 5xx answers); this is the net under that promise.
     (err: unknown) => failDirect(deps, res, err),
@@ -247,11 +251,14 @@ function failDirect(deps: GatewayDeps, res: ServerResponse, err: unknown): void 
   writeAnswerTo(res, INTERNAL_ERROR, true);
 }
 
-/** Times the request to its last byte (request duration histogram). */
-function observeOnFinish(observe: NonNullable<GatewayDeps['observeRequest']>, req: IncomingMessage, res: ServerResponse, answer: Answer, started: bigint): void {
-  res.once('finish', () =>
-    observe(req.method ?? 'GET', answer.metricHost ?? 'unknown', answer.kind === 'respond' && answer.status === 204 && !answer.metricHost ? 'ping' : 'app', Number(process.hrtime.bigint() - started) / 1e9),
-  );
+/** The request duration histogram's `type`: authentik's "ping" for the outpost's own ping, else "app". */
+function requestType(answer: Answer): 'app' | 'ping' {
+  return answer.kind === 'respond' && answer.status === 204 && !answer.metricHost ? 'ping' : 'app';
+}
+
+/** Times the request to its last byte (request duration histogram) on the fastify path. */
+function observeOnFinish(observe: NonNullable<GatewayDeps['observeRequest']>, req: IncomingMessage, res: ServerResponse, answer: Answer, started: number): void {
+  res.once('finish', () => observe(req.method ?? 'GET', answer.metricHost ?? 'unknown', requestType(answer), (performance.now() - started) / 1000));
 }
 
 export function sendAnswer(reply: FastifyReply, answer: Extract<Answer, { kind: 'respond' }>): FastifyReply {

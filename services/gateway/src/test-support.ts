@@ -5,7 +5,7 @@ import { AUTH_SUBJECTS, createEvent, type SessionStartedData } from '@portcullis
 import { signSessionCookie, sessionCookieName } from '@portcullis/protocol';
 import { createSessionService } from '@portcullis/session';
 import { createMemoryStore } from '@portcullis/store';
-import { type Gateway, createGateway } from './server.ts';
+import { type Gateway, type GatewayDeps, createGateway } from './server.ts';
 
 export const SECRET = 'test-cookie-secret-0123456789abcdef';
 
@@ -31,7 +31,10 @@ export function providerYaml(fields: Record<string, string>): string {
 }
 
 /** A gateway over the embedded bus and store, with sessions that tests start directly in the log. */
-export async function startTestGateway(config: PortcullisConfig, opts: { https?: boolean; directPath?: boolean } = {}): Promise<{
+export async function startTestGateway(
+  config: PortcullisConfig,
+  opts: { https?: boolean; directPath?: boolean; observeRequest?: GatewayDeps['observeRequest']; observeUpstream?: GatewayDeps['observeUpstream'] } = {},
+): Promise<{
   gateway: Gateway;
   login(providerName: string, claims: Record<string, unknown>, over?: Partial<SessionStartedData>): Promise<string>;
   signOut(sub: string): Promise<void>;
@@ -54,6 +57,8 @@ export async function startTestGateway(config: PortcullisConfig, opts: { https?:
     waitForRevocation: async (seq) => ((await store.waitForApplied(seq, 250)) ? 'propagated' : 'unprojected'),
     log: { warn: (_o, m) => warnings.push(m), error: (_o, m) => warnings.push(m) },
     ...(opts.directPath === undefined ? {} : { directPath: opts.directPath }),
+    ...(opts.observeRequest ? { observeRequest: opts.observeRequest } : {}),
+    ...(opts.observeUpstream ? { observeUpstream: opts.observeUpstream } : {}),
   });
   return {
     gateway,

@@ -49,6 +49,15 @@ export interface Lifecycle {
 /** What the executor reports per proxied request (for metrics and logs). */
 export type UpstreamObserver = (answer: ProxyAnswer, method: string, seconds: number, error?: unknown) => void;
 
+/**
+ * The whole request's duration, reported by the relay when the answer ends (answered, failed or
+ * cancelled): `started` is the `performance.now()` of the request's arrival.
+ */
+export interface RequestObserver {
+  observe: (method: string, host: string, type: 'app', seconds: number) => void;
+  started: number;
+}
+
 function requestHasBody(req: IncomingMessage): boolean {
   const len = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
@@ -87,7 +96,8 @@ class ProxyExchange {
   readonly #res: ServerResponse;
   readonly #observe: UpstreamObserver | undefined;
   readonly #lifecycle: Lifecycle | undefined;
-  readonly #started = process.hrtime.bigint();
+  readonly #request: RequestObserver | undefined;
+  readonly #started = performance.now();
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
   /** Built on the first full client buffer only (most answers never need it). */
@@ -102,7 +112,9 @@ class ProxyExchange {
     res: ServerResponse,
     observe: UpstreamObserver | undefined,
     lifecycle: Lifecycle | undefined,
+    request: RequestObserver | undefined,
   ) {
+    this.#request = request;
     this.#answer = answer;
     this.#method = method;
     this.#req = req;
@@ -166,6 +178,7 @@ class ProxyExchange {
     this.#done = true;
     this.#res.end();
     this.#observe?.(this.#answer, this.#method, this.#seconds());
+    this.#observeRequest();
   }
 
   onError(err: Error): void {
@@ -180,10 +193,16 @@ class ProxyExchange {
     } else {
       res.destroy();
     }
+    this.#observeRequest();
   }
 
   #seconds(): number {
-    return Number(process.hrtime.bigint() - this.#started) / 1e9;
+    return (performance.now() - this.#started) / 1000;
+  }
+
+  #observeRequest(): void {
+    const r = this.#request;
+    if (r) r.observe(this.#method, this.#answer.metricHost ?? 'unknown', 'app', (performance.now() - r.started) / 1000);
   }
 }
 
@@ -199,6 +218,7 @@ export function proxyHttp(
   res: ServerResponse,
   observe?: UpstreamObserver,
   lifecycle?: Lifecycle,
+  request?: RequestObserver,
 ): void {
   const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
   const method = req.method ?? 'GET';
@@ -206,7 +226,7 @@ export function proxyHttp(
   // implements: it skips the controller wrapper and the parsed-headers object of the new interface.
   pool.dispatch(
     { method: method as 'GET', path: answer.path, headers: answer.headers, body: requestHasBody(req) ? req : null },
-    new ProxyExchange(answer, method, req, res, observe, lifecycle),
+    new ProxyExchange(answer, method, req, res, observe, lifecycle, request),
   );
 }
 
