@@ -78,6 +78,11 @@ class MemorySessionStore implements SessionStore {
   }
 
   async getLiveSession(sessionId: string, now = Date.now()): Promise<SessionRecord | null> {
+    return this.peekLiveSession(sessionId, now);
+  }
+
+  /** Everything is in memory: always known. */
+  peekLiveSession(sessionId: string, now = Date.now()): SessionRecord | null {
     const s = this.#sessions.get(sessionId);
     if (!s) return null;
     if (s.expiresAt <= now) {

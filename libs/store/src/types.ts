@@ -19,6 +19,12 @@ export interface SessionReader {
    * its user's last sign-out. Anything else → null. Never throws for a missing session.
    */
   getLiveSession(sessionId: string, now?: number): Promise<SessionRecord | null>;
+  /**
+   * {@link getLiveSession} without waiting, when this reader can tell from memory (HOT: lets the
+   * gateway decide a request synchronously): the record if live, null if known not live, undefined
+   * when only `getLiveSession` can tell. Optional: readers without it are always asked asynchronously.
+   */
+  peekLiveSession?(sessionId: string, now?: number): SessionRecord | null | undefined;
   /** Live sessions, optionally of one user. */
   listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]>;
   /** Resolves true once the projection has applied `seq` (false after `timeoutMs`). */

@@ -177,6 +177,7 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
     const port = (gw.gateway.http.server.address() as { port: number }).port;
     for (const [name, handle] of failures) {
       gw.gateway.handler.handle = handle;
+      gw.gateway.handler.decide = handle;
       gw.warnings.length = 0;
       const raw = await exchange(port, 'GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/\r\nconnection: close\r\n\r\n');
       const what = `${directPath ? 'direct' : 'fastify'} path, ${name}`;

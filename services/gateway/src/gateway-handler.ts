@@ -154,12 +154,32 @@ export class GatewayHandler {
         return answer;
       });
     } catch (err) {
-      this.#deps.log.error({ err }, 'request failed');
-      return pageAnswer(500, 'Internal error', 'Portcullis could not handle this request. The error has been logged.');
+      return this.#failed(err);
     }
   }
 
-  async #dispatch(req: IncomingRequest): Promise<Answer> {
+  /**
+   * {@link handle}, answered synchronously when nothing needs waiting for (HOT: no tracing, and the
+   * session, if any, known from memory — a gateway cache hit); a Promise otherwise. Never throws or
+   * rejects: failures become 5xx answers, never 2xx.
+   */
+  decide(req: IncomingRequest): Answer | Promise<Answer> {
+    if (tracingEnabled()) return this.handle(req);
+    try {
+      const answer = this.#dispatch(req);
+      return answer instanceof Promise ? answer.catch((err: unknown) => this.#failed(err)) : answer;
+    } catch (err) {
+      return this.#failed(err);
+    }
+  }
+
+  #failed(err: unknown): RespondAnswer {
+    this.#deps.log.error({ err }, 'request failed');
+    return pageAnswer(500, 'Internal error', 'Portcullis could not handle this request. The error has been logged.');
+  }
+
+  /** Synchronous as far as it can go (see {@link decide}); a Promise from the first wait on. */
+  #dispatch(req: IncomingRequest): Answer | Promise<Answer> {
     const { path, query } = splitTarget(req.url);
     if (path.startsWith('/outpost.goauthentik.io/ping')) return { kind: 'respond', status: 204, headers: [], body: '' };
     if (req.url.includes('#')) return textAnswer(400, 'bad request: "#" is not allowed in a request target');
@@ -168,12 +188,12 @@ export class GatewayHandler {
     const index = this.#route(host, scheme);
     if (index === undefined) return noProviderAnswer(host);
     const p = this.providers[index]!;
-    const answer = await this.#forProvider(p, req, path, query, trusted, scheme, host);
-    answer.metricHost = p.externalUrl.host;
-    return answer;
+    const answer = this.#forProvider(p, req, path, query, trusted, scheme, host);
+    if (answer instanceof Promise) return answer.then((a) => withMetricHost(a, p));
+    return withMetricHost(answer, p);
   }
 
-  async #forProvider(
+  #forProvider(
     p: ProviderRuntime,
     req: IncomingRequest,
     path: string,
@@ -181,7 +201,7 @@ export class GatewayHandler {
     trusted: boolean,
     scheme: 'http' | 'https',
     host: string,
-  ): Promise<Answer> {
+  ): Answer | Promise<Answer> {
     // authentik's per-application middleware: the callback and logout signatures work on any path.
     if (queryFlag(query, CALLBACK_FLAG)) return this.#callback(p, req, query);
     if (queryFlag(query, LOGOUT_FLAG)) return this.#signOut(p, req);
@@ -319,14 +339,14 @@ export class GatewayHandler {
 
   // ---- forward auth ------------------------------------------------------------------------------
 
-  async #forward(
+  #forward(
     flavour: ForwardFlavour,
     p: ProviderRuntime,
     req: IncomingRequest,
     trusted: boolean,
     scheme: 'http' | 'https',
     envoyPath: string,
-  ): Promise<RespondAnswer> {
+  ): RespondAnswer | Promise<RespondAnswer> {
     if (flavour === 'nginx' && trusted && originalHeadersDisagree(req)) {
       // nginx passes client headers to the auth subrequest: a config that sets only X-Original-URL
       // lets a client supply its own X-Original-URI (which wins) and pick the path that is judged.
@@ -357,7 +377,13 @@ export class GatewayHandler {
       if (queryFlag(originalQuery, CALLBACK_FLAG)) return this.#callback(p, req, originalQuery);
       if (queryFlag(originalQuery, LOGOUT_FLAG)) return this.#signOut(p, req);
     }
-    const check = await this.#checkOrFail(p, req);
+    const check = this.#checkOrFail(p, req);
+    if (check instanceof Promise) return check.then((c) => this.#forwardChecked(flavour, p, url, c));
+    return this.#forwardChecked(flavour, p, url, check);
+  }
+
+  /** Forward auth once the session is checked. */
+  #forwardChecked(flavour: ForwardFlavour, p: ProviderRuntime, url: URL, check: SessionCheck | RespondAnswer): RespondAnswer | Promise<RespondAnswer> {
     if ('kind' in check) return check;
     if (check.session) {
       this.#deps.observe?.decision?.(p.name, 'authenticated');
@@ -382,7 +408,7 @@ export class GatewayHandler {
 
   // ---- proxy mode ---------------------------------------------------------------------------------
 
-  async #proxy(
+  #proxy(
     p: ProviderRuntime,
     req: IncomingRequest,
     rawPath: string,
@@ -390,13 +416,28 @@ export class GatewayHandler {
     trusted: boolean,
     scheme: 'http' | 'https',
     host: string,
-  ): Promise<Answer> {
+  ): Answer | Promise<Answer> {
     const canonical = canonicalRawPath(rawPath);
     const norm = canonical === null ? null : normalizePath(canonical);
     if (canonical === null || norm === null) return textAnswer(400, 'bad request: invalid path');
-    const check = await this.#checkOrFail(p, req);
-    if ('kind' in check) return check;
     const target = query ? `${canonical}?${query}` : canonical;
+    const check = this.#checkOrFail(p, req);
+    if (check instanceof Promise) return check.then((c) => this.#proxyChecked(p, req, target, norm, trusted, scheme, host, c));
+    return this.#proxyChecked(p, req, target, norm, trusted, scheme, host, check);
+  }
+
+  /** Proxy mode once the session is checked. */
+  #proxyChecked(
+    p: ProviderRuntime,
+    req: IncomingRequest,
+    target: string,
+    norm: NonNullable<ReturnType<typeof normalizePath>>,
+    trusted: boolean,
+    scheme: 'http' | 'https',
+    host: string,
+    check: SessionCheck | RespondAnswer,
+  ): Answer {
+    if ('kind' in check) return check;
     if (check.session) {
       this.#deps.observe?.decision?.(p.name, 'authenticated');
       return this.#proxyAnswer(p, req, target, trusted, scheme, host, check.session, check.viaHeader === true);
@@ -467,22 +508,38 @@ export class GatewayHandler {
    * session, an Authorization header is tried (authentik's header authentication): its check is
    * cached cluster-wide as a session keyed by the credential's hash, so only a sha256 runs per request.
    */
-  async #checkOrFail(p: ProviderRuntime, req: IncomingRequest): Promise<SessionCheck | RespondAnswer> {
-    let check: SessionCheck;
+  #checkOrFail(p: ProviderRuntime, req: IncomingRequest): SessionCheck | RespondAnswer | Promise<SessionCheck | RespondAnswer> {
+    let check: SessionCheck | Promise<SessionCheck>;
     try {
-      check = await checkSession(this.#deps.store, p, headerValue(req.headers, 'cookie'));
+      check = checkSession(this.#deps.store, p, headerValue(req.headers, 'cookie'));
     } catch (err) {
-      this.#deps.log.error({ err, provider: p.name }, 'session store unavailable; failing closed');
-      this.#deps.observe?.decision?.(p.name, 'error');
-      return pageAnswer(503, 'Sessions unavailable', 'Portcullis cannot read sessions right now. Try again in a moment.');
+      return this.#storeFailed(p, err);
     }
+    if (check instanceof Promise) {
+      return check.then(
+        (c) => this.#checked(p, req, c),
+        (err: unknown) => this.#storeFailed(p, err),
+      );
+    }
+    return this.#checked(p, req, check);
+  }
+
+  #storeFailed(p: ProviderRuntime, err: unknown): RespondAnswer {
+    this.#deps.log.error({ err, provider: p.name }, 'session store unavailable; failing closed');
+    this.#deps.observe?.decision?.(p.name, 'error');
+    return pageAnswer(503, 'Sessions unavailable', 'Portcullis cannot read sessions right now. Try again in a moment.');
+  }
+
+  /** After the cookie check: the session, else the Authorization header's credential (asynchronous). */
+  #checked(p: ProviderRuntime, req: IncomingRequest, check: SessionCheck): SessionCheck | RespondAnswer | Promise<SessionCheck | RespondAnswer> {
     if (check.session) return this.#accepted(p, check);
     const authorization = headerValue(req.headers, 'authorization');
     if (!authorization) return check;
-    const viaHeader = await this.#headerAuth(p, authorization);
-    if (viaHeader === null) return check;
-    if ('kind' in viaHeader) return viaHeader;
-    return this.#accepted(p, { session: viaHeader, staleCookie: check.staleCookie, viaHeader: true });
+    return this.#headerAuth(p, authorization).then((viaHeader) => {
+      if (viaHeader === null) return check;
+      if ('kind' in viaHeader) return viaHeader;
+      return this.#accepted(p, { session: viaHeader, staleCookie: check.staleCookie, viaHeader: true });
+    });
   }
 
   /**
@@ -590,4 +647,10 @@ export function canonicalRawPath(rawPath: string): string | null {
   const merged = rawPath.includes('//') ? rawPath.replace(/\/{2,}/g, '/') : rawPath;
   if (!DOT_SEGMENT.test(merged)) return merged;
   return new URL(merged, 'http://portcullis.invalid').pathname;
+}
+
+/** Labels an answer with its provider's external host (metrics, spans). */
+function withMetricHost<A extends Answer>(answer: A, p: ProviderRuntime): A {
+  answer.metricHost = p.externalUrl.host;
+  return answer;
 }

@@ -219,24 +219,39 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
 /** Serves one request without fastify (HOT): decide, then write the answer or relay it to the upstream. */
 function serveDirect(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: IncomingMessage, res: ServerResponse): void {
   const started = performance.now();
-  slot.handler.handle(new RawIncoming(req)).then(
-    (answer) => {
-      if (lifecycle.closing) res.shouldKeepAlive = false;
-      // Durations are recorded where the answer ends (no 'finish' listener per request): here for a
-      // written answer, in the relay for a proxied one.
-      if (answer.kind === 'proxy') {
-        return proxyHttp(pools, answer, req, res, deps.observeUpstream, lifecycle, deps.observeRequest && { observe: deps.observeRequest, started });
-      }
-      try {
-        writeAnswerTo(res, answer, true);
-      } catch (err) {
-        failDirect(deps, res, err);
-      }
-      if (deps.observeRequest) deps.observeRequest(req.method ?? 'GET', answer.metricHost ?? 'unknown', requestType(answer), (performance.now() - started) / 1000);
-    },
-    // The handler never throws (failures are 5xx answers); this is the net under that promise.
-    (err: unknown) => failDirect(deps, res, err),
-  );
+  try {
+    // Synchronous for a session known from memory (no promise, no closure); a Promise otherwise.
+    const decided = slot.handler.decide(new RawIncoming(req));
+    if (decided instanceof Promise) {
+      decided.then(
+        (answer) => answerDirect(pools, deps, lifecycle, req, res, started, answer),
+        // decide() never rejects (failures are 5xx answers); this is the net under that promise.
+        (err: unknown) => failDirect(deps, res, err),
+      );
+    } else {
+      answerDirect(pools, deps, lifecycle, req, res, started, decided);
+    }
+  } catch (err) {
+    // Nothing may escape a request listener (it would end the process).
+    failDirect(deps, res, err);
+  }
+}
+
+/** Writes a decided answer, or relays the request to the upstream. */
+function answerDirect(pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: IncomingMessage, res: ServerResponse, started: number, answer: Answer): void {
+  if (lifecycle.closing) res.shouldKeepAlive = false;
+  // Durations are recorded where the answer ends (no 'finish' listener per request): here for a
+  // written answer, in the relay for a proxied one.
+  if (answer.kind === 'proxy') {
+    proxyHttp(pools, answer, req, res, deps.observeUpstream, lifecycle, deps.observeRequest && { observe: deps.observeRequest, started });
+    return;
+  }
+  try {
+    writeAnswerTo(res, answer, true);
+  } catch (err) {
+    failDirect(deps, res, err);
+  }
+  if (deps.observeRequest) deps.observeRequest(req.method ?? 'GET', answer.metricHost ?? 'unknown', requestType(answer), (performance.now() - started) / 1000);
 }
 
 /** The answer to a request whose answer could not be written: a 500 naming nothing internal. */

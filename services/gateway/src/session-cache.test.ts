@@ -122,6 +122,30 @@ t.test('disconnected → distrusted: every read goes to the store until caught u
   );
 });
 
+t.test('peekLiveSession answers from memory only: a live hit, null for a revoked or expired hit, undefined for a miss or while distrusted', async (t) => {
+  const { bus, inner, cache, reads } = await setup(t, { projecting: false });
+  const cached = started();
+  const stored = started({ sub: 'bob' });
+  const expiring = started({ sub: 'carol', expiresAt: Date.now() + 1_000 });
+  await inner.apply({ seq: 1, event: createEvent('SessionStarted', stored) });
+  let seq = await bus.log.append(createEvent('SessionStarted', cached));
+  seq = await bus.log.append(createEvent('SessionStarted', expiring));
+  t.ok(await cache.waitLocalApplied(seq, 1000));
+  t.equal(cache.peekLiveSession(cached.sessionId)?.sessionId, cached.sessionId, 'a hit, without waiting');
+  t.equal(cache.peekLiveSession(stored.sessionId), undefined, 'a miss: only the store can tell');
+  t.equal(cache.peekLiveSession(expiring.sessionId, Date.now() + 2_000), null, 'an expired hit is known dead');
+  t.equal(reads(), 0, 'peeking never reads the store');
+  seq = await bus.log.append(createEvent('UserSignedOut', { sub: 'alice', provider: 'app', reason: 'test' }));
+  t.ok(await cache.waitLocalApplied(seq, 1000));
+  t.equal(cache.peekLiveSession(cached.sessionId), undefined, 'a revoked session was evicted: no longer in memory');
+  t.equal(await cache.getLiveSession(cached.sessionId), null, 'and the store read that follows refuses it');
+  const again = started({ sub: 'dave' });
+  seq = await bus.log.append(createEvent('SessionStarted', again));
+  t.ok(await cache.waitLocalApplied(seq, 1000));
+  await cache.setConnected(false);
+  t.equal(cache.peekLiveSession(again.sessionId), undefined, 'distrusted: nothing is answered from memory');
+});
+
 t.test('distrustUntil a sequence not yet applied reads through until it is', async (t) => {
   const { bus, cache } = await setup(t);
   const next = (await bus.log.lastSeq()) + 1;

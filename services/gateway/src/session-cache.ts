@@ -180,21 +180,29 @@ export class CachedSessionReader implements SessionReader {
   }
 
   async getLiveSession(sessionId: string, now = Date.now()): Promise<SessionRecord | null> {
+    const cached = this.peekLiveSession(sessionId, now);
+    if (cached !== undefined) return cached;
     const useCache = this.#trusted && now < this.#leaseUntil;
-    if (useCache) {
-      const hit = this.#sessions.get(sessionId);
-      if (hit) {
-        this.#opts.onLookup?.('hit');
-        if (hit.expiresAt > now && !this.#revoked(hit)) return hit;
-        this.#evict(sessionId);
-        return null;
-      }
-    }
     this.#opts.onLookup?.(useCache ? 'miss' : 'bypass');
     const s = await this.#opts.store.getLiveSession(sessionId, now);
     if (!s || this.#revoked(s)) return null;
     if (useCache && (await this.#storeHasRefresh(sessionId))) this.#insert(s);
     return s;
+  }
+
+  /**
+   * A cache hit, answered without waiting (HOT): the record if live, null if it expired or was
+   * revoked (it is evicted); undefined on a miss or while the cache is not trusted (ask
+   * {@link getLiveSession}, which reads the store).
+   */
+  peekLiveSession(sessionId: string, now = Date.now()): SessionRecord | null | undefined {
+    if (!this.#trusted || now >= this.#leaseUntil) return undefined;
+    const hit = this.#sessions.get(sessionId);
+    if (!hit) return undefined;
+    this.#opts.onLookup?.('hit');
+    if (hit.expiresAt > now && !this.#revoked(hit)) return hit;
+    this.#evict(sessionId);
+    return null;
   }
 
   /**

@@ -1,5 +1,5 @@
 // Cookie → signature → session store → live session: the authentication half of the hot path.
-import { type IdentityClaims, buildIdentityHeaders, encodeHeaderValueForWire, readCookie, verifySessionCookie } from '@portcullis/protocol';
+import { type IdentityClaims, type SessionCookieValue, buildIdentityHeaders, encodeHeaderValueForWire, readCookie, verifySessionCookie } from '@portcullis/protocol';
 import type { SessionReader, SessionRecord } from '@portcullis/store';
 import type { ProviderRuntime } from './provider-runtime.ts';
 
@@ -22,11 +22,12 @@ const VERIFIED_COOKIES_MAX = 50_000;
 const READ_YOUR_WRITES_WAIT_MS = 2000;
 
 /**
- * Checks the provider's session cookie. A cookie written at a newer log position than this reader
- * has applied waits for it (read-your-writes without sticky routing). Store errors propagate: the
- * caller fails closed.
+ * Checks the provider's session cookie (HOT). Synchronous when the store knows the session from
+ * memory (a gateway cache hit); otherwise a Promise that reads the store, and for a cookie written at
+ * a newer log position than this reader has applied, waits for it (read-your-writes without sticky
+ * routing). Store errors propagate (thrown or rejected): the caller fails closed.
  */
-export async function checkSession(store: SessionReader, p: ProviderRuntime, cookieHeader: string | undefined): Promise<SessionCheck> {
+export function checkSession(store: SessionReader, p: ProviderRuntime, cookieHeader: string | undefined): SessionCheck | Promise<SessionCheck> {
   const raw = readCookie(cookieHeader, p.sessionCookie);
   if (raw === undefined) return NO_COOKIE;
   let value = p.verifiedCookies.get(raw);
@@ -39,10 +40,22 @@ export async function checkSession(store: SessionReader, p: ProviderRuntime, coo
     p.verifiedCookies.set(raw, verified);
     value = verified;
   }
+  // Only a live record is taken from memory; anything else goes the careful way below.
+  const known = store.peekLiveSession?.(value.sessionId);
+  if (known) return matchCookie(p, value, known);
+  return readStore(store, p, value);
+}
+
+async function readStore(store: SessionReader, p: ProviderRuntime, value: SessionCookieValue): Promise<SessionCheck> {
   let session = await store.getLiveSession(value.sessionId);
   if (!session && value.seq > (await store.appliedSeq())) {
     if (await store.waitForApplied(value.seq, READ_YOUR_WRITES_WAIT_MS)) session = await store.getLiveSession(value.sessionId);
   }
+  return matchCookie(p, value, session);
+}
+
+/** The session a verified cookie names counts only for its provider and at the version the cookie was written at. */
+function matchCookie(p: ProviderRuntime, value: SessionCookieValue, session: SessionRecord | null): SessionCheck {
   if (!session || session.provider !== p.name || session.seq !== value.seq) return STALE;
   return { session, staleCookie: false };
 }
