@@ -4,7 +4,7 @@ import t from 'tap';
 import type { Answer } from './answers.ts';
 import { GatewayHandler, type GatewayHandlerDeps } from './gateway-handler.ts';
 import type { IncomingRequest } from './request-context.ts';
-import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+import { providerYaml, startTestGateway, testConfig, unreachableRpc } from './test-support.ts';
 
 const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
 const config = testConfig(`
@@ -78,14 +78,7 @@ t.test('a store that throws while answering from memory, or rejects, fails close
   const app = await gw.login('app', BOB);
   const deps = (store: SessionReader): GatewayHandlerDeps => ({
     config,
-    rpc: {
-      request: async () => Promise.reject(new Error('down')),
-      serve: () => ({ close: async () => {} }),
-      listen: () => ({ close: async () => {} }),
-      publish: () => {},
-      gather: async () => [],
-      ping: async () => {},
-    },
+    rpc: unreachableRpc,
     store,
     version: 'x',
     waitForRevocation: async () => 'unprojected',

@@ -1,7 +1,7 @@
 // Forward-auth endpoints (nginx, Traefik, Caddy, Envoy) for forward_single and forward_domain.
 import { IDENTITY_HEADERS } from '@portcullis/protocol';
 import t from 'tap';
-import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+import { providerYaml, startTestGateway, testConfig, unreachableRpc } from './test-support.ts';
 
 const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
 
@@ -142,14 +142,7 @@ ${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https:/
     const { GatewayHandler } = await import('./gateway-handler.ts');
     const failing = new GatewayHandler({
       config,
-      rpc: {
-        request: async () => Promise.reject(new Error('down')),
-        serve: () => ({ close: async () => {} }),
-        listen: () => ({ close: async () => {} }),
-        publish: () => {},
-        gather: async () => [],
-        ping: async () => {},
-      },
+      rpc: unreachableRpc,
       store: {
         appliedSeq: async () => Promise.reject(new Error('redis down')),
         getLiveSession: async () => Promise.reject(new Error('redis down')),

@@ -1,5 +1,5 @@
 // Test helpers for the gateway: a validated config from YAML, and sessions started through the real log.
-import { createMemoryBus } from '@portcullis/bus';
+import { type RequestBus, createMemoryBus } from '@portcullis/bus';
 import { type PortcullisConfig, loadConfig } from '@portcullis/config';
 import { AUTH_SUBJECTS, createEvent, type SessionStartedData } from '@portcullis/events';
 import { signSessionCookie, sessionCookieName } from '@portcullis/protocol';
@@ -97,3 +97,13 @@ export async function startTestGateway(
     },
   };
 }
+
+/** A request bus whose every request fails, as when no auth service answers (for handlers built by hand). */
+export const unreachableRpc: RequestBus = {
+  request: async () => Promise.reject(new Error('down')),
+  serve: () => ({ close: async () => {} }),
+  listen: () => ({ close: async () => {} }),
+  publish: () => {},
+  gather: async () => [],
+  ping: async () => {},
+};
