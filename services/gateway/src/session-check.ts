@@ -40,14 +40,14 @@ export function checkSession(store: SessionReader, p: ProviderRuntime, cookieHea
     p.verifiedCookies.set(raw, verified);
     value = verified;
   }
-  // Only a live record is taken from memory; anything else goes the careful way below.
   const known = store.peekLiveSession?.(value.sessionId);
   if (known) return matchCookie(p, value, known);
-  return readStore(store, p, value);
+  // Known dead (null) or unknown (undefined): the careful way, as getLiveSession would have answered.
+  return readStore(store, p, value, known === null);
 }
 
-async function readStore(store: SessionReader, p: ProviderRuntime, value: SessionCookieValue): Promise<SessionCheck> {
-  let session = await store.getLiveSession(value.sessionId);
+async function readStore(store: SessionReader, p: ProviderRuntime, value: SessionCookieValue, knownDead: boolean): Promise<SessionCheck> {
+  let session = knownDead ? null : await store.getLiveSession(value.sessionId);
   if (!session && value.seq > (await store.appliedSeq())) {
     if (await store.waitForApplied(value.seq, READ_YOUR_WRITES_WAIT_MS)) session = await store.getLiveSession(value.sessionId);
   }
