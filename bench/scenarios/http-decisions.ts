@@ -1,7 +1,7 @@
 // Scenarios 1–3: forward-auth decision, proxy mode, unauthenticated redirect and allow-listed path, each against its baseline.
 import { request } from 'undici';
 import type { Environment } from '../lib/environment.ts';
-import { type LoadSettings, type LoadTarget, compare, cpuRatio, ratio } from '../lib/load.ts';
+import { type LoadSettings, type LoadTarget, type TargetResult, compare, cpuRatio, ratio } from '../lib/load.ts';
 import { startBenchNginx } from '../lib/nginx.ts';
 import { type BenchChild, startHelper } from '../lib/processes.ts';
 import type { ScenarioReport } from '../lib/report-types.ts';
@@ -64,8 +64,8 @@ function gatewayPid(env: Environment): number {
 }
 
 /** "X.Y µs vs X.Y µs per request → ratio" for the figures. */
-function cpuFigure(subject: { cpuUs: number }, baseline: { cpuUs: number }): string {
-  return `${fmt(subject.cpuUs, 1)} µs vs ${fmt(baseline.cpuUs, 1)} µs per request → ${fmt(baseline.cpuUs / subject.cpuUs)}`;
+function cpuFigure(subject: TargetResult, baseline: TargetResult): string {
+  return `${fmt(subject.cpuUs, 1)} µs vs ${fmt(baseline.cpuUs, 1)} µs per request → ${fmt(cpuRatio(subject, baseline))}`;
 }
 
 async function ensureBareAuth(env: Environment, fx: HttpFixtures): Promise<BenchChild & { port: number }> {

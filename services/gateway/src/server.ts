@@ -251,7 +251,7 @@ function answerDirect(pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecy
   } catch (err) {
     failDirect(deps, res, err);
   }
-  if (deps.observeRequest) deps.observeRequest(req.method ?? 'GET', answer.metricHost ?? 'unknown', requestType(answer), (performance.now() - started) / 1000);
+  if (deps.observeRequest) observeDuration(deps.observeRequest, req, answer, started);
 }
 
 /** The answer to a request whose answer could not be written: a 500 naming nothing internal. */
@@ -266,14 +266,18 @@ function failDirect(deps: GatewayDeps, res: ServerResponse, err: unknown): void 
   writeAnswerTo(res, INTERNAL_ERROR, true);
 }
 
-/** The request duration histogram's `type`: authentik's "ping" for the outpost's own ping, else "app". */
-function requestType(answer: Answer): 'app' | 'ping' {
-  return answer.kind === 'respond' && answer.status === 204 && !answer.metricHost ? 'ping' : 'app';
+/**
+ * Records a request's duration until now (request duration histogram); `type` is authentik's "ping"
+ * for the outpost's own ping, else "app".
+ */
+function observeDuration(observe: NonNullable<GatewayDeps['observeRequest']>, req: IncomingMessage, answer: Answer, started: number): void {
+  const type = answer.kind === 'respond' && answer.status === 204 && !answer.metricHost ? 'ping' : 'app';
+  observe(req.method ?? 'GET', answer.metricHost ?? 'unknown', type, (performance.now() - started) / 1000);
 }
 
-/** Times the request to its last byte (request duration histogram) on the fastify path. */
+/** Times the request to its last byte on the fastify path. */
 function observeOnFinish(observe: NonNullable<GatewayDeps['observeRequest']>, req: IncomingMessage, res: ServerResponse, answer: Answer, started: number): void {
-  res.once('finish', () => observe(req.method ?? 'GET', answer.metricHost ?? 'unknown', requestType(answer), (performance.now() - started) / 1000));
+  res.once('finish', () => observeDuration(observe, req, answer, started));
 }
 
 export function sendAnswer(reply: FastifyReply, answer: Extract<Answer, { kind: 'respond' }>): FastifyReply {
