@@ -234,7 +234,8 @@ t.test('cluster: sessions list, revoke and rebuild through the admin CLI', async
     const again = c.newJar();
     await loginThroughIdp(c.browserOn(1, again), `${c.app}/`, ALICE);
     t.same(await statusOnEvery(c, again), [200, 200, 200], 'a login after the rebuild works on every gateway');
-    t.equal((await listJson(c, t)).length, 2, 'bob’s and alice’s new session are listed');
+    const listed = await listJson(c, t);
+    t.equal(listed.length, 2, `bob’s and alice’s new session are listed: ${JSON.stringify(listed)}`);
   });
 });
 
