@@ -58,6 +58,26 @@ t.test('bad usage exits 2 with the usage', async (t) => {
   }
 });
 
+t.test('a session id or subject starting with "-" is taken as the value (ids are base64url; `sessions list` prints them)', async (t) => {
+  const file = configFile(t, PROVIDERS);
+  for (const args of [
+    ['revoke', '--session', '-U-t45LGQYB9037exUp2h6Zawqdvo9GBnWWn6kwaBB0', '--config', file],
+    ['revoke', '--user', '-odd-subject', '--config', file],
+    ['list', '--user', '--', '--config', file],
+  ]) {
+    const c = capture();
+    // Past argument parsing, the missing cluster: block is the only problem left.
+    t.equal(await runSessionsCommand(args, c.io), 2, args.join(' '));
+    t.match(c.err(), /needs a cluster: block/, args.join(' '));
+  }
+  // A value option followed by another of our options is a forgotten value, still a usage error.
+  for (const args of [['revoke', '--session', '--config', file], ['list', '--user', '--json']]) {
+    const c = capture();
+    t.equal(await runSessionsCommand(args, c.io), 2, args.join(' '));
+    t.match(c.err(), /portcullis sessions list/, args.join(' '));
+  }
+});
+
 t.test('an invalid configuration exits 2', async (t) => {
   const c = capture();
   t.equal(await runSessionsCommand(['list', '--config', configFile(t, 'outpost: {}\n')], c.io), 2);

@@ -35,6 +35,34 @@ const ALLOWED: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
   rebuild: ['config'],
 };
 
+/**
+ * Session ids are base64url and may start with '-' (as may a user's subject): parseArgs refuses
+ * `--session -AbC` as ambiguous, so a value option followed by a word that is not one of our options
+ * is passed on as `--session=-AbC`. `--user --json` (a forgotten value) still fails as before.
+ */
+function attachDashValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : '';
+    const takesValue = name in OPTIONS && OPTIONS[name as keyof typeof OPTIONS].type === 'string';
+    if (takesValue && next?.startsWith('-') && !isOurOption(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+function isOurOption(arg: string): boolean {
+  if (!arg.startsWith('--')) return false;
+  const name = arg.slice(2).split('=')[0]!;
+  return name in OPTIONS;
+}
+
 /** Runs `portcullis sessions <args>`; resolves with the exit code. */
 export async function runSessionsCommand(args: string[], io: CommandOutput = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const usage = (problem: string): number => {
@@ -45,7 +73,7 @@ export async function runSessionsCommand(args: string[], io: CommandOutput = { s
   if (sub === undefined || !(sub in ALLOWED)) return usage(sub ? `unknown sessions command "${sub}"` : 'sessions: which command?');
   let values: { config?: string; user?: string; session?: string; json?: boolean };
   try {
-    ({ values } = parseArgs({ args: rest, options: OPTIONS, strict: true }));
+    ({ values } = parseArgs({ args: attachDashValues(rest), options: OPTIONS, strict: true }));
   } catch (err) {
     return usage((err as Error).message);
   }
