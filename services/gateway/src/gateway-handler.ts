@@ -109,6 +109,9 @@ const NOT_FORWARDED = new Set([
   'x-real-ip',
 ]);
 
+/** `Connection` values (as HTTP/1.1 clients send them) whose tokens are all in {@link NOT_FORWARDED}. */
+const CONNECTION_NAMING_ONLY_HOP_BY_HOP = new Set(['keep-alive', 'Keep-Alive', 'upgrade', 'Upgrade']);
+
 const AUTH_TIMEOUT_MS = 15_000;
 /** How long a header-authenticated request waits for its new session to be projected. */
 const HEADER_AUTH_WAIT_MS = 2000;
@@ -619,7 +622,8 @@ function collectCookies(header: string | undefined, prefix: string): Record<stri
 
 /** Names listed in a Connection header: hop-by-hop for this message only. */
 function connectionHeaderTokens(connection: string | undefined): Set<string> | undefined {
-  if (!connection) return undefined;
+  // The usual values name only headers that are never forwarded anyway: no set built per request.
+  if (!connection || CONNECTION_NAMING_ONLY_HOP_BY_HOP.has(connection)) return undefined;
   return new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
 }
 

@@ -51,6 +51,24 @@ ${providerYaml({ name: 'dead', mode: 'proxy', external_host: 'https://dead.compa
     t.equal(upstream.requests, 0, 'nothing reached the upstream');
   });
 
+  t.test('headers named in Connection are not forwarded (RFC 9110 §7.6.1); a plain keep-alive drops nothing else', async (t) => {
+    const cookie = await gw.login('app', ALICE);
+    for (const connection of ['keep-alive, X-Hop', 'X-Hop', 'Keep-Alive,x-hop']) {
+      const r = await inject({ url: '/c', headers: { host: 'app.company', cookie, connection, 'x-hop': 'secret', 'x-kept': 'yes' } });
+      t.equal(r.statusCode, 200, connection);
+      const e = echo(r.body);
+      t.equal(e.headers['x-hop'], undefined, `${connection}: x-hop dropped`);
+      t.equal(e.headers['x-kept'], 'yes', `${connection}: x-kept forwarded`);
+    }
+    for (const connection of ['keep-alive', 'Keep-Alive']) {
+      const r = await inject({ url: '/c', headers: { host: 'app.company', cookie, connection, 'x-hop': 'kept', 'keep-alive': 'timeout=5' } });
+      const e = echo(r.body);
+      t.equal(e.headers['x-hop'], 'kept', `${connection}: other headers forwarded`);
+      t.equal(e.headers['keep-alive'], undefined, `${connection}: the Keep-Alive header itself is hop-by-hop`);
+      t.equal(e.headers['x-authentik-username'], 'alice');
+    }
+  });
+
   t.test('unauthenticated with Authorization and intercept_header_auth → 401 page, no redirect', async (t) => {
     const r = await inject({ url: '/api', headers: { host: 'app.company', authorization: 'Bearer x' } });
     t.equal(r.statusCode, 401);
