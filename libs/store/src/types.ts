@@ -25,6 +25,12 @@ export interface SessionReader {
    * when only `getLiveSession` can tell. Optional: readers without it are always asked asynchronously.
    */
   peekLiveSession?(sessionId: string, now?: number): SessionRecord | null | undefined;
+  /**
+   * Read-your-writes from memory: resolves with the session once this reader itself has learnt it at
+   * exactly version `seq` (e.g. a gateway cache that read its SessionStarted from the log), or
+   * undefined after `timeoutMs` or when it cannot tell — then only the projection can. Optional.
+   */
+  awaitKnownSession?(sessionId: string, seq: number, timeoutMs: number): Promise<SessionRecord | undefined>;
   /** Live sessions, optionally of one user. */
   listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]>;
   /** Resolves true once the projection has applied `seq` (false after `timeoutMs`). */

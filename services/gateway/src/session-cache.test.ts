@@ -1,10 +1,14 @@
 // The gateway's session cache: hits, revocations that outrun a lagging store, distrust and recovery.
 import { createMemoryBus } from '@portcullis/bus';
 import { createEvent, type SessionRefreshedData, type SessionStartedData } from '@portcullis/events';
+import { signSessionCookie } from '@portcullis/protocol';
 import { createSessionService } from '@portcullis/session';
 import { type SessionStore, createMemoryStore } from '@portcullis/store';
 import t from 'tap';
+import { compileProviders } from './provider-runtime.ts';
 import { CachedSessionReader } from './session-cache.ts';
+import { checkSession } from './session-check.ts';
+import { providerYaml, testConfig } from './test-support.ts';
 
 function started(over: Partial<SessionStartedData> = {}): SessionStartedData {
   const now = Date.now();
@@ -144,6 +148,68 @@ t.test('peekLiveSession answers from memory only: a live hit, null for a revoked
   t.ok(await cache.waitLocalApplied(seq, 1000));
   await cache.setConnected(false);
   t.equal(cache.peekLiveSession(again.sessionId), undefined, 'distrusted: nothing is answered from memory');
+});
+
+t.test('read-your-writes: a fresh cookie is accepted once this gateway read its session from the log, however far the store lags', async (t) => {
+  // The store never projects (its session service is stopped): waiting on it alone ends in a stale cookie.
+  const { bus, cache, reads } = await setup(t, { projecting: false });
+  const [p] = compileProviders(
+    testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: 'http://127.0.0.1:1' })}
+`),
+  );
+  const s = started();
+  const seq = (await bus.log.lastSeq()) + 1;
+  const cookie = `${p!.sessionCookie}=${signSessionCookie(p!.config.cookie_secret, { sessionId: s.sessionId, seq })}`;
+  // The request with the fresh cookie arrives before this gateway has read the SessionStarted.
+  const checking = checkSession(cache, p!, cookie);
+  t.ok(checking instanceof Promise, 'not known yet: the careful way');
+  t.equal(await bus.log.append(createEvent('SessionStarted', s)), seq);
+  const check = await checking;
+  t.equal(check.session?.sessionId, s.sessionId, 'accepted: the log reader knew it, the store still does not');
+  t.equal(check.staleCookie, false, 'the cookie is kept (no second login)');
+  t.equal(reads(), 1, 'one store read (the miss before the wait), none after');
+});
+
+t.test('read-your-writes with a failing store: memory that knows the session answers; otherwise the store error stands (fail closed)', async (t) => {
+  const [p] = compileProviders(
+    testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: 'http://127.0.0.1:1' })}
+`),
+  );
+  const s = started();
+  const record = { ...s, seq: 7 };
+  const cookie = `${p!.sessionCookie}=${signSessionCookie(p!.config.cookie_secret, { sessionId: s.sessionId, seq: 7 })}`;
+  const failing = (known: typeof record | undefined) =>
+    ({
+      appliedSeq: async () => 0,
+      getLiveSession: async () => null,
+      listLiveSessions: async () => [],
+      waitForApplied: () => Promise.reject(new Error('redis down')),
+      awaitKnownSession: async () => known,
+    }) as import('@portcullis/store').SessionReader;
+  t.equal((await checkSession(failing(record), p!, cookie)).session?.sessionId, s.sessionId, 'memory knows it: accepted');
+  await t.rejects(Promise.resolve(checkSession(failing(undefined), p!, cookie)), /redis down/, 'memory cannot tell: the store error propagates');
+});
+
+t.test('awaitKnownSession answers only what memory can vouch for', async (t) => {
+  const { bus, cache } = await setup(t, { projecting: false });
+  const live = started();
+  const liveSeq = await bus.log.append(createEvent('SessionStarted', live));
+  t.equal((await cache.awaitKnownSession(live.sessionId, liveSeq, 1000))?.sessionId, live.sessionId, 'known at its version');
+  t.equal(await cache.awaitKnownSession(live.sessionId, liveSeq - 1, 1000), undefined, 'another version: only the projection can tell');
+  t.equal(await cache.awaitKnownSession('never-started', liveSeq, 1000), undefined, 'unknown id');
+  const revoked = started({ sub: 'bob' });
+  const revokedSeq = await bus.log.append(createEvent('SessionStarted', revoked));
+  await bus.log.append(createEvent('UserSignedOut', { sub: 'bob', provider: 'app', reason: 'test' }));
+  t.equal(await cache.awaitKnownSession(revoked.sessionId, revokedSeq, 1000), undefined, 'revoked since: never vouched for');
+  t.equal(await cache.awaitKnownSession(live.sessionId, (await bus.log.lastSeq()) + 5, 50), undefined, 'not reached in time');
+  await cache.setConnected(false);
+  t.equal(await cache.awaitKnownSession(live.sessionId, liveSeq, 50), undefined, 'distrusted: memory vouches for nothing');
 });
 
 t.test('distrustUntil a sequence not yet applied reads through until it is', async (t) => {

@@ -175,6 +175,17 @@ export class CachedSessionReader implements SessionReader {
     return this.#opts.store.waitForApplied(seq, timeoutMs);
   }
 
+  /**
+   * A fresh cookie's session, as soon as this gateway has read it from the log while trusted (a
+   * SessionStarted applied then is pre-warmed): a store lagging behind the log then no longer turns
+   * a fresh login into a stale cookie and a second login. Undefined when memory cannot tell.
+   */
+  async awaitKnownSession(sessionId: string, seq: number, timeoutMs: number): Promise<SessionRecord | undefined> {
+    if (!(await this.waitLocalApplied(seq, timeoutMs))) return undefined;
+    const hit = this.peekLiveSession(sessionId);
+    return hit && hit.seq === seq ? hit : undefined;
+  }
+
   listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]> {
     return this.#opts.store.listLiveSessions(filter, now);
   }

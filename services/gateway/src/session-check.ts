@@ -48,10 +48,31 @@ export function checkSession(store: SessionReader, p: ProviderRuntime, cookieHea
 
 async function readStore(store: SessionReader, p: ProviderRuntime, value: SessionCookieValue, knownDead: boolean): Promise<SessionCheck> {
   let session = knownDead ? null : await store.getLiveSession(value.sessionId);
-  if (!session && value.seq > (await store.appliedSeq())) {
-    if (await store.waitForApplied(value.seq, READ_YOUR_WRITES_WAIT_MS)) session = await store.getLiveSession(value.sessionId);
-  }
+  if (!session && value.seq > (await store.appliedSeq())) session = await awaitFreshSession(store, value);
   return matchCookie(p, value, session);
+}
+
+/**
+ * A cookie newer than the projection: waits (bounded) for the projection to reach it, or, sooner,
+ * for the reader's own memory to know the session at the cookie's version. A store error while the
+ * memory could not answer propagates (the caller fails closed).
+ */
+function awaitFreshSession(store: SessionReader, value: SessionCookieValue): Promise<SessionRecord | null> {
+  const projected = store.waitForApplied(value.seq, READ_YOUR_WRITES_WAIT_MS).then((applied) => (applied ? store.getLiveSession(value.sessionId) : null));
+  if (!store.awaitKnownSession) return projected;
+  const known = store.awaitKnownSession(value.sessionId, value.seq, READ_YOUR_WRITES_WAIT_MS).catch(() => undefined);
+  // Whichever source finds the session first answers; when neither does, the projection's answer (or error) stands.
+  return Promise.race([
+    known.then((session) => session ?? projected),
+    projected.then(
+      (session) => session ?? known.then((k) => k ?? null),
+      (err: unknown) =>
+        known.then((k) => {
+          if (k) return k;
+          throw err;
+        }),
+    ),
+  ]);
 }
 
 /** The session a verified cookie names counts only for its provider and at the version the cookie was written at. */
