@@ -2,7 +2,7 @@
 import type { ConfigProblem } from './config-problem.ts';
 import { joinIndex } from './config-path.ts';
 import { parseHostPort } from './parse-host-port.ts';
-import { whyUnreadable } from './read-text-file.ts';
+import { whyNotKeyPair, whyUnreadable } from './read-text-file.ts';
 import type { Loose } from './schema-kinds.ts';
 import type { ClientTlsConfig, ClusterConfig, NatsConfig, RedisConfig } from './types.ts';
 
@@ -138,11 +138,26 @@ export function checkCertKeyPair(
       fix: `set both ${path}.cert_file and ${path}.key_file, or neither`,
     });
   }
-  if (cert) checkReadable(cert, `${path}.cert_file`, problems);
-  if (key) checkReadable(key, `${path}.key_file`, problems);
+  const certReadable = cert ? checkReadable(cert, `${path}.cert_file`, problems) : false;
+  const keyReadable = key ? checkReadable(key, `${path}.key_file`, problems) : false;
+  if (!cert || !key || !certReadable || !keyReadable) return;
+  // Readable is not enough: a wrong file would otherwise pass check-config and fail only at start or reload.
+  const bad = whyNotKeyPair(cert, key);
+  if (!bad) return;
+  const fix = `set ${path}.cert_file to a PEM certificate (chain) and ${path}.key_file to its unencrypted PEM private key`;
+  problems.push(
+    bad.mismatch
+      ? {
+          path: `${path}.key_file`,
+          reason: `${key} is not the private key of the certificate in ${cert}`,
+          fix: `${fix}; \`openssl x509 -noout -pubkey -in CERT\` and \`openssl pkey -pubout -in KEY\` must print the same key`,
+        }
+      : { path, reason: `${cert} and ${key} are not a PEM certificate and private key: ${bad.message}`, fix },
+  );
 }
 
-function checkReadable(file: string, path: string, problems: ConfigProblem[]): void {
+/** Pushes a problem when `file` cannot be read; true when it can. */
+function checkReadable(file: string, path: string, problems: ConfigProblem[]): boolean {
   const why = whyUnreadable(file);
   if (why) {
     problems.push({
@@ -151,4 +166,5 @@ function checkReadable(file: string, path: string, problems: ConfigProblem[]): v
       fix: `make ${file} exist and be readable by the user running Portcullis, or correct ${path}`,
     });
   }
+  return why === undefined;
 }

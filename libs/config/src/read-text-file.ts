@@ -1,5 +1,6 @@
-// The only file access of this package besides the config file: `*_file` secrets and readability checks.
+// The only file access of this package besides the config file: `*_file` secrets, readability and TLS key pair checks.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 
 /** Reads a secret file; the value is its content with trailing newlines removed. */
 export function readSecretFile(path: string): { ok: true; text: string } | { ok: false; message: string } {
@@ -19,6 +20,20 @@ export function whyUnreadable(path: string): string | undefined {
     return undefined;
   } catch (err) {
     return errorMessage(err);
+  }
+}
+
+/**
+ * Why `certFile` and `keyFile` do not load as a PEM certificate with its private key (as the HTTPS
+ * listener and the NATS/Redis clients load them), or undefined when they do. Both must be readable.
+ */
+export function whyNotKeyPair(certFile: string, keyFile: string): { mismatch: boolean; message: string } | undefined {
+  try {
+    createSecureContext({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
+    return undefined;
+  } catch (err) {
+    const mismatch = (err as { code?: unknown }).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH';
+    return { mismatch, message: errorMessage(err) };
   }
 }
 

@@ -1,5 +1,6 @@
 // Table tests of the semantic checks: URLs, listen addresses, CIDRs, uniqueness, regexes, CEL, cookie domain, cluster.
 import { join } from 'node:path';
+import { createSelfSignedCertificate } from '@portcullis/testkit';
 import t from 'tap';
 import { loadObject, minimalProvider, problemsOf } from './test-fixtures.ts';
 
@@ -141,10 +142,30 @@ t.test('internal_host in a forward mode is a warning that it is ignored', async 
   );
 });
 
-t.test('readable TLS files pass', async (t) => {
-  const dir = t.testdir({ 'c.pem': 'cert', 'k.pem': 'key' });
+t.test('a readable certificate with its own key passes', async (t) => {
+  const pair = createSelfSignedCertificate({ commonName: 'app.company', altNames: ['app.company'] });
+  const dir = t.testdir({ 'c.pem': pair.cert, 'k.pem': pair.key });
   const result = loadObject(withProvider({ tls: { cert_file: join(dir, 'c.pem'), key_file: join(dir, 'k.pem') } }));
   t.same(problemsOf(result), []);
+});
+
+t.test('TLS files that are not a PEM certificate and its key are a config problem, not a crash at start', async (t) => {
+  const pair = createSelfSignedCertificate();
+  const other = createSelfSignedCertificate();
+  const dir = t.testdir({ 'c.pem': pair.cert, 'k.pem': pair.key, 'other-k.pem': other.key, 'text.pem': 'not pem\n' });
+  const files = (cert: string, key: string) => ({ cert_file: join(dir, cert), key_file: join(dir, key) });
+
+  const mismatch = problemsOf(loadObject(withProvider({ tls: files('c.pem', 'other-k.pem') })));
+  t.match(mismatch, [{ path: 'providers[0].tls.key_file', reason: /is not the private key of .*c\.pem/, fix: /providers\[0\]\.tls/ }]);
+
+  const notPem = problemsOf(loadObject(withProvider({ tls: files('text.pem', 'k.pem') })));
+  t.match(notPem, [{ path: 'providers[0].tls', reason: /not a PEM certificate and private key/ }]);
+
+  const swapped = problemsOf(loadObject(withProvider({ tls: files('k.pem', 'c.pem') })));
+  t.equal(swapped.length, 1, 'cert and key given the wrong way round');
+
+  const cluster = problemsOf(loadObject(withCluster({ redis: { tls: files('c.pem', 'other-k.pem') } })));
+  t.match(cluster, [{ path: 'cluster.redis.tls.key_file', reason: /is not the private key/ }]);
 });
 
 t.test('every bad regex line is reported, each with its own line number', async (t) => {
