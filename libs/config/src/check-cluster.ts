@@ -9,6 +9,8 @@ import type { ClientTlsConfig, ClusterConfig, NatsConfig, RedisConfig } from './
 const NATS_SCHEMES = ['nats:', 'tls:', 'ws:'];
 // JetStream refuses names with whitespace, `.`, `*`, `>` or path separators.
 const STREAM_NAME = /^[A-Za-z0-9_-]+$/;
+// The NATS KV client allows the same characters in a bucket name (its validBucketRe is /^[-\w]+$/).
+const BUCKET_NAME = STREAM_NAME;
 
 /** Pushes every problem of the cluster section (nothing when it is null: embedded mode). */
 export function checkCluster(cluster: Loose<ClusterConfig | null>, problems: ConfigProblem[]): void {
@@ -43,6 +45,14 @@ function checkNats(nats: Loose<NatsConfig>, problems: ConfigProblem[]): void {
       path: 'cluster.nats.stream',
       reason: `"${nats.stream}" is not a valid JetStream stream name`,
       fix: 'use only letters, digits, "_" and "-", e.g. PORTCULLIS_SESSIONS',
+    });
+  }
+  // Otherwise every process would log that it cannot watch the bucket and run on its file, and `config push` would fail.
+  if (typeof nats.config_bucket === 'string' && !BUCKET_NAME.test(nats.config_bucket)) {
+    problems.push({
+      path: 'cluster.nats.config_bucket',
+      reason: `"${nats.config_bucket}" is not a valid NATS KV bucket name`,
+      fix: 'use only letters, digits, "_" and "-", e.g. portcullis-config, or null for no shared config',
     });
   }
   const hasUser = typeof nats.user === 'string';

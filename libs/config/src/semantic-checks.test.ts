@@ -86,6 +86,8 @@ const bad: Array<{ name: string; config: Record<string, unknown>; path: string; 
   { name: 'an empty NATS server list', config: withCluster({ nats: { servers: [] } }), path: 'cluster.nats.servers', reason: /is empty/ },
   { name: 'a NATS server with an http URL', config: withCluster({ nats: { servers: ['http://nats:4222'] } }), path: 'cluster.nats.servers[0]', reason: /is not a nats:\/\/, tls:\/\/ or ws:\/\/ URL/ },
   { name: 'a NATS stream name with a dot', config: withCluster({ nats: { stream: 'a.b' } }), path: 'cluster.nats.stream', reason: /not a valid JetStream stream name/ },
+  { name: 'a config bucket name with a dot', config: withCluster({ nats: { config_bucket: 'portcullis.config' } }), path: 'cluster.nats.config_bucket', reason: /not a valid NATS KV bucket name/, fix: /or null/ },
+  { name: 'an empty config bucket name', config: withCluster({ nats: { config_bucket: '' } }), path: 'cluster.nats.config_bucket', reason: /not a valid NATS KV bucket name/ },
   { name: 'a NATS user without password', config: withCluster({ nats: { user: 'u' } }), path: 'cluster.nats.password', reason: /is required when cluster.nats.user is set/ },
   { name: 'two NATS authentication methods', config: withCluster({ nats: { token: 't', creds_file: '/dev/null' } }), path: 'cluster.nats', reason: /more than one authentication method \(token, creds_file\)/ },
   { name: 'an unreadable NATS creds file', config: withCluster({ nats: { creds_file: '/nonexistent/x.creds' } }), path: 'cluster.nats.creds_file', reason: /ENOENT/ },
