@@ -81,6 +81,23 @@ providers:
   for (const l of lines) t.match(l, /^[^:]+: .+ — .+$/, 'one line per problem');
 });
 
+t.test('check-config: a mistyped option or a second file is a usage error (exit 2), never a stack trace or a file left unchecked', async (t) => {
+  const dir = t.testdir({ 'ok.yaml': VALID(9000, 9300), 'bad.yaml': 'providers: []\n' });
+  const typo = runCli(['check-config', '--cofig', join(dir, 'ok.yaml')]);
+  t.equal(typo.status, 2, typo.stderr);
+  t.match(typo.stderr, /Unknown option '--cofig'/);
+  t.match(typo.stderr, /portcullis check-config FILE/, 'the usage is shown');
+  t.notMatch(typo.stderr, /\n\s+at /, 'no stack trace');
+
+  const two = runCli(['check-config', join(dir, 'ok.yaml'), join(dir, 'bad.yaml')]);
+  t.equal(two.status, 2, 'a second file is not silently ignored');
+  t.match(two.stderr, /one FILE/);
+  t.notMatch(two.stdout, /configuration ok/);
+
+  const both = runCli(['check-config', join(dir, 'ok.yaml'), '--config', join(dir, 'bad.yaml')]);
+  t.equal(both.status, 2, 'FILE and --config naming different files is ambiguous');
+});
+
 t.test('an env var naming no config key is a config error', async (t) => {
   const dir = t.testdir({ 'ok.yaml': VALID(9000, 9300) });
   const r = runCli(['check-config', join(dir, 'ok.yaml')], { PORTCULLIS_OUTPOST__LISTN__HTTP: '127.0.0.1:1' });

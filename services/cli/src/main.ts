@@ -35,8 +35,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'check-config') {
-    const { positionals, values } = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string' } } });
-    const file = positionals[0] ?? values.config;
+    let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: { config: { type: 'string' } } }>>;
+    try {
+      parsed = parseArgs({ args: rest, allowPositionals: true, options: { config: { type: 'string' } } });
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    const files = [...new Set([...parsed.positionals, ...(parsed.values.config === undefined ? [] : [parsed.values.config])])];
+    if (files.length > 1) {
+      // Checking only the first would print "configuration ok" for files never looked at.
+      process.stderr.write(`check-config takes one FILE, got ${files.length}: ${files.join(', ')} — run it once per file\n`);
+      return 2;
+    }
+    const file = files[0];
     if (!loadConfigOrReport(file)) return 2;
     process.stdout.write(`configuration ok${file ? `: ${file}` : ''}\n`);
     return 0;
