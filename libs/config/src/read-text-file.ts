@@ -1,6 +1,6 @@
 // The only file access of this package besides the config file: `*_file` secrets, readability and TLS key pair checks.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 
 /** Reads a secret file; the value is its content with trailing newlines removed. */
 export function readSecretFile(path: string): { ok: true; text: string } | { ok: false; message: string } {
@@ -28,13 +28,16 @@ export function whyUnreadable(path: string): string | undefined {
  * listener and the NATS/Redis clients load them), or undefined when they do. Both must be readable.
  */
 export function whyNotKeyPair(certFile: string, keyFile: string): { mismatch: boolean; message: string } | undefined {
+  let cert: X509Certificate;
+  let key: ReturnType<typeof createPrivateKey>;
   try {
-    createSecureContext({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
-    return undefined;
+    // The first certificate of a chain is the one the key belongs to.
+    cert = new X509Certificate(readFileSync(certFile));
+    key = createPrivateKey(readFileSync(keyFile));
   } catch (err) {
-    const mismatch = (err as { code?: unknown }).code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH';
-    return { mismatch, message: errorMessage(err) };
+    return { mismatch: false, message: errorMessage(err) };
   }
+  return cert.checkPrivateKey(key) ? undefined : { mismatch: true, message: 'the key does not belong to the certificate' };
 }
 
 function errorMessage(err: unknown): string {
