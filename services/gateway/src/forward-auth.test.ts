@@ -157,3 +157,45 @@ ${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https:/
     t.equal(a.kind === 'respond' && a.status, 503);
   });
 });
+
+t.test('forward auth: the logout flag in the original URL never answers 2xx (a 2xx lets the request through)', async (t) => {
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'https://app.company' })}
+`);
+  const { GatewayHandler } = await import('./gateway-handler.ts');
+  // The auth service's answer to a sign-out without a session: the signed-out page, 200.
+  const handler = new GatewayHandler({
+    config,
+    rpc: {
+      ...unreachableRpc,
+      request: async <T>() => ({ status: 200, setCookies: ['authentik_proxy_x=; Max-Age=0'], page: { title: 'Signed out', message: 'You have been signed out.' } }) as T,
+    },
+    store: {
+      appliedSeq: async () => 0,
+      getLiveSession: async () => null,
+      listLiveSessions: async () => [],
+      waitForApplied: async () => false,
+    },
+    version: 'x',
+    waitForRevocation: async () => 'propagated',
+    log: { warn: () => {}, error: () => {} },
+  });
+  const ask = (url: string, headers: Record<string, string>) => handler.handle({ method: 'GET', url, headers, peer: '127.0.0.1', encrypted: false });
+  const checks = [
+    ask('/outpost.goauthentik.io/auth/traefik', { host: 'portcullis', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.company', 'x-forwarded-uri': '/private?X-authentik-logout=true' }),
+    ask('/outpost.goauthentik.io/auth/caddy', { host: 'portcullis', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.company', 'x-forwarded-uri': '/private?X-authentik-logout=true' }),
+    ask('/outpost.goauthentik.io/auth/envoy/private?X-authentik-logout=true', { host: 'app.company' }),
+  ];
+  for (const a of await Promise.all(checks)) {
+    t.equal(a.kind, 'respond');
+    if (a.kind !== 'respond') continue;
+    t.ok(a.status >= 400, `status ${a.status} is not a pass`);
+    t.match(a.body, /Signed out/, 'the user still sees the signed-out page');
+    t.ok(a.headers.some(([k]) => k === 'set-cookie'), 'and the cookie is still cleared');
+  }
+  // The sign_out endpoint itself (a browser, not a front proxy asking) keeps its 200 page.
+  const direct = await ask('/outpost.goauthentik.io/sign_out', { host: 'app.company' });
+  t.equal(direct.kind === 'respond' && direct.status, 200);
+});

@@ -118,6 +118,7 @@ const HEADER_AUTH_WAIT_MS = 2000;
 /** Logout tokens are a few KiB; anything much larger is not one. */
 const BACKCHANNEL_BODY_LIMIT = 64 * 1024;
 const ENVOY_PREFIX = 'auth/envoy';
+const FORWARD_AUTH_PREFIX = `${OUTPOST_PREFIX}auth/`;
 
 /** Builds the decision function for one config. */
 export class GatewayHandler {
@@ -205,11 +206,15 @@ export class GatewayHandler {
     scheme: 'http' | 'https',
     host: string,
   ): Answer | Promise<Answer> {
-    // authentik's per-application middleware: the callback and logout signatures work on any path.
-    if (queryFlag(query, CALLBACK_FLAG)) return this.#callback(p, req, query);
-    if (queryFlag(query, LOGOUT_FLAG)) return this.#signOut(p, req);
-
     const rel = p.basePath !== '' && (path === p.basePath || path.startsWith(`${p.basePath}/`)) ? path.slice(p.basePath.length) || '/' : path;
+    // authentik's per-application middleware: the callback and logout signatures work on any path.
+    // On a forward-auth check (Envoy sends the original query along) the answer must not be a pass.
+    const callback = queryFlag(query, CALLBACK_FLAG);
+    if (callback || queryFlag(query, LOGOUT_FLAG)) {
+      const answer = callback ? this.#callback(p, req, query) : this.#signOut(p, req);
+      return p.config.mode !== 'proxy' && rel.startsWith(FORWARD_AUTH_PREFIX) ? neverAPass(answer) : answer;
+    }
+
     if (rel.startsWith(OUTPOST_PREFIX)) {
       const sub = rel.slice(OUTPOST_PREFIX.length);
       if (sub === 'start') return this.#start(p, new URLSearchParams(query).get('rd') ?? undefined);
@@ -377,8 +382,8 @@ export class GatewayHandler {
     }
     const originalQuery = url.search.slice(1);
     if (flavour !== 'nginx') {
-      if (queryFlag(originalQuery, CALLBACK_FLAG)) return this.#callback(p, req, originalQuery);
-      if (queryFlag(originalQuery, LOGOUT_FLAG)) return this.#signOut(p, req);
+      if (queryFlag(originalQuery, CALLBACK_FLAG)) return neverAPass(this.#callback(p, req, originalQuery));
+      if (queryFlag(originalQuery, LOGOUT_FLAG)) return neverAPass(this.#signOut(p, req));
     }
     const check = this.#checkOrFail(p, req);
     if (check instanceof Promise) return check.then((c) => this.#forwardChecked(flavour, p, url, c));
@@ -588,6 +593,16 @@ export class GatewayHandler {
   #deletionCookie(p: ProviderRuntime): string {
     return serializeDeletionCookie(p.sessionCookie, { domain: p.config.cookie_domain, secure: p.secure });
   }
+}
+
+/**
+ * A login or sign-out answer given to a forward-auth check: the front proxy lets the original request
+ * through on any 2xx, so a page such as "Signed out" (200 without a session) is sent as a 401 instead;
+ * the front proxy shows it to the user. Redirects and errors are unchanged.
+ */
+async function neverAPass(answer: Promise<RespondAnswer>): Promise<RespondAnswer> {
+  const a = await answer;
+  return a.status >= 200 && a.status < 300 ? { ...a, status: 401 } : a;
 }
 
 function wireHeader([name, value]: [string, string]): [string, string] {
