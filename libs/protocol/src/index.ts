@@ -35,8 +35,8 @@ export {
 export type { ProviderMode, RoutableProvider } from './hosts.ts';
 export { validateRedirect } from './redirects.ts';
 export type { RedirectContext } from './redirects.ts';
-export { reconstructOriginalUrl } from './urls.ts';
-export type { ForwardFlavour, ForwardRequestInput } from './urls.ts';
+export { reconstructOriginalRequest, reconstructOriginalUrl } from './urls.ts';
+export type { ForwardFlavour, ForwardRequestInput, OriginalRequest } from './urls.ts';
 export { normalizePath, hasFragmentOnRequestLine } from './paths.ts';
 export type { NormalizedPath } from './paths.ts';
 export { compileSkipRules, matchesSkipRule, skipSubject } from './skip-rules.ts';

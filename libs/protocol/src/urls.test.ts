@@ -1,7 +1,7 @@
 // Tests for original-URL reconstruction per front proxy flavour.
 import t from 'tap';
 import type { ForwardFlavour, ForwardRequestInput } from './urls.ts';
-import { reconstructOriginalUrl } from './urls.ts';
+import { reconstructOriginalRequest, reconstructOriginalUrl } from './urls.ts';
 
 function href(flavour: ForwardFlavour, input: ForwardRequestInput): string | null {
   return reconstructOriginalUrl(flavour, input)?.href ?? null;
@@ -93,4 +93,18 @@ t.test('envoy rebuilds scheme://host + path from the check request itself', asyn
 
 t.test('an unknown flavour yields null', async (t) => {
   t.equal(reconstructOriginalUrl('haproxy' as ForwardFlavour, { headers: { 'x-original-url': 'https://a/' } }), null);
+});
+
+t.test('reconstructOriginalRequest keeps the path as sent: dot segments and backslashes unresolved, no query', async (t) => {
+  const cases: Array<[ForwardFlavour, ForwardRequestInput, string]> = [
+    ['traefik', { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'a', 'x-forwarded-uri': '/private/../public/x?q=/y' } }, '/private/../public/x'],
+    ['caddy', { headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'a', 'x-forwarded-uri': '/p\\..\\q#f' } }, '/p\\..\\q'],
+    ['nginx', { headers: { 'x-original-uri': '/a/%2e%2e/b?c' }, requestScheme: 'http', requestHost: 'h' }, '/a/%2e%2e/b'],
+    ['nginx', { headers: { 'x-original-url': 'https://app.company:8443/a/../b?c=/d' } }, '/a/../b'],
+    ['nginx', { headers: { 'x-original-url': 'https://app.company\\a\\..\\b' } }, '\\a\\..\\b'],
+    ['nginx', { headers: { 'x-original-url': 'https://app.company?x=/y' } }, '/'],
+    ['envoy', { headers: {}, requestHost: 'h', requestPath: '/a/./b?q' }, '/a/./b'],
+  ];
+  for (const [flavour, input, expected] of cases) t.equal(reconstructOriginalRequest(flavour, input)?.rawPath, expected, `${flavour} ${JSON.stringify(input)}`);
+  t.equal(reconstructOriginalRequest('traefik', { headers: {} }), null);
 });

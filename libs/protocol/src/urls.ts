@@ -39,7 +39,30 @@ function parseProto(value: string | undefined): 'http' | 'https' | undefined {
   return proto === 'http' || proto === 'https' ? proto : undefined;
 }
 
-function buildUrl(proto: string | undefined, host: string | undefined, pathAndQuery: string | undefined): URL | null {
+/** The original URL, and its path exactly as the front proxy sent it (no query, nothing resolved). */
+export interface OriginalRequest {
+  url: URL;
+  /**
+   * The URL parser resolves `.`/`..` (also `%2e`) and reads `\` as `/`; the upstream gets the raw
+   * path, which it may not resolve the same way. Skip rules must judge this (see `normalizePath`).
+   */
+  rawPath: string;
+}
+
+/** The path of a raw path-and-query or absolute URL: up to the first `?` or `#`. */
+function pathPart(value: string): string {
+  const end = value.search(/[?#]/);
+  return end === -1 ? value : value.slice(0, end);
+}
+
+/** The raw path of an absolute URL string the URL parser accepted: after `scheme:`, slashes and the authority. */
+function rawPathOfAbsolute(value: string): string {
+  const rest = pathPart(value).replace(/^[a-z][a-z0-9+.-]*:[/\\]*/i, '');
+  const slash = rest.search(/[/\\]/);
+  return slash === -1 ? '/' : rest.slice(slash);
+}
+
+function buildUrl(proto: string | undefined, host: string | undefined, pathAndQuery: string | undefined): OriginalRequest | null {
   if (proto === undefined || host === undefined || pathAndQuery === undefined) return null;
   if (BAD_HOST.test(host) || CONTROL.test(pathAndQuery) || pathAndQuery.charCodeAt(0) !== 0x2f /* / */) return null;
   let url: URL;
@@ -48,7 +71,7 @@ function buildUrl(proto: string | undefined, host: string | undefined, pathAndQu
   } catch {
     return null;
   }
-  return url.username === '' && url.password === '' ? url : null;
+  return url.username === '' && url.password === '' ? { url, rawPath: pathPart(pathAndQuery) } : null;
 }
 
 /**
@@ -61,6 +84,11 @@ function buildUrl(proto: string | undefined, host: string | undefined, pathAndQu
  * are accepted, and never a URL with credentials.
  */
 export function reconstructOriginalUrl(flavour: ForwardFlavour, input: ForwardRequestInput): URL | null {
+  return reconstructOriginalRequest(flavour, input)?.url ?? null;
+}
+
+/** {@link reconstructOriginalUrl}, with the original path as sent (what skip rules must judge). */
+export function reconstructOriginalRequest(flavour: ForwardFlavour, input: ForwardRequestInput): OriginalRequest | null {
   const { headers } = input;
   switch (flavour) {
     case 'traefik':
@@ -87,7 +115,7 @@ export function reconstructOriginalUrl(flavour: ForwardFlavour, input: ForwardRe
         return null;
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
-      return url.username === '' && url.password === '' ? url : null;
+      return url.username === '' && url.password === '' ? { url, rawPath: rawPathOfAbsolute(originalUrl) } : null;
     }
     case 'envoy': {
       const path = input.requestPath ?? '';

@@ -48,6 +48,23 @@ ${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https:/
     t.equal((await nginx('/public/../private')).statusCode, 401);
   });
 
+  t.test('dot segments and backslashes in the original path are never allow-listed (the upstream may not resolve them)', async (t) => {
+    const fwd = { host: 'portcullis', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.company' };
+    for (const uri of ['/private/../public/x', '/private/%2e%2e/public/x', '/private/%2E./public/x', '/private\\..\\public\\x', '/public\\x', '/public/./x']) {
+      t.equal((await nginx(uri)).statusCode, 401, `nginx X-Original-URI ${uri}`);
+      const url = await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'app.company', 'x-original-url': `https://app.company${uri}` } });
+      t.equal(url.statusCode, 401, `nginx X-Original-URL ${uri}`);
+      for (const flavour of ['traefik', 'caddy']) {
+        const r = await inject({ url: `/outpost.goauthentik.io/auth/${flavour}`, headers: { ...fwd, 'x-forwarded-uri': uri } });
+        t.not(r.statusCode, 200, `${flavour} ${uri}`);
+      }
+      // The handler itself: inject would resolve the dot segments of the request target first.
+      const envoy = await gw.gateway.handler.handle({ method: 'GET', url: `/outpost.goauthentik.io/auth/envoy${uri}`, headers: { host: 'app.company' }, peer: '127.0.0.1', encrypted: false });
+      t.not(envoy.kind === 'respond' && envoy.status, 200, `envoy ${uri}`);
+    }
+    t.equal((await nginx('/public/x')).statusCode, 200, 'the plain path still is');
+  });
+
   t.test('nginx: X-Original-URL works when X-Original-URI is absent', async (t) => {
     const r = await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'app.company', 'x-original-url': 'https://app.company/public/x' } });
     t.equal(r.statusCode, 200);

@@ -17,8 +17,9 @@ import {
   encodeHeaderValueForWire,
   headerAuthSessionId,
   matchesSkipRule,
+  type OriginalRequest,
   normalizePath,
-  reconstructOriginalUrl,
+  reconstructOriginalRequest,
   resolveClientAddress,
   serializeDeletionCookie,
   skipSubject,
@@ -364,14 +365,14 @@ export class GatewayHandler {
       );
       return textAnswer(500, 'configuration error');
     }
-    const url = reconstructOriginalUrl(flavour, {
+    const original = reconstructOriginalRequest(flavour, {
       // X-Forwarded-* and X-Original-* count only from trusted peers.
       headers: trusted ? req.headers : {},
       requestHost: headerValue(req.headers, 'host'),
       requestPath: envoyPath,
       requestScheme: scheme,
     });
-    if (!url) {
+    if (!original) {
       this.#deps.log.warn(
         { provider: p.name, flavour, peer: req.peer, trusted },
         trusted
@@ -380,18 +381,23 @@ export class GatewayHandler {
       );
       return textAnswer(500, 'configuration error');
     }
-    const originalQuery = url.search.slice(1);
+    const originalQuery = original.url.search.slice(1);
     if (flavour !== 'nginx') {
       if (queryFlag(originalQuery, CALLBACK_FLAG)) return neverAPass(this.#callback(p, req, originalQuery));
       if (queryFlag(originalQuery, LOGOUT_FLAG)) return neverAPass(this.#signOut(p, req));
     }
     const check = this.#checkOrFail(p, req);
-    if (check instanceof Promise) return check.then((c) => this.#forwardChecked(flavour, p, url, c));
-    return this.#forwardChecked(flavour, p, url, check);
+    if (check instanceof Promise) return check.then((c) => this.#forwardChecked(flavour, p, original, c));
+    return this.#forwardChecked(flavour, p, original, check);
   }
 
   /** Forward auth once the session is checked. */
-  #forwardChecked(flavour: ForwardFlavour, p: ProviderRuntime, url: URL, check: SessionCheck | RespondAnswer): RespondAnswer | Promise<RespondAnswer> {
+  #forwardChecked(
+    flavour: ForwardFlavour,
+    p: ProviderRuntime,
+    { url, rawPath }: OriginalRequest,
+    check: SessionCheck | RespondAnswer,
+  ): RespondAnswer | Promise<RespondAnswer> {
     if ('kind' in check) return check;
     if (check.session) {
       this.#deps.observe?.decision?.(p.name, 'authenticated');
@@ -399,7 +405,8 @@ export class GatewayHandler {
       return { kind: 'respond', status: 200, headers: this.#identity.get(p, check.session).answer, body: '' };
     }
     const deletion = check.staleCookie ? [this.#deletionCookie(p)] : [];
-    const norm = normalizePath(url.pathname);
+    // The path as sent (the upstream gets it), not the parsed URL's: that has dot segments resolved.
+    const norm = normalizePath(rawPath);
     if (norm?.skipEligible && p.hasSkipRules && matchesSkipRule(p.skipRules, skipSubject(p.config.mode, { protocol: url.protocol, host: url.host, pathname: norm.path }))) {
       this.#deps.observe?.decision?.(p.name, 'allowlisted');
       return {
