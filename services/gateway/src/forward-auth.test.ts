@@ -77,11 +77,29 @@ ${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https:/
     });
     t.equal(r.statusCode, 500);
     t.ok(gw.warnings.some((w) => /X-Original-URI and X-Original-URL disagree/.test(w)));
+    // Equal only once parsed: nginx passes the dot segments to the upstream unresolved.
+    const resolved = await inject({
+      url: '/outpost.goauthentik.io/auth/nginx',
+      headers: { host: 'app.company', 'x-original-url': 'https://app.company/private/../public/x', 'x-original-uri': '/public/x' },
+    });
+    t.equal(resolved.statusCode, 500, 'a target that only matches once resolved is refused');
     const agree = await inject({
       url: '/outpost.goauthentik.io/auth/nginx',
       headers: { host: 'app.company', 'x-original-url': 'https://app.company/public/x?a=1', 'x-original-uri': '/public/x?a=1' },
     });
     t.equal(agree.statusCode, 200, 'both set by nginx and equal: fine');
+  });
+
+  t.test('nginx: X-Original-URI and X-Original-URL as nginx sets them agree for any request target, also unencoded ones', async (t) => {
+    const cookie = await gw.login('single', BOB);
+    // What curl or Python requests send as is (browsers encode some of these): quotes, braces, raw UTF-8 (latin1 on the wire), dot segments.
+    for (const uri of ["/search?q=O'Brien", '/api?filter={"a":1}', '/files/{id}', '/caf\u00c3\u00a9', '/a/../b', '/a?x=<b>']) {
+      const headers = { host: 'app.company', 'x-original-uri': uri, 'x-original-url': `https://app.company${uri}` };
+      const ok = await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { ...headers, cookie } });
+      t.equal(ok.statusCode, 200, `with a session: ${uri}`);
+      const anonymous = await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers });
+      t.equal(anonymous.statusCode, 401, `without: ${uri}`);
+    }
   });
 
   t.test('missing original-URL headers → 500 "configuration error"', async (t) => {

@@ -616,17 +616,20 @@ function wireHeader([name, value]: [string, string]): [string, string] {
   return [name, encodeHeaderValueForWire(value)];
 }
 
-/** True when nginx sent both original-URL headers and they name different targets. */
+/** `scheme://authority` at the start of an absolute URL, as sent. */
+const SCHEME_AND_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+
+/**
+ * True when nginx sent both original-URL headers and they name different targets. nginx sends
+ * `$scheme://$http_host$request_uri` and `$request_uri`: compared as sent, since the URL parser
+ * re-encodes (quotes, braces, UTF-8) and resolves dot segments that nginx passes unchanged.
+ */
 function originalHeadersDisagree(req: IncomingRequest): boolean {
   const uri = headerValue(req.headers, 'x-original-uri');
   const full = headerValue(req.headers, 'x-original-url');
   if (!uri || !full) return false;
-  try {
-    const u = new URL(full);
-    return `${u.pathname}${u.search}` !== uri;
-  } catch {
-    return true;
-  }
+  const prefix = SCHEME_AND_AUTHORITY.exec(full);
+  return prefix === null || full.slice(prefix[0].length) !== uri;
 }
 
 /** Cookies whose name starts with `prefix` (the login-state cookies of one provider). */
