@@ -2,9 +2,10 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loginThroughIdp } from '@portcullis/testkit';
 import t from 'tap';
 import { request } from 'undici';
-import { startCluster } from './cluster-harness.ts';
+import { ALICE, COOKIE_SECRET, type Member, startCluster } from './cluster-harness.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
@@ -48,4 +49,37 @@ t.test('config from NATS KV: pushed once, applied by every gateway; an invalid d
     t.equal(await statusOn(g.http, '/private'), 302, `gateway ${g.index} still protects the rest`);
     t.match(g.output(), /shared config applied/);
   }
+});
+
+t.test('a replica (re)started after a push starts on the shared document: its first reconcile keeps sessions signed with the pushed cookie secret', async (t) => {
+  const env = { PORTCULLIS_CLUSTER__NATS__CONFIG_BUCKET: BUCKET };
+  const c = await startCluster({ gateway: 1, auth: 1, session: 1, env: () => env });
+  t.teardown(() => c.close());
+  const waitForLine = async (m: Member, line: RegExp, what: string) => {
+    for (let i = 0; i < 300; i++) {
+      if (line.test(m.output())) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.fail(`${m.role}[${m.index}]: no ${what} in its log`);
+  };
+  const dir = t.testdir({});
+  const next = join(dir, 'next.yaml');
+  // A new cookie secret, only in the shared document: the file every process starts from keeps the old one.
+  writeFileSync(next, readFileSync(c.configFile, 'utf8').replace(COOKIE_SECRET, `${COOKIE_SECRET}-rotated`));
+  const pushed = spawnSync(BIN, ['config', 'push', next, '--config', c.configFile], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  t.equal(pushed.status, 0, pushed.stderr);
+  for (const m of c.members) await waitForLine(m, /shared config applied/, 'shared config applied');
+
+  const jar = c.newJar();
+  await loginThroughIdp(c.browserOn(0, jar), `${c.app}/`, ALICE);
+  const statusOf = async () => (await c.browserOn(0, jar).request(`${c.app}/`)).status;
+  t.equal(await statusOf(), 200, 'logged in under the pushed secret');
+
+  const session = c.members.find((m) => m.role === 'session')!;
+  await c.stop(session);
+  await c.start(session);
+  t.match(session.output(), /starting on the shared config/, 'the restarted replica read the document before starting');
+  await waitForLine(session, /sessions reconciled with the config/, 'reconcile');
+  t.notMatch(session.output(), /ended: its cookie secret changed/, 'the first reconcile judged by the document, not the file');
+  t.equal(await statusOf(), 200, 'the session survived the restart');
 });

@@ -33,6 +33,8 @@ export type NatsBus = Bus & {
   connected(): boolean;
   /** Writes a document into a KV bucket (created when missing); resolves with its revision. */
   putDocument(bucket: string, key: string, text: string): Promise<number>;
+  /** The document's current value, or undefined when it was never written (or was deleted). */
+  readDocument(bucket: string, key: string): Promise<string | undefined>;
   /** Calls `onValue` with the document's current value (if any) and every later one, until `stop`. */
   watchDocument(bucket: string, key: string, onValue: (text: string) => void): Promise<{ stop(): void }>;
   /** The underlying `NatsConnection` (typed loosely so the NATS client stays private to this package). */
@@ -80,6 +82,11 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     async putDocument(bucket, key, text) {
       const kv = await new Kvm(nc).create(bucket, { history: KV_HISTORY });
       return kv.put(key, text);
+    },
+    async readDocument(bucket, key) {
+      const kv = await new Kvm(nc).create(bucket, { history: KV_HISTORY });
+      const entry = await kv.get(key);
+      return entry?.operation === 'PUT' ? entry.string() : undefined;
     },
     async watchDocument(bucket, key, onValue) {
       const kv = await new Kvm(nc).create(bucket, { history: KV_HISTORY });

@@ -7,7 +7,7 @@ import { loadConfigOrReport } from './load-config-or-report.ts';
 import { watchConfig } from './config-reloader.ts';
 import { parseRoles, serviceName } from './roles.ts';
 import { SESSIONS_USAGE, runSessionsCommand } from './sessions-command.ts';
-import { CONFIG_USAGE, runConfigCommand, watchSharedConfig } from './shared-config.ts';
+import { CONFIG_USAGE, runConfigCommand, sharedConfigAtStart, watchSharedConfig } from './shared-config.ts';
 import { StartupError, startPortcullis } from './start-portcullis.ts';
 import { VERSION } from './version.ts';
 
@@ -71,9 +71,21 @@ async function main(argv: string[]): Promise<number> {
     const config = loadConfigOrReport(parsed.values.config);
     if (!config) return 2;
     const logger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+    // With a shared config bucket the cluster-wide document drives the config, from the start on.
+    const bucket = config.cluster?.nats.config_bucket;
+    let startConfig = config;
+    if (bucket) {
+      try {
+        startConfig = await sharedConfigAtStart(config, bucket, logger);
+      } catch (err) {
+        logger.fatal({ err, bucket }, 'startup failed: the shared config cannot be read');
+        process.stderr.write(`startup failed: ${(err as Error).message}\n`);
+        return 1;
+      }
+    }
     let running: Awaited<ReturnType<typeof startPortcullis>>;
     try {
-      running = await startPortcullis({ config, roles: roles.roles, logger });
+      running = await startPortcullis({ config: startConfig, roles: roles.roles, logger });
     } catch (err) {
       if (err instanceof StartupError) {
         process.stderr.write(`${err.message}\n`);
@@ -84,11 +96,10 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     logger.info(
-      { services: [...roles.roles], listen: config.outpost.listen, providers: config.providers.map((p) => `${p.name} (${p.mode}) ${p.external_host}`) },
+      { services: [...roles.roles], listen: config.outpost.listen, providers: startConfig.providers.map((p) => `${p.name} (${p.mode}) ${p.external_host}`) },
       'portcullis started',
     );
     // With a shared config bucket the cluster-wide document drives reloads; otherwise the file does.
-    const bucket = config.cluster?.nats.config_bucket;
     let stopWatching: () => void;
     if (bucket && 'watchDocument' in running.bus) {
       try {

@@ -23,6 +23,44 @@ export function mergeShared(local: PortcullisConfig, shared: PortcullisConfig): 
 }
 
 /**
+ * The config a `run` process starts with when the cluster shares one: the document in the bucket,
+ * merged into the local file's (listen addresses and cluster access stay local), read BEFORE any
+ * service starts. Starting on the file and switching a moment later is not harmless: the session
+ * upkeep's first reconcile would judge every live session by the file's providers and cookie
+ * secrets, ending the sessions of a provider only the document has. No document yet: the file.
+ * An invalid document: the file, logged (as the watcher does). NATS unreachable: throws, so the
+ * process does not start on a config the cluster may have left behind.
+ */
+export async function sharedConfigAtStart(local: PortcullisConfig, bucket: string, logger: Logger): Promise<PortcullisConfig> {
+  if (!local.cluster) return local;
+  const bus = await createNatsBus({
+    nats: local.cluster.nats,
+    name: `portcullis-config-read@${hostname()}`,
+    streamMaxAgeSeconds: streamMaxAgeSeconds(local),
+    startTimeoutMs: 10_000,
+  });
+  let text: string | undefined;
+  try {
+    text = await bus.readDocument(bucket, SHARED_CONFIG_KEY);
+  } catch (err) {
+    throw new Error(`cannot read the shared config from NATS KV bucket ${bucket}: ${(err as Error).message}`);
+  } finally {
+    await bus.close().catch(() => {});
+  }
+  if (text === undefined) {
+    logger.info({ bucket }, 'no shared config in the bucket yet: starting on the file config');
+    return local;
+  }
+  const result = loadConfig({ text, env: process.env });
+  if (!result.ok) {
+    logger.error({ bucket, problems: result.problems.map(formatProblem) }, 'shared config rejected; starting on the file config');
+    return local;
+  }
+  logger.info({ bucket, providers: result.config.providers.map((p) => p.name) }, 'starting on the shared config');
+  return mergeShared(local, result.config);
+}
+
+/**
  * Watches the shared document; each new value is validated (with this process's env overrides) and
  * applied whole through `apply`, or logged with every problem and ignored.
  */

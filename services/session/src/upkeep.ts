@@ -133,6 +133,7 @@ export function createSessionUpkeep(deps: SessionUpkeepDeps): SessionUpkeepServi
         log?.info({ provider, ended, cause: 'cookie secret changed' }, `sessions of provider "${provider}" ended: its cookie secret changed`);
         deps.onEnded?.(provider, 'cookie_secret_changed', ended);
       }
+      log?.info({ scope: todo === 'all' ? 'all' : [...todo], providers: providers.map((p) => p.name) }, 'sessions reconciled with the config');
     } catch (err) {
       // Owed again, together with anything added meanwhile.
       const meanwhile = owed as 'all' | Set<string>;
