@@ -98,6 +98,17 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
       request: (s) => `PROPFIND /dav/ HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ndepth: 1\r\nconnection: close\r\n\r\n`,
       expect: /^HTTP\/1\.1 200 OK\r\n/,
     },
+    {
+      name: 'a method fastify does not know by default (PURGE) in proxy mode: relayed like any other',
+      request: (s) => `PURGE /cache/x HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`,
+      expect: /^HTTP\/1\.1 200 OK\r\n/,
+    },
+    {
+      name: 'SEARCH with a body in proxy mode',
+      request: (s) => `SEARCH /items HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc`,
+      expect: /^HTTP\/1\.1 200 OK\r\n/,
+    },
+    { name: 'PURGE without a session: the login redirect, not a 404', request: () => 'PURGE /cache/x HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 302 / },
     { name: 'a valid escape in the query only', request: (s) => `GET /hello?q=a%20b HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`, expect: /^HTTP\/1\.1 200 OK\r\n/ },
   ];
   for (const c of cases) {

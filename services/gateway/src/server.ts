@@ -1,5 +1,5 @@
 // The gateway process part: HTTP and HTTPS (SNI) listeners around the decision handler — a direct path for most requests, fastify for the rest.
-import { type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type ServerResponse, createServer as createHttpServer } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, METHODS, type RequestListener, type ServerResponse, createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -47,18 +47,12 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** WebDAV and friends: fastify knows only the common methods until told; upstreams may need these. */
-const EXTRA_METHODS: Array<[string, boolean]> = [
-  ['PROPFIND', true],
-  ['PROPPATCH', true],
-  ['MKCOL', true],
-  ['COPY', false],
-  ['MOVE', false],
-  ['LOCK', true],
-  ['UNLOCK', false],
-  ['REPORT', true],
-  ['MKCALENDAR', true],
-];
+/**
+ * Every method node's HTTP parser accepts (WebDAV, PURGE, SEARCH, QUERY, ...): fastify knows only the
+ * common ones until told, and a protected app may need any of them (authentik passes every method).
+ * CONNECT never reaches a request listener (node emits 'connect'). Bodies stream through unparsed.
+ */
+const EXTRA_METHODS: string[] = METHODS.filter((m) => m !== 'CONNECT');
 
 /** The framework-free view of a request; `readBody` is a method so no closure is built per request. */
 class RawIncoming implements IncomingRequest {
@@ -154,8 +148,8 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
       return server;
     },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
-  for (const [method, hasBody] of EXTRA_METHODS) {
-    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody });
+  for (const method of EXTRA_METHODS) {
+    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
   }
   methods = new Set(app.supportedMethods);
   app.addHook('preClose', (done) => {
