@@ -99,6 +99,20 @@ t.test('config reload under traffic: applied whole, invalid files rejected, no r
   await waitForLog(() => out, 'need a restart', mark);
   t.equal(await check(`app.localhost:${http}`, '/open/a'), 200, 'the skip-rule change in the same file was not applied either');
 
+  // Settings read once at start: the rest of the file is applied, and the log says which wait for a restart.
+  mark = out.length;
+  writeFileSync(
+    file,
+    configText(http, metrics, provider('app', `app.localhost:${http}`, '^/open/') + provider('docs', `docs.localhost:${http}`, '^/')).replace(
+      'outpost: {',
+      'outpost: { name: renamed, signout_propagation_timeout_ms: 999,',
+    ),
+  );
+  await waitForLog(() => out, 'take effect only at the next restart', mark);
+  t.match(out.slice(mark), /outpost\.signout_propagation_timeout_ms \(still \d+ ms\)/, 'the running timeout is named');
+  t.match(out.slice(mark), /outpost\.name/, 'and the metrics label');
+  t.equal(await check(`app.localhost:${http}`, '/open/a'), 200, 'the rest of the file was applied');
+
   // SIGHUP reloads too.
   writeFileSync(file, v1);
   await new Promise((r) => setTimeout(r, 50));

@@ -262,6 +262,8 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
         await upkeep?.reload(next);
         logger.level = next.log_level;
         current = next;
+        const later = readOnceAtStart(config, next);
+        if (later.length > 0) logger.warn({ settings: later }, `config reloaded, but these settings take effect only at the next restart: ${later.join('; ')}`);
       },
       bus,
       store,
@@ -339,6 +341,22 @@ function upstreamLabels(origin: string): { scheme: string; host: string } {
     upstreamLabelMemo.set(origin, labels);
   }
   return labels;
+}
+
+/**
+ * Settings this process read once at start, which a reload (applied otherwise) does not change: each
+ * named with the value still in force, so an operator is not left believing a new one applies.
+ */
+function readOnceAtStart(started: PortcullisConfig, next: PortcullisConfig): string[] {
+  const out: string[] = [];
+  const timeout = started.outpost.signout_propagation_timeout_ms;
+  if (next.outpost.signout_propagation_timeout_ms !== timeout) out.push(`outpost.signout_propagation_timeout_ms (still ${timeout} ms)`);
+  if (next.outpost.name !== started.outpost.name) out.push(`outpost.name (metrics keep outpost_name="${started.outpost.name}")`);
+  const lifetime = maxSessionSeconds(started);
+  if (maxSessionSeconds(next) > lifetime) {
+    out.push(`a longer session lifetime (the event stream's retention and the gateways' revocation memory stay sized for ${lifetime} s)`);
+  }
+  return out;
 }
 
 /** Keys a running process cannot change without a restart, when they differ. */
