@@ -130,7 +130,8 @@ function readSecret(
     });
     return undefined;
   }
-  if (spec.required && read.text === '') {
+  // As for an inline value: only whitespace is empty too.
+  if (spec.required && read.text.trim() === '') {
     problems.push({ path: filePath, reason: `${file} is empty`, fix: `write ${spec.what} into ${file}` });
     return undefined;
   }

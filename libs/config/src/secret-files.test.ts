@@ -101,14 +101,17 @@ t.test('a directory as a _file is a problem', async (t) => {
   t.match(problems[0]?.reason, /EISDIR/);
 });
 
-t.test('an empty file for a required secret is a problem', async (t) => {
-  const dir = t.testdir({ empty: '\n' });
-  const problems = problemsOf(loadObject({ providers: [minimalProvider({ client_secret: null, client_secret_file: join(dir, 'empty') })] }));
-  t.strictSame(
-    problems.map((p) => p.path),
-    ['providers[0].client_secret_file'],
-  );
-  t.match(problems[0]?.reason, /is empty/);
+t.test('an empty file for a required secret is a problem (only whitespace too, as for an inline value)', async (t) => {
+  const dir = t.testdir({ empty: '\n', blank: '   \t \n' });
+  for (const name of ['empty', 'blank']) {
+    const problems = problemsOf(loadObject({ providers: [minimalProvider({ client_secret: null, client_secret_file: join(dir, name) })] }));
+    t.strictSame(
+      problems.map((p) => p.path),
+      ['providers[0].client_secret_file'],
+      name,
+    );
+    t.match(problems[0]?.reason, /is empty/, name);
+  }
 });
 
 t.test('a _file that is not a path string is a problem', async (t) => {
