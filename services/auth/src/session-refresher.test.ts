@@ -6,6 +6,7 @@ import { createEvent } from '@portcullis/events';
 import { cookieKeyId } from '@portcullis/protocol';
 import type { SessionRecord } from '@portcullis/store';
 import { DEMO_USERS, type Idp, type IdpUser, type StartIdpOptions, startIdp } from '@portcullis/testkit';
+import { customFetch } from 'openid-client';
 import t, { type Test } from 'tap';
 import { createAuthService } from './app.ts';
 import { OidcClients } from './oidc-clients.ts';
@@ -255,6 +256,45 @@ t.test('a due session is refreshed: new tokens, claims and mapping results recom
   t.equal(s.refreshGrants(), 1, 'refreshed sessions are not due again at once');
   const logged = JSON.stringify(logger.lines);
   for (const secret of [...s.issuedRefreshTokens, data.accessToken]) t.notOk(logged.includes(secret), 'no token logged');
+});
+
+t.test('a refresh without a new ID token still drops mapping results and claims the IdP no longer gives', async (t) => {
+  const s = await setup(t, {
+    provider: {
+      scope_mappings: [
+        {
+          name: 'admin-header',
+          expression: '"admins" in request.user.groups ? {"ak_proxy": {"user_attributes": {"additionalHeaders": {"X-Admin": "yes"}}}} : {}',
+        },
+      ],
+    },
+  });
+  const session = await login(s);
+  t.match(session.claims['ak_proxy'], { user_attributes: { additionalHeaders: { 'X-Admin': 'yes' } } });
+
+  const clock = testClock();
+  const { refresher, clients } = refresherFor(s, clock);
+  // An IdP that answers the refresh_token grant without an ID token (it is optional there).
+  const oidc = await clients.get(s.provider.issuer, s.provider.client_id, s.provider.client_secret);
+  const upstream = oidc[customFetch]!;
+  oidc[customFetch] = async (url, options) => {
+    const res = await upstream(url, options);
+    if (!(options.body instanceof URLSearchParams) || options.body.get('grant_type') !== 'refresh_token') return res;
+    const body = (await res.json()) as Record<string, unknown>;
+    delete body['id_token'];
+    return new Response(JSON.stringify(body), { status: res.status, headers: { 'content-type': 'application/json' } });
+  };
+
+  s.alice.groups = ['users'];
+  clock.at = session.refreshAt!;
+  await refresher.tick();
+  await applied(s);
+  const data = ofType(await readLog(s), 'SessionRefreshed')[0]?.data;
+  t.ok(data, 'refreshed');
+  t.equal(data?.idToken, session.idToken, 'no new ID token: the old one is kept');
+  t.same(data?.claims['groups'], ['users'], 'userinfo groups');
+  const headers = (data?.claims['ak_proxy'] as { user_attributes?: { additionalHeaders?: Record<string, string> } })?.user_attributes?.additionalHeaders;
+  t.same(headers, { 'X-Demo-Team': 'platform' }, 'the admin header the mapping no longer gives is gone; the IdP\'s own stays');
 });
 
 t.test('refresh_interval refreshes sooner than the access token needs', async (t) => {

@@ -1,6 +1,7 @@
 // Background refresh of sessions' IdP tokens: once per session cluster-wide, claims and mappings recomputed, a refusal ends the session.
 import type { EventLog } from '@portcullis/bus';
 import { createEvent } from '@portcullis/events';
+import { decodeJwt } from 'jose';
 import type { OnceStore, SessionReader, SessionRecord, SessionUpkeep } from '@portcullis/store';
 import type { AuthLogger } from './app.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
@@ -189,7 +190,10 @@ export function createSessionRefresher(deps: SessionRefresherDeps): SessionRefre
 
     let claims: Record<string, unknown>;
     try {
-      claims = computeSessionClaims(refreshed.idTokenClaims ?? session.claims, refreshed.userinfo, provider.mappings, config);
+      // Without a new ID token the base is the last one's claims, never session.claims: those hold the
+      // previous userinfo and mapping results, which would otherwise survive the refresh.
+      const base = refreshed.idTokenClaims ?? idTokenClaimsOf(session.idToken) ?? session.claims;
+      claims = computeSessionClaims(base, refreshed.userinfo, provider.mappings, config);
     } catch (err) {
       if (!(err instanceof AuthError) || err.code !== AuthErrorCode.MappingFailed) throw err;
       const cause = err.cause instanceof Error ? err.cause.message : String(err.cause);
@@ -323,6 +327,16 @@ export function createSessionRefresher(deps: SessionRefresherDeps): SessionRefre
     },
     tick,
   };
+}
+
+/** The claims of a session's ID token (validated when it was received), or null when there is none or it does not decode. */
+function idTokenClaimsOf(idToken: string | null): Record<string, unknown> | null {
+  if (!idToken) return null;
+  try {
+    return { ...decodeJwt(idToken) };
+  } catch {
+    return null;
+  }
 }
 
 /** Name, code and message of an error (never a token: causes may hold request parameters). */
