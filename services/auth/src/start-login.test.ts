@@ -96,6 +96,27 @@ t.test('start', async (t) => {
     t.equal(reply.location, EXTERNAL_HOST);
   });
 
+  t.test('a redirect too long for a cookie still logs in: its query is dropped so the state cookie fits (browsers drop cookies over 4096 bytes)', async (t) => {
+    const long = `${EXTERNAL_HOST}/dashboards/view?_a=${'x'.repeat(3500)}`;
+    const start = await requestStart(h.bus, 'app', long);
+    t.equal(start.status, 302);
+    const [name, value] = Object.entries(cookiesFrom(start))[0]!;
+    t.ok(name.length + value.length <= 4096, `the state cookie fits a browser (${name.length + value.length} bytes)`);
+    const query = await loginAtIdp(h.browser, start.location!);
+    const reply = await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(start) });
+    t.equal(reply.status, 302);
+    t.equal(reply.location, `${EXTERNAL_HOST}/dashboards/view`, 'lands on the page, without the query that did not fit');
+
+    const hopeless = await requestStart(h.bus, 'app', `${EXTERNAL_HOST}/${'p'.repeat(3500)}`);
+    const [n2, v2] = Object.entries(cookiesFrom(hopeless))[0]!;
+    t.ok(n2.length + v2.length <= 4096, 'a path that alone is too long falls back to external_host');
+    t.equal(unsealPayload(COOKIE_SECRET, 'portcullis-login-state', v2)?.['r'], null);
+
+    const fits = `${EXTERNAL_HOST}/a?q=${'y'.repeat(2000)}`;
+    const kept = await requestStart(h.bus, 'app', fits);
+    t.equal(unsealPayload(COOKIE_SECRET, 'portcullis-login-state', Object.values(cookiesFrom(kept))[0]!)?.['r'], fits, 'a redirect that fits is kept whole');
+  });
+
   t.test('an unknown provider or a malformed request → a 500 page, not a thrown error', async (t) => {
     const unknown = await requestStart(h.bus, 'nope');
     t.equal(unknown.status, 500);
