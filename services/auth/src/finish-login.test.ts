@@ -128,13 +128,30 @@ t.test('callback refusals create no session', async (t) => {
   t.test('missing code or state → 400; an IdP error → 403 with its description as text', async (t) => {
     const noCode = await requestCallback(h.bus, { provider: 'app', query: 'X-authentik-auth-callback=true&state=abc', stateCookies: {} });
     t.equal(noCode.status, 400);
+    const start = await requestStart(h.bus, 'app');
+    const state = new URLSearchParams(new URL(start.location!).search).get('state')!;
     const denied = await requestCallback(h.bus, {
       provider: 'app',
-      query: 'X-authentik-auth-callback=true&error=access_denied&error_description=%3Cb%3ENo%3C%2Fb%3E+entry',
-      stateCookies: {},
+      query: `X-authentik-auth-callback=true&error=access_denied&error_description=%3Cb%3ENo%3C%2Fb%3E+entry&state=${state}`,
+      stateCookies: cookiesFrom(start),
     });
     t.equal(denied.status, 403);
     t.match(denied.page?.message, '<b>No</b> entry', 'decoded text; the gateway escapes it');
+    t.ok(denied.setCookies.some((c) => c.includes('_state_') && c.includes('Max-Age=0')), 'the state cookie is deleted');
+  });
+
+  t.test("an error response that answers none of this browser's logins → 400, the attacker's text is not shown", async (t) => {
+    const phishing = 'error_description=Your+account+is+locked.+Call+%2B1-555-0100+to+unlock+it';
+    const other = await requestStart(h.bus, 'app');
+    for (const query of [
+      `X-authentik-auth-callback=true&error=access_denied&${phishing}`,
+      `X-authentik-auth-callback=true&error=access_denied&${phishing}&state=${'A'.repeat(43)}`,
+    ]) {
+      const reply = await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(other) });
+      t.equal(reply.status, 400, query);
+      t.match(reply.page?.message, /start again/);
+      t.notMatch(reply.page?.message, /locked|555/);
+    }
   });
 
   t.test('a code that was already redeemed → 400 with a "try again" hint', async (t) => {

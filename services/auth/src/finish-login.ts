@@ -40,6 +40,20 @@ export async function finishLogin(ctx: AuthContext, req: CallbackRequest): Promi
   const clearState = state !== null && WELL_FORMED_STATE.test(state) ? [deleteStateCookie(provider, state)] : [];
 
   const idpError = params.get('error');
+  const code = params.get('code');
+  if (!state || (idpError === null && !code)) {
+    throw new AuthError(AuthErrorCode.MissingParameter, 'The sign-in response is missing its code or state — start again.', {
+      statusCode: 400,
+    });
+  }
+
+  // Checked before anything of the response is shown: an error response whose state is not one of
+  // this browser's logins is a crafted link, and its error_description is the crafter's text.
+  const sealed = req.stateCookies?.[loginStateCookieName(config.client_id, state)];
+  const login = sealed === undefined ? null : openLoginState(config.cookie_secret, sealed);
+  if (login === null || login.p !== config.name || login.s !== state) {
+    throw new AuthError(AuthErrorCode.InvalidState, INVALID_STATE_MESSAGE, { statusCode: 400 });
+  }
   if (idpError !== null) {
     const description = params.get('error_description');
     return {
@@ -50,18 +64,6 @@ export async function finishLogin(ctx: AuthContext, req: CallbackRequest): Promi
         clearState,
       ),
     };
-  }
-  const code = params.get('code');
-  if (!state || !code) {
-    throw new AuthError(AuthErrorCode.MissingParameter, 'The sign-in response is missing its code or state — start again.', {
-      statusCode: 400,
-    });
-  }
-
-  const sealed = req.stateCookies?.[loginStateCookieName(config.client_id, state)];
-  const login = sealed === undefined ? null : openLoginState(config.cookie_secret, sealed);
-  if (login === null || login.p !== config.name || login.s !== state) {
-    throw new AuthError(AuthErrorCode.InvalidState, INVALID_STATE_MESSAGE, { statusCode: 400 });
   }
   if (!(await ctx.store.consumeOnce(loginStateOnceKey(state), LOGIN_STATE_TTL_SECONDS * 1000))) {
     throw new AuthError(AuthErrorCode.StateReplayed, INVALID_STATE_MESSAGE, { statusCode: 400 });
