@@ -64,7 +64,10 @@ export class ActivityReporter {
     return this.#pending.size;
   }
 
-  /** Records a use of `session` at `now` (unix ms). Call only for providers with an idle timeout. */
+  /**
+   * Records a use of `session` at `now` (unix ms), for every provider: a provider without an idle
+   * timeout may get one by a reload, which must then see the real last uses.
+   */
   touch(session: { sessionId: string; provider: string }, now: number): void {
     const e = this.#pending.get(session.sessionId);
     if (e !== undefined) {

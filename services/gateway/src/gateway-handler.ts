@@ -71,8 +71,9 @@ export interface GatewayHandlerDeps {
     error(obj: object, msg: string): void;
   };
   /**
-   * Reports session uses for idle timeouts: touched for every request accepted with a session whose
-   * provider has `idle_timeout`. Each handler built with it reconfigures it for its config (a reload
+   * Reports session uses for idle timeouts: touched for every request accepted with a session, also
+   * when its provider has no `idle_timeout` (yet): an idle timeout turned on later must judge sessions
+   * by their real last use, not by their login. Each handler built with it reconfigures it for its config (a reload
    * recomputes the report interval). Its start/stop belong to whoever owns the gateway. Optional:
    * without it, no activity is reported (idle sessions are then ended on their last recorded use).
    */
@@ -547,22 +548,23 @@ export class GatewayHandler {
 
   /** After the cookie check: the session, else the Authorization header's credential (asynchronous). */
   #checked(p: ProviderRuntime, req: IncomingRequest, check: SessionCheck): SessionCheck | RespondAnswer | Promise<SessionCheck | RespondAnswer> {
-    if (check.session) return this.#accepted(p, check);
+    if (check.session) return this.#accepted(check);
     const authorization = headerValue(req.headers, 'authorization');
     if (!authorization) return check;
     return this.#headerAuth(p, authorization).then((viaHeader) => {
       if (viaHeader === null) return check;
       if ('kind' in viaHeader) return viaHeader;
-      return this.#accepted(p, { session: viaHeader, staleCookie: check.staleCookie, viaHeader: true });
+      return this.#accepted({ session: viaHeader, staleCookie: check.staleCookie, viaHeader: true });
     });
   }
 
   /**
    * Every request accepted with a session (cookie or header) passes here: a use of the session,
-   * reported for idle timeouts when its provider has one (a Map update, nothing awaited).
+   * reported for idle timeouts (a Map update, nothing awaited) whatever the provider's idle_timeout,
+   * so one set by a later reload or restart does not end sessions that were in use meanwhile.
    */
-  #accepted(p: ProviderRuntime, check: SessionCheck): SessionCheck {
-    if (this.#activity !== undefined && p.config.idle_timeout !== null && check.session) this.#activity.touch(check.session, Date.now());
+  #accepted(check: SessionCheck): SessionCheck {
+    if (this.#activity !== undefined && check.session) this.#activity.touch(check.session, Date.now());
     return check;
   }
 
