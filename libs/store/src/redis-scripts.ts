@@ -216,14 +216,15 @@ return 1
 
 /**
  * Reads a session and its user's sign-out watermark in one round trip: the watermark key needs the
- * sub, which only the record knows, so a plain MGET cannot do it. While a rebuild runs it answers
- * nil for every session: a half-replayed projection may hold a session whose sign-out is not
- * replayed yet, and refusing a live session for a while is safe where accepting a dead one is not.
+ * sub, which only the record knows, so a plain MGET cannot do it. While a rebuild runs it refuses
+ * every read (the {@link REBUILDING_REPLY} error): a half-replayed projection may hold a session whose
+ * sign-out is not replayed yet, so it cannot vouch for one; nor may it answer "no such session", which
+ * a gateway takes as a stale cookie and deletes, logging a live user out for good.
  *
  * KEYS[1] session key, KEYS[2] rebuild marker. ARGV[1] base. Returns nil, or { record JSON, watermark ('0' = none) }.
  */
 export const READ_SESSION_LUA = `${LUA_SESSION_HELPERS}
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('${REBUILDING_REPLY} the projection is being rebuilt') end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local sub = record_identity(raw).sub

@@ -42,12 +42,13 @@ export interface RedisStoreOptions {
  * The Redis store: the SessionStore port plus operations for the admin CLI and health checks.
  *
  * Rebuild protocol (`portcullis sessions rebuild`): `beginRebuild` sets a marker with a TTL; while it
- * exists, `apply` throws `PORTCULLIS_STORE_REBUILDING`, `getLiveSession` answers null and
- * `listLiveSessions` throws `PORTCULLIS_STORE_REBUILDING`. The rebuild then `dropProjection`s,
+ * exists, `apply`, `getLiveSession` and `listLiveSessions` throw `PORTCULLIS_STORE_REBUILDING` (a
+ * read never answers "no such session" for a session it cannot judge: gateways fail closed with a
+ * 503 and keep the cookie). The rebuild then `dropProjection`s,
  * replays the log with `applyAs(token, …)`, keeps the marker alive with `refreshRebuild` and
  * finishes with `endRebuild`. A crashed rebuild frees the projection when the TTL runs out. The
- * upkeep reads follow `getLiveSession`: `dueForRefresh` and `idleSessions` answer [] (and prune
- * nothing), `lastActivity` null. The refresh schedule is rebuilt by the replay; the activity
+ * upkeep reads trust nothing either, without throwing: `dueForRefresh` and `idleSessions` answer []
+ * (and prune nothing), `lastActivity` null. The refresh schedule is rebuilt by the replay; the activity
  * indexes are not in the log, so `dropProjection` keeps them.
  */
 export type RedisStore = SessionStore & {

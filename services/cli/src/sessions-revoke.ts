@@ -71,11 +71,17 @@ export async function revokeSessions(deps: RevokeDeps, target: RevokeTarget): Pr
 }
 
 async function findLive(store: RevokeDeps['store'], target: RevokeTarget): Promise<SessionRecord[] | null> {
-  // While rebuilding, reads answer "no session" for everything: that would be reported as "not live".
+  // While rebuilding, reads are refused: how many were live is unknown, and the revocation goes ahead.
   if (await store.rebuildInProgress()) return null;
-  if ('user' in target) return store.listLiveSessions({ sub: target.user });
-  const s = await store.getLiveSession(target.session);
-  return s ? [s] : [];
+  try {
+    if ('user' in target) return await store.listLiveSessions({ sub: target.user });
+    const s = await store.getLiveSession(target.session);
+    return s ? [s] : [];
+  } catch (err) {
+    // A rebuild that began after the check above.
+    if ((err as { code?: unknown } | null)?.code === 'PORTCULLIS_STORE_REBUILDING') return null;
+    throw err;
+  }
 }
 
 /** The report of a revocation: what was revoked and how fast it held (stdout), what lagged (stderr), and the exit code. */
