@@ -140,6 +140,22 @@ t.test('callback refusals create no session', async (t) => {
     t.ok(denied.setCookies.some((c) => c.includes('_state_') && c.includes('Max-Age=0')), 'the state cookie is deleted');
   });
 
+  t.test('a response parameter given twice → 400 naming it, not an IdP error; the state is not used up', async (t) => {
+    const start = await requestStart(h.bus, 'app');
+    const query = await loginAtIdp(h.browser, start.location!);
+    const code = new URLSearchParams(query).get('code')!;
+    const state = new URLSearchParams(query).get('state')!;
+    for (const [extra, name] of [
+      [`&code=${code}`, 'code'],
+      [`&state=${state}`, 'state'],
+    ]) {
+      const reply = await requestCallback(h.bus, { provider: 'app', query: `${query}${extra}`, stateCookies: cookiesFrom(start) });
+      t.equal(reply.status, 400, `${name} twice`);
+      t.match(reply.page?.message, new RegExp(`names ${name} more than once`));
+    }
+    t.equal((await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(start) })).status, 302, 'the well-formed response still works');
+  });
+
   t.test("an error response that answers none of this browser's logins → 400, the attacker's text is not shown", async (t) => {
     const phishing = 'error_description=Your+account+is+locked.+Call+%2B1-555-0100+to+unlock+it';
     const other = await requestStart(h.bus, 'app');

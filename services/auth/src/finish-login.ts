@@ -26,6 +26,9 @@ export interface FinishedLogin {
   refreshTokenMissing?: boolean;
 }
 
+/** Parameters of an authorization response (RFC 6749 §4.1.2, RFC 9207): each may appear once. */
+const RESPONSE_PARAMETERS = ['code', 'state', 'error', 'error_description', 'iss', 'session_state'];
+
 /**
  * Finishes a login. Every check happens before any session exists: state cookie (sealed, this
  * provider, this state), single use, code exchange with ID token validation, userinfo, mappings.
@@ -39,6 +42,14 @@ export async function finishLogin(ctx: AuthContext, req: CallbackRequest): Promi
   // The state comes from the URL: only a well-formed one may become part of a cookie name.
   const clearState = state !== null && WELL_FORMED_STATE.test(state) ? [deleteStateCookie(provider, state)] : [];
 
+  // A response parameter sent twice is malformed (openid-client refuses it deep in the code exchange,
+  // which would show as an IdP error): the browser's request is at fault, so a 400 here.
+  const repeated = RESPONSE_PARAMETERS.filter((name) => params.getAll(name).length > 1);
+  if (repeated.length > 0) {
+    throw new AuthError(AuthErrorCode.MissingParameter, `The sign-in response names ${repeated.join(' and ')} more than once — start again.`, {
+      statusCode: 400,
+    });
+  }
   const idpError = params.get('error');
   const code = params.get('code');
   if (!state || (idpError === null && !code)) {
