@@ -186,6 +186,59 @@ t.test('the rendered config passes check-config (secrets from the rendered Secre
   t.equal(r.status, 0, r.stdout + r.stderr);
 });
 
+/**
+ * The docker-link variables the kubelet gives a pod for every Service of its namespace (unless the pod
+ * sets enableServiceLinks: false), as in kubernetes pkg/kubelet/envvars: portcullis-gateway →
+ * PORTCULLIS_GATEWAY_SERVICE_HOST, PORTCULLIS_GATEWAY_PORT, PORTCULLIS_GATEWAY_PORT_9000_TCP_ADDR, …
+ */
+function serviceLinkEnv(services: Obj[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  services.forEach((s, i) => {
+    const name = String(s.metadata.name).toUpperCase().replace(/-/g, '_');
+    const ip = `10.96.0.${i + 10}`;
+    const ports: Obj[] = s.spec.ports;
+    env[`${name}_SERVICE_HOST`] = ip;
+    env[`${name}_SERVICE_PORT`] = String(ports[0]!.port);
+    env[`${name}_PORT`] = `tcp://${ip}:${ports[0]!.port}`;
+    for (const p of ports) {
+      const proto = String(p.protocol ?? 'TCP');
+      if (p.name) env[`${name}_SERVICE_PORT_${String(p.name).toUpperCase().replace(/-/g, '_')}`] = String(p.port);
+      const base = `${name}_PORT_${p.port}_${proto}`;
+      Object.assign(env, { [base]: `${proto.toLowerCase()}://${ip}:${p.port}`, [`${base}_PROTO`]: proto.toLowerCase(), [`${base}_PORT`]: String(p.port), [`${base}_ADDR`]: ip });
+    }
+  });
+  return env;
+}
+
+t.test('every pod\'s environment, with what the kubelet adds, passes check-config (no PORTCULLIS_<SERVICE>_* link variables)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-k8s-env-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'portcullis.yaml'), of('ConfigMap')[0]!.data['portcullis.yaml']);
+  const secret = of('Secret')[0]!.stringData as Record<string, string>;
+  for (const key of ['client_secret', 'cookie_secret']) writeFileSync(join(dir, key), secret[key] ?? '');
+  const links = serviceLinkEnv(of('Service'));
+  t.ok(links.PORTCULLIS_GATEWAY_SERVICE_HOST, 'the chart\'s Services would give PORTCULLIS_* link variables');
+  for (const d of of('Deployment')) {
+    const pod = d.spec.template.spec;
+    const podEnv: Record<string, string> = {
+      ...(pod.enableServiceLinks === false ? {} : links),
+      ...Object.fromEntries((pod.containers[0].env ?? []).map((e: Obj) => [e.name, e.value])),
+    };
+    const r = spawnSync('node', ['services/cli/bin/portcullis.mjs', 'check-config', join(dir, 'portcullis.yaml')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH,
+        ...podEnv,
+        // In the pod these are /etc/portcullis/secrets/<key>; here, the same keys in a temp dir.
+        PORTCULLIS_PROVIDERS__0__CLIENT_SECRET_FILE: join(dir, 'client_secret'),
+        PORTCULLIS_PROVIDERS__0__COOKIE_SECRET_FILE: join(dir, 'cookie_secret'),
+      },
+    });
+    t.equal(r.status, 0, `${d.metadata.name}: ${(r.stdout + r.stderr).slice(0, 400)}`);
+  }
+});
+
 // ---- with helm: the chart itself ---------------------------------------------------------------------------
 
 /** helm from .tmp/tools (scripts/install-servers.sh extracts it there) or PATH; undefined when absent. */
