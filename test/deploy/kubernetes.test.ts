@@ -279,6 +279,24 @@ t.test('helm: the chart lints and renders exactly infra/kubernetes for its defau
   t.equal(sm.stdout, readFileSync(RENDERED_MONITOR, 'utf8').replace(/^(#[^\n]*\n)+/, ''));
 });
 
+t.test('helm: the kubelet waits longer than outpost.shutdown_grace_seconds before SIGKILL', { skip: noHelm }, async (t) => {
+  const chart = chartWithoutDependencies();
+  t.teardown(() => rmSync(chart, { recursive: true, force: true }));
+  for (const grace of [undefined, 0, 60, 300]) {
+    const out = helmRun(['template', 'portcullis', chart, ...(grace === undefined ? [] : ['--set', `config.outpost.shutdown_grace_seconds=${grace}`])]);
+    t.equal(out.status, 0, out.stderr);
+    const objs = loadManifests(out.stdout);
+    const config = parseAllDocuments(objs.find((o) => o.kind === 'ConfigMap')?.data['portcullis.yaml'])[0]!.toJS() as Obj;
+    // 10 is the schema's default when the config does not set it.
+    const configured = config.outpost?.shutdown_grace_seconds ?? 10;
+    t.equal(configured, grace ?? 10, 'the value reaches the config');
+    for (const d of objs.filter((o) => o.kind === 'Deployment')) {
+      const period = d.spec.template.spec.terminationGracePeriodSeconds;
+      t.ok(period >= configured + 15, `${d.metadata.name}: terminationGracePeriodSeconds ${period} leaves the ${configured} s grace and the stop time`);
+    }
+  }
+});
+
 t.test('helm: other values render valid manifests (no HPA → replicas, existing Secret, long release name)', { skip: noHelm }, async (t) => {
   const chart = chartWithoutDependencies();
   t.teardown(() => rmSync(chart, { recursive: true, force: true }));
