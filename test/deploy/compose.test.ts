@@ -20,6 +20,7 @@ interface Service {
   volumes?: Array<string | { type?: string; source?: string }>;
   environment?: Record<string, string>;
   read_only?: boolean;
+  stop_grace_period?: string;
 }
 
 function dockerCompose(...args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -103,6 +104,20 @@ t.test('portcullis.yaml passes check-config, with the three NATS nodes and Redis
     },
   });
   t.equal(r.status, 0, r.stdout + r.stderr);
+});
+
+t.test('docker waits longer than outpost.shutdown_grace_seconds before SIGKILL (stop_grace_period)', async (t) => {
+  const cfg = parseYaml(readFileSync(join(COMPOSE_DIR, 'portcullis.yaml'), 'utf8')) as { outpost?: { shutdown_grace_seconds?: number } };
+  // 10 is the schema's default; Docker's own default stop timeout is 10 s too.
+  const grace = cfg.outpost?.shutdown_grace_seconds ?? 10;
+  const seconds = (d: string | undefined) => {
+    const m = /^(?:(\d+)m)?(?:(\d+)s)?$/.exec(d ?? '10s');
+    return m ? Number(m[1] ?? 0) * 60 + Number(m[2] ?? 0) : Number.NaN;
+  };
+  for (const name of named(/^(gateway|auth|session)-\d+$/)) {
+    const period = seconds(services[name]?.stop_grace_period);
+    t.ok(period >= grace + 15, `${name}: stop_grace_period ${services[name]?.stop_grace_period ?? '(default 10s)'} leaves the ${grace} s grace and the stop time`);
+  }
 });
 
 t.test('nginx.conf: round-robin over the three gateways, no stickiness, Host passed through', async (t) => {
