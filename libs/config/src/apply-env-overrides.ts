@@ -10,6 +10,13 @@ const PREFIX = 'PORTCULLIS_';
 /** Names the config file; not an override. */
 const CONFIG_FILE_VAR = 'PORTCULLIS_CONFIG';
 const NULL_WORDS = new Set(['null', 'Null', 'NULL', '~']);
+/**
+ * The docker-link variables Kubernetes sets for every Service in the namespace (unless a pod says
+ * `enableServiceLinks: false`): a Service named `portcullis-gateway` gives PORTCULLIS_GATEWAY_SERVICE_HOST,
+ * PORTCULLIS_GATEWAY_PORT_9000_TCP_ADDR, ... Not overrides (those separate levels with `__`, and no
+ * top-level key ends like this): taking them as mistakes would stop every pod at start.
+ */
+const SERVICE_LINK = /^PORTCULLIS(?:_[A-Z0-9]+)*_(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_(?:PROTO|PORT|ADDR))?)?)$/;
 
 /** What applying the environment did. */
 export interface EnvOverrideResult {
@@ -29,7 +36,7 @@ export function applyEnvOverrides(
 ): EnvOverrideResult {
   const result: EnvOverrideResult = { problems: [], origins: new Map() };
   const vars = Object.entries(env)
-    .filter((e): e is [string, string] => e[0].startsWith(PREFIX) && e[0] !== CONFIG_FILE_VAR && e[1] !== undefined)
+    .filter((e): e is [string, string] => e[0].startsWith(PREFIX) && e[0] !== CONFIG_FILE_VAR && e[1] !== undefined && !SERVICE_LINK.test(e[0]))
     .map(([name, value]) => ({ name, value, segments: name.slice(PREFIX.length).split('__') }))
     .sort((a, b) => a.segments.length - b.segments.length || (a.name < b.name ? -1 : 1));
   for (const v of vars) applyOne(raw, schema, v.name, v.value, v.segments, result);

@@ -101,6 +101,26 @@ t.test('env override: PORTCULLIS_CLUSTER=null turns off a cluster the file defin
   t.equal(result.ok && result.config.cluster, null);
 });
 
+t.test("Kubernetes' service-link variables for Services named portcullis* are not overrides (a pod would not start)", async (t) => {
+  const links: Record<string, string> = {};
+  for (const svc of ['PORTCULLIS', 'PORTCULLIS_GATEWAY', 'PORTCULLIS_AUTH_METRICS']) {
+    Object.assign(links, {
+      [`${svc}_SERVICE_HOST`]: '10.0.0.7',
+      [`${svc}_SERVICE_PORT`]: '9000',
+      [`${svc}_SERVICE_PORT_HTTP`]: '9000',
+      [`${svc}_PORT`]: 'tcp://10.0.0.7:9000',
+      [`${svc}_PORT_9000_TCP`]: 'tcp://10.0.0.7:9000',
+      [`${svc}_PORT_9000_TCP_PROTO`]: 'tcp',
+      [`${svc}_PORT_9000_TCP_PORT`]: '9000',
+      [`${svc}_PORT_9000_TCP_ADDR`]: '10.0.0.7',
+    });
+  }
+  const result = loadObject(BASE, { ...links, PORTCULLIS_LOG_LEVEL: 'error' });
+  t.same(problemsOf(result), [], 'no problem');
+  t.equal(result.ok && result.config.log_level, 'error', 'real overrides still apply');
+  t.match(problemsOf(loadObject(BASE, { PORTCULLIS_GATEWAY_HOST: 'x' })), [{ path: 'env PORTCULLIS_GATEWAY_HOST' }], 'anything else stays a mistake');
+});
+
 const mistakes: Array<{ name: string; config?: Record<string, unknown>; env: Record<string, string>; path: string; reason: RegExp; fix?: RegExp }> = [
   {
     name: 'a variable that names no config key',
