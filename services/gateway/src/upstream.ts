@@ -8,6 +8,13 @@ import { renderPage } from './pages.ts';
 /** Response headers that never cross a proxy. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/**
+ * The largest response head accepted from an upstream. undici's default is node's 16 KiB, so an app
+ * whose answer carries more (ASP.NET's chunked auth cookies, long CSPs) got a 502 for a working
+ * backend; authentik (Go) accepts 10 MiB, browsers about 256 KiB.
+ */
+const UPSTREAM_MAX_HEADER_BYTES = 1024 * 1024;
+
 /** One pool per upstream origin and TLS policy, reused across requests. */
 export class UpstreamPools {
   /** By origin, one map per TLS policy (no key string is built per request). */
@@ -23,6 +30,7 @@ export class UpstreamPools {
         pipelining: 1,
         keepAliveTimeout: 30_000,
         headersTimeout: 60_000,
+        maxHeaderSize: UPSTREAM_MAX_HEADER_BYTES,
         bodyTimeout: 0, // streaming responses (SSE, long polls) may be silent for long
         connect: { rejectUnauthorized: verifyTls },
       });

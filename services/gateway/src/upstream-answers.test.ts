@@ -1,0 +1,51 @@
+// Upstream answers that are not the usual shape: large response heads.
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { getFreePort } from '@portcullis/testkit';
+import t from 'tap';
+import { Agent, request } from 'undici';
+import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+
+t.test('upstream answers', async (t) => {
+  const upstreamPort = await getFreePort();
+  // A plain HTTP app: no 'upgrade' listener, so node serves upgrade requests as ordinary requests.
+  const upstream = createServer((req, res) => {
+    req.resume();
+    if (req.url === '/big-headers') {
+      // ASP.NET-style chunked auth cookies: 6 × 4000 bytes, 24 KB of head.
+      const cookies = Array.from({ length: 6 }, (_, i) => `.AspNetCore.CookiesC${i + 1}=${'x'.repeat(4000)}; path=/; httponly`);
+      res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': cookies }).end('big');
+    } else if (req.url === '/no-ws') {
+      res.writeHead(403, { 'content-type': 'text/plain', 'x-reason': 'origin' }).end('websocket refused by the app');
+    } else {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`plain ${req.method} ${req.url}`);
+    }
+  });
+  upstream.listen(upstreamPort, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.teardown(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  const port = await getFreePort();
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:${port}", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company', internal_host: `http://127.0.0.1:${upstreamPort}` })}
+`);
+  const gw = await startTestGateway(config);
+  t.teardown(() => gw.close());
+  await gw.gateway.start();
+  const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+
+  t.test('an upstream answer with 24 KB of Set-Cookie headers is relayed, not a 502', async (t) => {
+    // A client that, like a browser, takes more than node's 16 KiB of head.
+    const dispatcher = new Agent({ maxHeaderSize: 256 * 1024 });
+    t.teardown(() => dispatcher.close());
+    const r = await request(`http://127.0.0.1:${port}/big-headers`, { dispatcher, headers: { host: 'app.company', cookie } });
+    t.equal(r.statusCode, 200);
+    t.equal((r.headers['set-cookie'] as string[]).length, 6);
+    t.equal(await r.body.text(), 'big');
+  });
+});
