@@ -1,6 +1,7 @@
-// Upstream answers that are not the usual shape: large response heads.
+// Upstream answers that are not the usual shape: large response heads, and upgrade requests the upstream does not switch.
 import { once } from 'node:events';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { getFreePort } from '@portcullis/testkit';
 import t from 'tap';
 import { Agent, request } from 'undici';
@@ -39,6 +40,18 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
   await gw.gateway.start();
   const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
 
+  /** One request on a fresh raw connection; the whole response as latin1 text once the gateway or the test ends it. */
+  const rawExchange = async (head: string): Promise<string> => {
+    const socket = connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(head);
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    await Promise.race([once(socket, 'end'), new Promise((r) => setTimeout(r, 5000))]);
+    socket.destroy();
+    return Buffer.concat(chunks).toString('latin1');
+  };
+
   t.test('an upstream answer with 24 KB of Set-Cookie headers is relayed, not a 502', async (t) => {
     // A client that, like a browser, takes more than node's 16 KiB of head.
     const dispatcher = new Agent({ maxHeaderSize: 256 * 1024 });
@@ -47,5 +60,27 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
     t.equal(r.statusCode, 200);
     t.equal((r.headers['set-cookie'] as string[]).length, 6);
     t.equal(await r.body.text(), 'big');
+  });
+
+  t.test('a WebSocket upgrade the upstream refuses gets the upstream answer, not a 502', async (t) => {
+    const text = await rawExchange(
+      `GET /no-ws HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    t.match(text, /^HTTP\/1\.1 403 /);
+    t.match(text, /\r\nx-reason: origin\r\n/i);
+    t.ok(text.endsWith('\r\n\r\nwebsocket refused by the app'), 'the body as sent', { text });
+  });
+
+  t.test('an Upgrade: h2c request (curl --http2 on http://) to an app without h2c gets the ordinary answer', async (t) => {
+    const text = await rawExchange(
+      `GET /page HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n`,
+    );
+    t.match(text, /^HTTP\/1\.1 200 /);
+    t.ok(text.endsWith('\r\n\r\nplain GET /page'), 'the body as sent', { text });
+  });
+
+  t.test('an unauthenticated upgrade still never reaches the upstream', async (t) => {
+    const text = await rawExchange(`GET /no-ws HTTP/1.1\r\nhost: app.company\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n`);
+    t.match(text, /^HTTP\/1\.1 302 /);
   });
 });

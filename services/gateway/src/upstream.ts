@@ -1,5 +1,5 @@
 // Executes proxy answers: HTTP through keep-alive undici pools, WebSocket upgrades by splicing sockets.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
 import type { ProxyAnswer } from './answers.ts';
@@ -238,32 +238,107 @@ export function proxyHttp(
   );
 }
 
-/** Proxies a WebSocket (or other Upgrade) request: handshake through undici, then splice the sockets. */
-export async function proxyUpgrade(pools: UpstreamPools, answer: ProxyAnswer, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-  const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
-  const protocol = String(req.headers.upgrade ?? 'websocket');
-  try {
-    const { headers, socket: upstream } = await pool.upgrade({
-      path: answer.path,
-      method: (req.method ?? 'GET') as 'GET',
-      headers: answer.headers,
-      protocol,
+/**
+ * One upgrade request (WebSocket, h2c, ...) as an undici dispatch handler: a 101 splices the client's
+ * socket to the upstream's; any other answer (an app refusing the WebSocket with a 403, or an app
+ * that ignores `Upgrade: h2c` and answers 200) is relayed as an ordinary response, as Go's reverse
+ * proxy does, then the client connection is closed. A client socket closed during the handshake
+ * (the shutdown grace ending) cancels the upstream request; after a 101, the upstream socket is
+ * closed with the client's.
+ */
+class UpgradeExchange {
+  readonly #socket: Duplex;
+  readonly #protocol: string;
+  readonly #head: Buffer;
+  #abort: ((err?: Error) => void) | null = null;
+  #resume: (() => void) | null = null;
+  #answered = false;
+  #done = false;
+
+  constructor(socket: Duplex, protocol: string, head: Buffer) {
+    this.#socket = socket;
+    this.#protocol = protocol;
+    this.#head = head;
+    socket.once('close', () => {
+      if (!this.#done) this.#abort?.(new ClientGoneError());
     });
-    const lines = ['HTTP/1.1 101 Switching Protocols', `Upgrade: ${protocol}`, 'Connection: Upgrade'];
-    for (const name in headers) {
-      if (name === 'connection' || name === 'upgrade') continue;
-      const v = headers[name];
-      for (const item of Array.isArray(v) ? v : [v]) if (item !== undefined) lines.push(`${name}: ${item}`);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.#socket.destroyed) {
+      abort(new ClientGoneError());
+      return;
+    }
+    this.#abort = abort;
+  }
+
+  onUpgrade(_statusCode: number, rawHeaders: Buffer[], upstream: Duplex): void {
+    this.#done = true;
+    const socket = this.#socket;
+    if (socket.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    const lines = ['HTTP/1.1 101 Switching Protocols', `Upgrade: ${this.#protocol}`, 'Connection: Upgrade'];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      const lower = name.toLowerCase();
+      if (lower === 'connection' || lower === 'upgrade') continue;
+      lines.push(`${name}: ${rawHeaders[i + 1]!.toString('latin1')}`);
     }
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-    if (head.length > 0) upstream.write(head);
+    if (this.#head.length > 0) upstream.write(this.#head);
     socket.on('error', () => upstream.destroy());
+    socket.once('close', () => upstream.destroy());
     upstream.on('error', () => socket.destroy());
     upstream.pipe(socket);
     socket.pipe(upstream);
-  } catch {
-    writeRawResponse(socket, 502, 'text/html; charset=utf-8', renderPage('Bad Gateway', 'Failed to connect to backend.'), []);
   }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.#answered = true;
+    this.#resume = resume;
+    const lines = [`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Status'}`];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1');
+      // The body is relayed as undici decoded it, delimited by the end of the connection.
+      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      lines.push(`${name}: ${rawHeaders[i + 1]!.toString('latin1')}`);
+    }
+    lines.push('Connection: close');
+    this.#socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#socket.write(chunk)) return true;
+    this.#socket.once('drain', () => this.#resume?.());
+    return false;
+  }
+
+  onComplete(): void {
+    this.#done = true;
+    this.#socket.end();
+  }
+
+  onError(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const socket = this.#socket;
+    if (this.#answered || socket.destroyed) socket.destroy();
+    else writeRawResponse(socket, 502, 'text/html; charset=utf-8', renderPage('Bad Gateway', 'Failed to connect to backend.'), []);
+  }
+}
+
+/** Proxies a WebSocket (or other Upgrade) request: handshake through undici, then splice the sockets (see {@link UpgradeExchange}). */
+export function proxyUpgrade(pools: UpstreamPools, answer: ProxyAnswer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
+  const protocol = String(req.headers.upgrade ?? 'websocket');
+  pool.dispatch(
+    { path: answer.path, method: (req.method ?? 'GET') as 'GET', headers: answer.headers, upgrade: protocol, body: null },
+    new UpgradeExchange(socket, protocol, head),
+  );
 }
 
 /** Writes a complete HTTP/1.1 response on a raw socket (used for upgrade requests that are refused). */
