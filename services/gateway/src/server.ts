@@ -54,6 +54,13 @@ export interface Gateway {
  */
 const EXTRA_METHODS: string[] = METHODS.filter((m) => m !== 'CONNECT');
 
+/**
+ * The largest request head the listeners accept. node's default (16 KiB) answered 431 to browsers
+ * carrying an app's large cookies (ASP.NET's chunked auth cookies reach 20–30 KB), which authentik
+ * (Go, 1 MiB) proxies; 64 KiB covers them while keeping per-connection parser memory small.
+ */
+const MAX_REQUEST_HEADER_BYTES = 64 * 1024;
+
 /** The framework-free view of a request; `readBody` is a method so no closure is built per request. */
 class RawIncoming implements IncomingRequest {
   readonly method: string;
@@ -140,7 +147,9 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
         else serveDirect(slot, pools, deps, lifecycle, req, res);
       };
       // As fastify builds its own server (lib/server.js), with our listener in front.
-      const server = https ? createHttpsServer(https, dispatch) : createHttpServer(dispatch);
+      const server = https
+        ? createHttpsServer({ ...https, maxHeaderSize: MAX_REQUEST_HEADER_BYTES }, dispatch)
+        : createHttpServer({ maxHeaderSize: MAX_REQUEST_HEADER_BYTES }, dispatch);
       server.keepAliveTimeout = options.keepAliveTimeout;
       server.requestTimeout = options.requestTimeout;
       server.setTimeout(options.connectionTimeout);

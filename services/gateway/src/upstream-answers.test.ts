@@ -1,4 +1,4 @@
-// Upstream answers that are not the usual shape: large response heads, and upgrade requests the upstream does not switch.
+// Heads beyond node's 16 KiB default both ways (large app cookies), and upgrade requests the upstream does not switch.
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
@@ -10,7 +10,7 @@ import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
 t.test('upstream answers', async (t) => {
   const upstreamPort = await getFreePort();
   // A plain HTTP app: no 'upgrade' listener, so node serves upgrade requests as ordinary requests.
-  const upstream = createServer((req, res) => {
+  const upstream = createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
     req.resume();
     if (req.url === '/big-headers') {
       // ASP.NET-style chunked auth cookies: 6 × 4000 bytes, 24 KB of head.
@@ -18,6 +18,8 @@ t.test('upstream answers', async (t) => {
       res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': cookies }).end('big');
     } else if (req.url === '/no-ws') {
       res.writeHead(403, { 'content-type': 'text/plain', 'x-reason': 'origin' }).end('websocket refused by the app');
+    } else if (req.url === '/cookie-size') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(String(req.headers.cookie?.length));
     } else {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`plain ${req.method} ${req.url}`);
     }
@@ -60,6 +62,13 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
     t.equal(r.statusCode, 200);
     t.equal((r.headers['set-cookie'] as string[]).length, 6);
     t.equal(await r.body.text(), 'big');
+  });
+
+  t.test('the next request, carrying those cookies back (24 KB of Cookie header), is proxied, not refused with a 431', async (t) => {
+    const appCookies = Array.from({ length: 6 }, (_, i) => `.AspNetCore.CookiesC${i + 1}=${'x'.repeat(4000)}`).join('; ');
+    const r = await request(`http://127.0.0.1:${port}/cookie-size`, { headers: { host: 'app.company', cookie: `${cookie}; ${appCookies}` } });
+    t.equal(r.statusCode, 200);
+    t.equal(await r.body.text(), String(`${cookie}; ${appCookies}`.length));
   });
 
   t.test('a WebSocket upgrade the upstream refuses gets the upstream answer, not a 502', async (t) => {
