@@ -33,7 +33,9 @@ export function createSelfSignedCertificate(opts: SelfSignedCertificateOptions =
   const notBefore = new Date(Date.now() - 3600_000);
   const notAfter = new Date(Date.now() + days * 86_400_000);
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f; // positive, as RFC 5280 requires
+  // Positive (RFC 5280) and 16 significant bytes: a first byte of 0 would be a non-minimal DER INTEGER,
+  // which OpenSSL refuses ("illegal padding") — once in ~256 certificates before.
+  serial[0] = 0x40 | ((serial[0] ?? 0) & 0x3f);
 
   const extensions = seq(
     extension('2.5.29.19', true, seq()), // basicConstraints: not a CA
@@ -86,8 +88,12 @@ function set(...items: Buffer[]): Buffer {
 }
 
 function integer(value: Buffer): Buffer {
-  // A leading 1 bit would make the INTEGER negative.
-  return tlv(0x02, (value[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), value]) : value);
+  // DER wants the minimal two's-complement form: no redundant leading zero bytes...
+  let start = 0;
+  while (start < value.length - 1 && value[start] === 0 && ((value[start + 1] ?? 0) & 0x80) === 0) start++;
+  const minimal = value.subarray(start);
+  // ...and a leading 1 bit would make the INTEGER negative.
+  return tlv(0x02, (minimal[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), minimal]) : minimal);
 }
 
 function bitString(value: Buffer): Buffer {
