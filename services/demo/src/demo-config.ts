@@ -1,4 +1,4 @@
-// The demo's configuration: one proxy-mode app and one forward-auth app, on fixed loopback ports.
+// The demo's configuration: one proxy-mode app (app.localhost) behind the development IdP, on fixed loopback ports.
 import { type PortcullisConfig, loadConfig } from '@portcullis/config';
 
 /** Ports the demo uses; each can be moved with an env var if taken. */
