@@ -5,6 +5,16 @@ import { markTracingEnabled } from './tracing.ts';
 /** Query parameters that carry secrets in OIDC flows; their values are replaced in span attributes. */
 const SECRET_QUERY_PARAMS = ['code', 'state', 'session_state', 'id_token_hint', 'logout_token', 'access_token', 'token'];
 
+/**
+ * `db.query.text` of a Redis span: the command and how many arguments it had, never the arguments.
+ * The instrumentation's default keeps every argument of EVAL/EVALSHA and GET-like commands: the
+ * projection script's arguments are a session's access, ID and sealed refresh tokens, and keys name
+ * session ids and login-state hashes.
+ */
+export function redisQueryText(command: string, args: ReadonlyArray<unknown>): string {
+  return args.length > 0 ? `${command} [${args.length} arguments]` : command;
+}
+
 /** A started SDK, or a no-op. */
 export interface TracingHandle {
   enabled: boolean;
@@ -51,7 +61,7 @@ export async function startTracing(serviceName: string, version: string): Promis
         ignoreIncomingRequestHook: (req) => (req.url ?? '').startsWith('/metrics') || (req.url ?? '').includes('/outpost.goauthentik.io/ping'),
       }),
       new UndiciInstrumentation(),
-      new IORedisInstrumentation({ requireParentSpan: true }),
+      new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: redisQueryText }),
       new FastifyOtel({
         registerOnInitialization: true,
         // fastify-otel records the raw URL, query included; keep the path only.
