@@ -5,6 +5,7 @@ import t from 'tap';
 import { runBusContract } from './bus-contract.ts';
 import { BusStartError } from './bus-start-error.ts';
 import { createNatsBus, type NatsBus } from './nats-bus.ts';
+import { connectNats } from './nats-connection.ts';
 import { buildTestNatsConfig, connectionOf, waitUntil } from './nats-test-support.ts';
 
 const server = await startNatsServer();
@@ -196,4 +197,15 @@ t.test('connected() turns false when the server goes away and true when it is ba
   await bus.log.append(signedOut('two'));
   await waitUntil(() => seen.length === 2, 10_000, 'the event appended after the restart');
   t.same(seen, [1, 2]);
+});
+
+t.test('a NATS password holding an unencoded "@" stays out of the start error', async (t) => {
+  // The URL parser takes the last "@" of the authority, so this is user "u", password "p@ss".
+  const err = await connectNats({ servers: ['nats://u:p@ss@127.0.0.1:1'] }, 1000).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  t.ok(err instanceof BusStartError);
+  t.match(err?.message, /cannot connect to NATS at nats:\/\/\*\*\*@127\.0\.0\.1:1 /);
+  t.notMatch(err?.message, /p@ss|ss@/, 'no part of the password');
 });

@@ -67,7 +67,8 @@ export async function connectNats(options: NodeConnectionOptions, startTimeoutMs
 /** Server URLs for messages, with any user:password removed. */
 export function listServers(servers: string[] | string | undefined): string {
   const list = servers === undefined ? [] : Array.isArray(servers) ? servers : [servers];
-  return list.map((s) => s.replace(/\/\/[^@/]*@/, '//***@')).join(', ');
+  // Up to the last "@" of the authority: a password may hold an unencoded "@" (the URL parser takes the last one).
+  return list.map((s) => s.replace(/\/\/[^/?#]*@/, '//***@')).join(', ');
 }
 
 /** The message of anything thrown. */

@@ -56,7 +56,8 @@ export function duplicateClient(client: RedisClient, cfg: RedisConfig): RedisCli
 export function describeTarget(cfg: RedisConfig): string {
   if (cfg.cluster_nodes) return `Redis Cluster ${cfg.cluster_nodes.join(', ')}`;
   if (cfg.sentinels) return `Redis Sentinel ${cfg.sentinels.join(', ')} (master ${cfg.sentinel_name})`;
-  return `Redis ${cfg.url.replace(/\/\/[^@/]*@/, '//***@')}`;
+  // Up to the last "@" of the authority: a password may hold an unencoded "@" (the URL parser takes the last one).
+  return `Redis ${cfg.url.replace(/\/\/[^/?#]*@/, '//***@')}`;
 }
 
 function buildTls(cfg: RedisConfig, byScheme: boolean): RedisOptions['tls'] | undefined {

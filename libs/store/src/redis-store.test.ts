@@ -462,3 +462,14 @@ t.test('recordActivity sends a large batch in chunks and rejects a non-numeric t
   for (const [i, s] of sessions.entries()) t.equal(await store.lastActivity(s.sessionId), report[2_495 + i]!.at, 'the latest use of each');
   await t.rejects(store.recordActivity([{ sessionId: 'x', provider: 'app', at: Number.NaN }]), { name: 'TypeError', message: /session x/ });
 });
+
+t.test('a Redis password holding an unencoded "@" stays out of error messages', async (t) => {
+  // The URL parser takes the last "@" of the authority, so this is user "default", password "abc@def".
+  const err = await createRedisStore({ redis: redisConfig({ url: 'redis://default:abc@def@127.0.0.1:1' }), startTimeoutMs: 1000 }).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  t.ok(err instanceof StoreError, 'the start fails with a StoreError');
+  t.match(err?.message, /cannot connect to Redis redis:\/\/\*\*\*@127\.0\.0\.1:1 /);
+  t.notMatch(err?.message, /abc|def/, 'no part of the password');
+});
