@@ -19,6 +19,14 @@ export function checkCluster(cluster: Loose<ClusterConfig | null>, problems: Con
   checkRedis(cluster.redis, problems);
 }
 
+/**
+ * A URL as written, for a problem message, with everything from "//" to its last "@" masked: a URL
+ * the parser refuses is often one whose password holds a "/", "#" or "?" (base64 passwords do).
+ */
+function maskCredentials(value: string): string {
+  return value.replace(/\/\/.*@/, '//***@');
+}
+
 function checkNats(nats: Loose<NatsConfig>, problems: ConfigProblem[]): void {
   if (!nats) return;
   if (nats.servers?.length === 0) {
@@ -35,7 +43,7 @@ function checkNats(nats: Loose<NatsConfig>, problems: ConfigProblem[]): void {
     if (!url || !NATS_SCHEMES.includes(url.protocol) || url.hostname === '') {
       problems.push({
         path,
-        reason: `"${server}" is not a nats://, tls:// or ws:// URL with a host`,
+        reason: `"${maskCredentials(server)}" is not a nats://, tls:// or ws:// URL with a host`,
         fix: `set ${path} to a URL such as nats://nats-1.internal:4222`,
       });
     }
@@ -86,7 +94,7 @@ function checkRedis(redis: Loose<RedisConfig>, problems: ConfigProblem[]): void 
     if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
       problems.push({
         path: 'cluster.redis.url',
-        reason: `"${redis.url}" is not a redis:// or rediss:// URL with a host`,
+        reason: `"${maskCredentials(redis.url)}" is not a redis:// or rediss:// URL with a host`,
         fix: 'set cluster.redis.url to e.g. redis://127.0.0.1:6379 (rediss:// for TLS)',
       });
     }

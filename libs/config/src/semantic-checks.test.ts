@@ -177,3 +177,15 @@ t.test('every bad regex line is reported, each with its own line number', async 
     ['providers[0].skip_path_regex (line 1)', 'providers[0].skip_path_regex (line 3)'],
   );
 });
+
+t.test('a NATS or Redis URL refused as invalid is named without its password', async (t) => {
+  // A base64 password holds "/" and "+": unencoded, the "/" ends the authority and the URL does not parse.
+  const problems = problemsOf(
+    loadObject(withCluster({ nats: { servers: ['nats://portcullis:Zm9v/YmFy+cGw@nats-1:4222'] }, redis: { url: 'redis://:c2Vj/cmV0+eA@redis:6379' } })),
+  );
+  const nats = problems.find((p) => p.path === 'cluster.nats.servers[0]');
+  const redis = problems.find((p) => p.path === 'cluster.redis.url');
+  t.match(nats?.reason, /^"nats:\/\/\*\*\*@nats-1:4222" is not a nats:\/\//);
+  t.match(redis?.reason, /^"redis:\/\/\*\*\*@redis:6379" is not a redis:\/\//);
+  t.notMatch(JSON.stringify(problems), /Zm9v|YmFy|c2Vj|cmV0/, 'no part of either password in any problem');
+});
