@@ -65,6 +65,19 @@ export function runBusContract(t: T, make: () => Promise<Bus>): void {
     await t.rejects(bus.rpc.request('test.fail', {}), { code: 'PORTCULLIS_TEST_FAIL', statusCode: 418 });
   });
 
+  t.test('a request whose handler does not answer in time fails with PORTCULLIS_BUS_TIMEOUT (504)', async (t) => {
+    const bus = await make();
+    t.teardown(() => bus.close());
+    let release: (v: unknown) => void = () => {};
+    const sub = bus.rpc.serve('test.hang', () => new Promise((r) => (release = r)));
+    t.teardown(() => sub.close());
+    await bus.rpc.ping();
+    const startedAt = Date.now();
+    await t.rejects(bus.rpc.request('test.hang', {}, 150), { code: 'PORTCULLIS_BUS_TIMEOUT', statusCode: 504 });
+    t.ok(Date.now() - startedAt < 5000, 'gives up after the timeout');
+    release('late');
+  });
+
   t.test('publish and gather reach every listener, not one of a group', async (t) => {
     const one = await make();
     const two = one; // two listeners (as two gateways would be) on the same medium

@@ -57,6 +57,9 @@ class MemoryEventLog implements EventLog {
   }
 }
 
+/** Same default as the NATS adapter. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+
 class MemoryRequestBus implements RequestBus {
   readonly #handlers = new Map<string, RequestHandler[]>();
   readonly #listeners = new Map<string, Set<RequestHandler>>();
@@ -102,19 +105,30 @@ class MemoryRequestBus implements RequestBus {
 
   async ping(): Promise<void> {}
 
-  async request<TReply>(subject: string, payload: unknown): Promise<TReply> {
+  async request<TReply>(subject: string, payload: unknown, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<TReply> {
     const handlers = this.#handlers.get(subject);
     if (!handlers || handlers.length === 0) {
       throw new BusRequestError('PORTCULLIS_BUS_NO_RESPONDER', `no service answers ${subject}`);
     }
     const handler = handlers[this.#turn++ % handlers.length] as RequestHandler;
     const wire = JSON.parse(JSON.stringify(payload ?? null)) as unknown;
-    let reply: { ok: true; value: unknown } | { ok: false; error: WireError };
-    try {
-      reply = { ok: true, value: await handler(wire) };
-    } catch (err) {
-      reply = { ok: false, error: toWireError(err) };
-    }
+    type Reply = { ok: true; value: unknown } | { ok: false; error: WireError };
+    const answered = (async (): Promise<Reply> => {
+      try {
+        return { ok: true, value: await handler(wire) };
+      } catch (err) {
+        return { ok: false, error: toWireError(err) };
+      }
+    })();
+    // As on NATS: a handler that does not answer in time leaves the requester with a timeout, not a hang.
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BusRequestError('PORTCULLIS_BUS_TIMEOUT', `${subject} did not answer within ${timeoutMs} ms`, { statusCode: 504 })),
+        timeoutMs,
+      );
+    });
+    const reply = await Promise.race([answered, timedOut]).finally(() => clearTimeout(timer));
     const back = JSON.parse(JSON.stringify(reply)) as typeof reply;
     if (!back.ok) throw fromWireError(back.error, subject);
     return back.value as TReply;
