@@ -104,6 +104,28 @@ export function runBusContract(t: T, make: () => Promise<Bus>): void {
     t.same(none, [], 'no listener → no replies, no error');
   });
 
+  t.test('gather with done waits for the answers it needs, whatever answers first, and stops once it has them', async (t) => {
+    const bus = await make();
+    t.teardown(() => bus.close());
+    const subs = [
+      bus.rpc.listen('test.done', async () => ({ from: 'extra' })),
+      bus.rpc.listen('test.done', async () => {
+        await new Promise((r) => setTimeout(r, 150));
+        return { from: 'wanted' };
+      }),
+    ];
+    t.teardown(() => Promise.all(subs.map((s) => s.close())));
+    await bus.rpc.ping();
+    const started = Date.now();
+    const replies = await bus.rpc.gather<{ from: string }>('test.done', {}, {
+      expect: 1,
+      timeoutMs: 3000,
+      done: (r) => r.some((x) => x.from === 'wanted'),
+    });
+    t.ok(replies.some((r) => r.from === 'wanted'), 'the wanted answer is there, though another came first');
+    t.ok(Date.now() - started < 2000, 'stopped once done, not at the timeout');
+  });
+
   t.test('a request nobody serves fails with a no-responder error', async (t) => {
     const bus = await make();
     t.teardown(() => bus.close());

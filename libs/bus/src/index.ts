@@ -1,5 +1,5 @@
 // Public entry of @portcullis/bus: the EventLog / RequestBus ports and their adapters.
-export type { Bus, EventLog, RequestBus, RequestHandler, Subscription } from './types.ts';
+export type { Bus, EventLog, GatherOptions, RequestBus, RequestHandler, Subscription } from './types.ts';
 export { BusRequestError, toWireError, fromWireError, type WireError } from './errors.ts';
 export { createMemoryBus } from './memory-bus.ts';
 export { createNatsBus, type NatsBus, type NatsBusOptions } from './nats-bus.ts';

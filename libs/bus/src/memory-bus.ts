@@ -2,7 +2,7 @@
 // Not a mock: the supported single-node mode. Payloads cross a JSON round trip exactly as on NATS.
 import type { SequencedEvent, SessionEvent } from '@portcullis/events';
 import { BusRequestError, fromWireError, toWireError, type WireError } from './errors.ts';
-import type { Bus, EventLog, RequestBus, RequestHandler, Subscription } from './types.ts';
+import type { Bus, EventLog, GatherOptions, RequestBus, RequestHandler, Subscription } from './types.ts';
 
 class MemoryEventLog implements EventLog {
   readonly #events: SequencedEvent[] = [];
@@ -78,7 +78,7 @@ class MemoryRequestBus implements RequestBus {
     }
   }
 
-  async gather<TReply>(subject: string, payload: unknown, opts: { expect: number; timeoutMs: number }): Promise<TReply[]> {
+  async gather<TReply>(subject: string, payload: unknown, opts: GatherOptions<TReply>): Promise<TReply[]> {
     const replies: TReply[] = [];
     const all = [...(this.#listeners.get(subject) ?? [])].map((h) =>
       h(JSON.parse(JSON.stringify(payload ?? null))).then(
@@ -95,7 +95,7 @@ class MemoryRequestBus implements RequestBus {
     const enough = (async () => {
       for (const p of all) {
         await p;
-        if (replies.length >= opts.expect) return;
+        if (opts.done ? opts.done(replies) : replies.length >= opts.expect) return;
       }
     })();
     await Promise.race([enough, timeout]);

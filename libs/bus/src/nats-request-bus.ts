@@ -4,7 +4,7 @@ import { SpanKinds, contextFromHeaders, traceHeaders, tracingEnabled, withSpan }
 import { BusRequestError, fromWireError, toWireError, type WireError } from './errors.ts';
 import { errorMessage, settleWithin } from './nats-connection.ts';
 import { REQUEST_QUEUE_GROUP } from './nats-subjects.ts';
-import type { RequestBus, RequestHandler, Subscription } from './types.ts';
+import type { GatherOptions, RequestBus, RequestHandler, Subscription } from './types.ts';
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
 const DRAIN_TIMEOUT_MS = 2_000;
@@ -60,13 +60,14 @@ export class NatsRequestBus implements RequestBus {
     }
   }
 
-  async gather<TReply>(subject: string, payload: unknown, opts: { expect: number; timeoutMs: number }): Promise<TReply[]> {
+  async gather<TReply>(subject: string, payload: unknown, opts: GatherOptions<TReply>): Promise<TReply[]> {
     const replies: TReply[] = [];
+    const { done } = opts;
     try {
       const it = await this.#nc.requestMany(subject, JSON.stringify(payload ?? null), {
         ...withTraceHeaders(),
-        strategy: 'count',
-        maxMessages: Math.max(1, opts.expect),
+        // With `done`, counting would stop at answers from listeners nobody waits for.
+        ...(done ? { strategy: 'timer' as const } : { strategy: 'count' as const, maxMessages: Math.max(1, opts.expect) }),
         maxWait: opts.timeoutMs,
       });
       for await (const msg of it) {
@@ -76,6 +77,8 @@ export class NatsRequestBus implements RequestBus {
         } catch {
           // A malformed answer counts as no answer.
         }
+        // Leaving the loop stops the iterator, which cancels the request and its timer.
+        if (done?.(replies)) break;
       }
     } catch {
       // No responders or a closed connection: whatever arrived is the answer.

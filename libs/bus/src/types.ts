@@ -22,6 +22,14 @@ export interface EventLog {
 /** A handler answers one request; what it throws reaches the requester as a BusRequestError. */
 export type RequestHandler = (payload: unknown) => Promise<unknown>;
 
+/** How long {@link RequestBus.gather} collects answers. */
+export interface GatherOptions<TReply> {
+  expect: number;
+  timeoutMs: number;
+  /** Stop once this holds for the answers so far (then `expect` is ignored). */
+  done?: (replies: readonly TReply[]) => boolean;
+}
+
 /** Request/reply between services (NATS request/reply with a queue group in a cluster), plus fan-out. */
 export interface RequestBus {
   /** One answer from one of the servers of `subject` (they load-balance). */
@@ -32,8 +40,11 @@ export interface RequestBus {
   listen(subject: string, handler: RequestHandler): Subscription;
   /** Fire-and-forget fan-out to every listener. */
   publish(subject: string, payload: unknown): void;
-  /** Fan-out that collects the listeners' answers until `expect` arrived or `timeoutMs` passed. */
-  gather<TReply>(subject: string, payload: unknown, opts: { expect: number; timeoutMs: number }): Promise<TReply[]>;
+  /**
+   * Fan-out that collects the listeners' answers until `expect` arrived or `timeoutMs` passed; with
+   * `done`, until `done(replies)` holds instead (answers from unexpected listeners do not count).
+   */
+  gather<TReply>(subject: string, payload: unknown, opts: GatherOptions<TReply>): Promise<TReply[]>;
   /** Resolves after a round trip to the bus (a NATS PING/PONG; immediate when embedded). */
   ping(): Promise<void>;
 }

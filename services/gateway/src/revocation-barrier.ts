@@ -55,9 +55,15 @@ export class PresenceTracker {
 export async function collectRevocationAcks(rpc: RequestBus, presence: PresenceTracker, seq: number, timeoutMs: number): Promise<boolean> {
   const expected = presence.alive();
   if (expected.length === 0) return true;
-  const acks = await rpc.gather<BarrierAck>(BARRIER_SUBJECTS.barrier, { seq }, { expect: expected.length, timeoutMs });
-  const ok = new Set(acks.filter((a) => a.applied).map((a) => a.id));
-  return expected.every((id) => ok.has(id));
+  const ok = new Set<string>();
+  // Until every expected gateway acknowledged: a gateway that joined since (or whose heartbeat was
+  // late) also answers, and must not stand in for one that is still applying the sign-out.
+  const allAcked = (acks: readonly BarrierAck[]) => {
+    for (const a of acks) if (a.applied) ok.add(a.id);
+    return expected.every((id) => ok.has(id));
+  };
+  const acks = await rpc.gather<BarrierAck>(BARRIER_SUBJECTS.barrier, { seq }, { expect: expected.length, timeoutMs, done: allAcked });
+  return allAcked(acks);
 }
 
 /** A gateway's side of the protocol: heartbeats, barrier answers and the lease renewal loop. */
