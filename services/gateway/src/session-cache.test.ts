@@ -339,3 +339,33 @@ t.test('a store that has not applied a refresh yet is read through, not cached, 
   t.same((await cache.getLiveSession(s.sessionId))?.claims, { sub: 'alice', groups: ['after-refresh'] });
   t.equal(reads(), 3, 'cached once the store has the refresh');
 });
+
+t.test('a gateway started after a sign-out that the store has not applied yet does not cache the signed-out session', async (t) => {
+  const bus = createMemoryBus();
+  const inner = createMemoryStore();
+  const { store, reads } = countingStore(inner);
+  const s = started();
+  const startSeq = await bus.log.append(createEvent('SessionStarted', s));
+  await inner.apply({ seq: startSeq, event: createEvent('SessionStarted', s) });
+  // The sign-out is in the log before this gateway starts (so it follows the log from after it), but
+  // the store lags: it still lists the session.
+  const out = createEvent('UserSignedOut', { sub: 'alice', provider: 'app', reason: 'sign_out' });
+  const outSeq = await bus.log.append(out);
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000 });
+  await cache.start();
+  t.teardown(async () => {
+    await cache.stop();
+    await inner.close();
+  });
+  t.equal(cache.trusted, true);
+  t.ok(await cache.getLiveSession(s.sessionId), 'the lagging store answers (the sign-out has not answered yet: it waits for the store)');
+  await inner.apply({ seq: outSeq, event: out });
+  t.equal(await cache.getLiveSession(s.sessionId), null, 'once the store applied the sign-out, the session is dead here too');
+  t.equal(reads(), 2, 'the store was read again, not the copy from before');
+  // Once the store has caught up with where this gateway joined the log, misses are cached again.
+  const later = started({ sub: 'bob' });
+  await inner.apply({ seq: outSeq + 1, event: createEvent('SessionStarted', later) });
+  await cache.getLiveSession(later.sessionId);
+  await cache.getLiveSession(later.sessionId);
+  t.equal(reads(), 3, 'cached');
+});

@@ -56,6 +56,13 @@ export class CachedSessionReader implements SessionReader {
   /** Session id → seq and local time of its latest SessionRefreshed (insertion order = time order). */
   readonly #refreshes = new Map<string, { seq: number; at: number }>();
   #applied = 0;
+  /**
+   * The log position this cache started following after: revocations up to it are known only to the
+   * store, so a store read is cached only once the store has applied it (a lagging store may still
+   * list a session signed out just before this gateway started).
+   */
+  #joinedAt = 0;
+  #storeReachedJoinSeen = false;
   #trusted = false;
   /** The cache is distrusted until the subscription has applied this sequence. */
   #catchUpTo = 0;
@@ -78,6 +85,7 @@ export class CachedSessionReader implements SessionReader {
   async start(): Promise<void> {
     const from = (await this.#opts.log.lastSeq()) + 1;
     this.#applied = from - 1;
+    this.#joinedAt = from - 1;
     this.#catchUpTo = from - 1;
     this.#sub = this.#opts.log.subscribe(
       from,
@@ -195,10 +203,23 @@ export class CachedSessionReader implements SessionReader {
     if (cached !== undefined) return cached;
     const useCache = this.#trusted && now < this.#leaseUntil;
     this.#opts.onLookup?.(useCache ? 'miss' : 'bypass');
+    // Checked before the read: what the read returns then reflects at least that position.
+    const cacheable = useCache && (await this.#storeReachedJoin());
     const s = await this.#opts.store.getLiveSession(sessionId, now);
     if (!s || this.#revoked(s)) return null;
-    if (useCache && (await this.#storeHasRefresh(sessionId))) this.#insert(s);
+    if (cacheable && (await this.#storeHasRefresh(sessionId))) this.#insert(s);
     return s;
+  }
+
+  /** Whether the store has applied the log up to where this cache joined it (remembered once it has). */
+  async #storeReachedJoin(): Promise<boolean> {
+    if (this.#storeReachedJoinSeen) return true;
+    try {
+      this.#storeReachedJoinSeen = (await this.#opts.store.appliedSeq()) >= this.#joinedAt;
+    } catch {
+      // Unknown: served from the store (its own error, if any, stands), not cached.
+    }
+    return this.#storeReachedJoinSeen;
   }
 
   /**
