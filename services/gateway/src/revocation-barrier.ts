@@ -104,7 +104,8 @@ export class GatewayBarrierMember {
     // without noticing has passed its lease and reads the projection (which the sign-out waited for).
     let wasTrusted = cache.trusted;
     const renew = () => {
-      const sent = Date.now();
+      // Monotonic, as the cache's lease: a wall clock stepped back must not stretch it.
+      const sent = performance.now();
       rpc.ping().then(
         () => cache.renewLease(sent + boundMs),
         () => {},
@@ -116,7 +117,7 @@ export class GatewayBarrierMember {
         this.opts.onTrustedChange?.(trusted);
       }
     };
-    cache.renewLease(Date.now() + boundMs);
+    cache.renewLease(performance.now() + boundMs);
     for (const [fn, ms] of [
       [beat, HEARTBEAT_INTERVAL_MS],
       [renew, Math.max(10, boundMs / 5)],

@@ -67,7 +67,10 @@ export class CachedSessionReader implements SessionReader {
   /** The cache is distrusted until the subscription has applied this sequence. */
   #catchUpTo = 0;
   #connected = true;
-  /** Cluster: the cache is vouched for only until this time (renewed by bus round trips). */
+  /**
+   * Cluster: the cache is vouched for only until this time (renewed by bus round trips), on the
+   * monotonic clock (performance.now()): a wall clock stepped back must not stretch the lease.
+   */
   #leaseUntil = Number.POSITIVE_INFINITY;
   #sub: Subscription | undefined;
   /** Generation of the latest resync, so an older one that finishes late does not vouch for the cache. */
@@ -111,7 +114,7 @@ export class CachedSessionReader implements SessionReader {
 
   /** True while hits may be answered from memory. */
   get trusted(): boolean {
-    return this.#trusted && Date.now() < this.#leaseUntil;
+    return this.#trusted && performance.now() < this.#leaseUntil;
   }
 
   get size(): number {
@@ -150,11 +153,12 @@ export class CachedSessionReader implements SessionReader {
   }
 
   /**
-   * Extends the lease: the cache is used only while the bus answered a round trip recently, so a
-   * gateway cut off without noticing falls back to reading the store within the lease.
+   * Extends the lease to `untilMs` on the monotonic clock (performance.now()): the cache is used only
+   * while the bus answered a round trip recently, so a gateway cut off without noticing falls back to
+   * reading the store within the lease.
    */
   renewLease(untilMs: number): void {
-    const lapsed = Date.now() > this.#leaseUntil;
+    const lapsed = performance.now() > this.#leaseUntil;
     this.#leaseUntil = untilMs;
     // A lapse means we may have missed messages without any disconnect being reported: resync.
     if (lapsed) void this.#resync('lease lapsed');
@@ -201,7 +205,7 @@ export class CachedSessionReader implements SessionReader {
   async getLiveSession(sessionId: string, now = Date.now()): Promise<SessionRecord | null> {
     const cached = this.peekLiveSession(sessionId, now);
     if (cached !== undefined) return cached;
-    const useCache = this.#trusted && now < this.#leaseUntil;
+    const useCache = this.trusted;
     this.#opts.onLookup?.(useCache ? 'miss' : 'bypass');
     // Checked before the read: what the read returns then reflects at least that position.
     const cacheable = useCache && (await this.#storeReachedJoin());
@@ -228,7 +232,7 @@ export class CachedSessionReader implements SessionReader {
    * {@link getLiveSession}, which reads the store).
    */
   peekLiveSession(sessionId: string, now = Date.now()): SessionRecord | null | undefined {
-    if (!this.#trusted || now >= this.#leaseUntil) return undefined;
+    if (!this.#trusted || performance.now() >= this.#leaseUntil) return undefined;
     const hit = this.#sessions.get(sessionId);
     if (!hit) return undefined;
     this.#opts.onLookup?.('hit');
