@@ -7,12 +7,18 @@ import { CachedSessionReader } from './session-cache.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-t.test('an ack from a gateway the presence list does not know yet does not stand in for a known one that is still applying', async (t) => {
+/** An embedded bus with a presence tracker listening on it, both closed at the end of the test. */
+function busWithPresence(t: import('tap').Test) {
   const bus = createMemoryBus();
   t.teardown(() => bus.close());
   const presence = new PresenceTracker(bus.rpc);
   presence.start();
   t.teardown(() => presence.stop());
+  return { bus, presence };
+}
+
+t.test('an ack from a gateway the presence list does not know yet does not stand in for a known one that is still applying', async (t) => {
+  const { bus, presence } = busWithPresence(t);
   // A gateway that just joined answers at once; the known one needs a moment to apply the sign-out.
   const subs = [
     bus.rpc.listen(BARRIER_SUBJECTS.barrier, async () => ({ id: 'newcomer', applied: true })),
@@ -31,11 +37,7 @@ t.test('an ack from a gateway the presence list does not know yet does not stand
 });
 
 t.test('a known gateway that never answers makes the barrier bounded, after the bound', async (t) => {
-  const bus = createMemoryBus();
-  t.teardown(() => bus.close());
-  const presence = new PresenceTracker(bus.rpc);
-  presence.start();
-  t.teardown(() => presence.stop());
+  const { bus, presence } = busWithPresence(t);
   const subs = [
     bus.rpc.listen(BARRIER_SUBJECTS.barrier, async () => ({ id: 'other', applied: true })),
     bus.rpc.listen(BARRIER_SUBJECTS.barrier, async () => {

@@ -150,9 +150,8 @@ t.test('peekLiveSession answers from memory only: a live hit, null for a revoked
   t.equal(cache.peekLiveSession(again.sessionId), undefined, 'distrusted: nothing is answered from memory');
 });
 
-t.test('read-your-writes: a fresh cookie is accepted once this gateway read its session from the log, however far the store lags', async (t) => {
-  // The store never projects (its session service is stopped): waiting on it alone ends in a stale cookie.
-  const { bus, cache, reads } = await setup(t, { projecting: false });
+/** A compiled proxy-mode provider, for checking its session cookies. */
+function appProvider() {
   const [p] = compileProviders(
     testConfig(`
 outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
@@ -160,11 +159,18 @@ providers:
 ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: 'http://127.0.0.1:1' })}
 `),
   );
+  return p!;
+}
+
+t.test('read-your-writes: a fresh cookie is accepted once this gateway read its session from the log, however far the store lags', async (t) => {
+  // The store never projects (its session service is stopped): waiting on it alone ends in a stale cookie.
+  const { bus, cache, reads } = await setup(t, { projecting: false });
+  const p = appProvider();
   const s = started();
   const seq = (await bus.log.lastSeq()) + 1;
-  const cookie = `${p!.sessionCookie}=${signSessionCookie(p!.config.cookie_secret, { sessionId: s.sessionId, seq })}`;
+  const cookie = `${p.sessionCookie}=${signSessionCookie(p.config.cookie_secret, { sessionId: s.sessionId, seq })}`;
   // The request with the fresh cookie arrives before this gateway has read the SessionStarted.
-  const checking = checkSession(cache, p!, cookie);
+  const checking = checkSession(cache, p, cookie);
   t.ok(checking instanceof Promise, 'not known yet: the careful way');
   t.equal(await bus.log.append(createEvent('SessionStarted', s)), seq);
   const check = await checking;
@@ -174,16 +180,10 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company'
 });
 
 t.test('read-your-writes with a failing store: memory that knows the session answers; otherwise the store error stands (fail closed)', async (t) => {
-  const [p] = compileProviders(
-    testConfig(`
-outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
-providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: 'http://127.0.0.1:1' })}
-`),
-  );
+  const p = appProvider();
   const s = started();
   const record = { ...s, seq: 7 };
-  const cookie = `${p!.sessionCookie}=${signSessionCookie(p!.config.cookie_secret, { sessionId: s.sessionId, seq: 7 })}`;
+  const cookie = `${p.sessionCookie}=${signSessionCookie(p.config.cookie_secret, { sessionId: s.sessionId, seq: 7 })}`;
   const failing = (known: typeof record | undefined) =>
     ({
       appliedSeq: async () => 0,
@@ -192,8 +192,8 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company'
       waitForApplied: () => Promise.reject(new Error('redis down')),
       awaitKnownSession: async () => known,
     }) as import('@portcullis/store').SessionReader;
-  t.equal((await checkSession(failing(record), p!, cookie)).session?.sessionId, s.sessionId, 'memory knows it: accepted');
-  await t.rejects(Promise.resolve(checkSession(failing(undefined), p!, cookie)), /redis down/, 'memory cannot tell: the store error propagates');
+  t.equal((await checkSession(failing(record), p, cookie)).session?.sessionId, s.sessionId, 'memory knows it: accepted');
+  await t.rejects(Promise.resolve(checkSession(failing(undefined), p, cookie)), /redis down/, 'memory cannot tell: the store error propagates');
 });
 
 t.test('awaitKnownSession answers only what memory can vouch for', async (t) => {

@@ -5,6 +5,7 @@ import { AUTH_SUBJECTS, createEvent, type SessionStartedData } from '@portcullis
 import { signSessionCookie, sessionCookieName } from '@portcullis/protocol';
 import { createSessionService } from '@portcullis/session';
 import { createMemoryStore } from '@portcullis/store';
+import { getFreePort } from '@portcullis/testkit';
 import { type Gateway, type GatewayDeps, createGateway } from './server.ts';
 
 export const SECRET = 'test-cookie-secret-0123456789abcdef';
@@ -96,6 +97,27 @@ export async function startTestGateway(
       await store.close();
     },
   };
+}
+
+/**
+ * A started proxy-mode gateway (provider `app` on https://app.company) listening on a free port in
+ * front of the upstream on `upstreamPort`, with alice logged in: for tests that talk raw HTTP to it.
+ */
+export async function startProxyGateway(
+  t: { teardown(fn: () => unknown): void },
+  upstreamPort: number,
+): Promise<{ port: number; gw: Awaited<ReturnType<typeof startTestGateway>>; cookie: string }> {
+  const port = await getFreePort();
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:${port}", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company', internal_host: `http://127.0.0.1:${upstreamPort}` })}
+`);
+  const gw = await startTestGateway(config);
+  t.teardown(() => gw.close());
+  await gw.gateway.start();
+  const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+  return { port, gw, cookie };
 }
 
 /** A request bus whose every request fails, as when no auth service answers (for handlers built by hand). */

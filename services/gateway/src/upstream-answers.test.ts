@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { getFreePort } from '@portcullis/testkit';
 import t from 'tap';
 import { Agent, request } from 'undici';
-import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+import { startProxyGateway } from './test-support.ts';
 
 t.test('upstream answers', async (t) => {
   const upstreamPort = await getFreePort();
@@ -31,16 +31,7 @@ t.test('upstream answers', async (t) => {
     upstream.close();
   });
 
-  const port = await getFreePort();
-  const config = testConfig(`
-outpost: { listen: { http: "127.0.0.1:${port}", metrics: null } }
-providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company', internal_host: `http://127.0.0.1:${upstreamPort}` })}
-`);
-  const gw = await startTestGateway(config);
-  t.teardown(() => gw.close());
-  await gw.gateway.start();
-  const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+  const { port, cookie } = await startProxyGateway(t, upstreamPort);
 
   /** One request on a fresh raw connection; the whole response as latin1 text once the gateway or the test ends it. */
   const rawExchange = async (head: string): Promise<string> => {

@@ -6,7 +6,7 @@ import { type Socket, connect } from 'node:net';
 import { getFreePort } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
-import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+import { startProxyGateway } from './test-support.ts';
 
 /** Resolves with `promise`, or rejects naming `what` after `ms` (an event that never comes fails the test instead of hanging it). */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -222,16 +222,7 @@ t.test('proxy relay and cancellation', async (t) => {
     upstream.close();
   });
 
-  const port = await getFreePort();
-  const config = testConfig(`
-outpost: { listen: { http: "127.0.0.1:${port}", metrics: null } }
-providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company', internal_host: `http://127.0.0.1:${upstreamPort}` })}
-`);
-  const gw = await startTestGateway(config);
-  t.teardown(() => gw.close());
-  await gw.gateway.start();
-  const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+  const { port, cookie } = await startProxyGateway(t, upstreamPort);
 
   /** A raw client connection that has sent `head` (and maybe part of a body). */
   const rawClient = async (head: string): Promise<Socket> => {
