@@ -45,8 +45,28 @@ export interface OriginalRequest {
   /**
    * The URL parser resolves `.`/`..` (also `%2e`) and reads `\` as `/`; the upstream gets the raw
    * path, which it may not resolve the same way. Skip rules must judge this (see `normalizePath`).
+   * Computed on first read: a request with a session never needs it (HOT).
    */
-  rawPath: string;
+  readonly rawPath: string;
+}
+
+/** An {@link OriginalRequest} whose raw path is cut out of the sent target only when asked for. */
+class Original implements OriginalRequest {
+  #target: string;
+  #absolute: boolean;
+  #rawPath: string | undefined;
+  constructor(
+    readonly url: URL,
+    target: string,
+    absolute: boolean,
+  ) {
+    this.#target = target;
+    this.#absolute = absolute;
+  }
+  get rawPath(): string {
+    this.#rawPath ??= this.#absolute ? rawPathOfAbsolute(this.#target) : pathPart(this.#target);
+    return this.#rawPath;
+  }
 }
 
 /** The path of a raw path-and-query or absolute URL: up to the first `?` or `#`. */
@@ -71,7 +91,7 @@ function buildUrl(proto: string | undefined, host: string | undefined, pathAndQu
   } catch {
     return null;
   }
-  return url.username === '' && url.password === '' ? { url, rawPath: pathPart(pathAndQuery) } : null;
+  return url.username === '' && url.password === '' ? new Original(url, pathAndQuery, false) : null;
 }
 
 /**
@@ -115,7 +135,7 @@ export function reconstructOriginalRequest(flavour: ForwardFlavour, input: Forwa
         return null;
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
-      return url.username === '' && url.password === '' ? { url, rawPath: rawPathOfAbsolute(originalUrl) } : null;
+      return url.username === '' && url.password === '' ? new Original(url, originalUrl, true) : null;
     }
     case 'envoy': {
       const path = input.requestPath ?? '';

@@ -396,7 +396,7 @@ export class GatewayHandler {
   #forwardChecked(
     flavour: ForwardFlavour,
     p: ProviderRuntime,
-    { url, rawPath }: OriginalRequest,
+    original: OriginalRequest,
     check: SessionCheck | RespondAnswer,
   ): RespondAnswer | Promise<RespondAnswer> {
     if ('kind' in check) return check;
@@ -407,6 +407,7 @@ export class GatewayHandler {
     }
     const deletion = check.staleCookie ? [this.#deletionCookie(p)] : [];
     // The path as sent (the upstream gets it), not the parsed URL's: that has dot segments resolved.
+    const { url, rawPath } = original;
     const norm = normalizePath(rawPath);
     if (norm?.skipEligible && p.hasSkipRules && matchesSkipRule(p.skipRules, skipSubject(p.config.mode, { protocol: url.protocol, host: url.host, pathname: norm.path }))) {
       this.#deps.observe?.decision?.(p.name, 'allowlisted');
