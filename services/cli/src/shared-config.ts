@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type NatsBus, createNatsBus } from '@portcullis/bus';
-import { type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
+import { type ClusterConfig, type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/telemetry';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 import { streamMaxAgeSeconds } from './session-lifetimes.ts';
@@ -33,12 +33,7 @@ export function mergeShared(local: PortcullisConfig, shared: PortcullisConfig): 
  */
 export async function sharedConfigAtStart(local: PortcullisConfig, bucket: string, logger: Logger): Promise<PortcullisConfig> {
   if (!local.cluster) return local;
-  const bus = await createNatsBus({
-    nats: local.cluster.nats,
-    name: `portcullis-config-read@${hostname()}`,
-    streamMaxAgeSeconds: streamMaxAgeSeconds(local),
-    startTimeoutMs: 10_000,
-  });
+  const bus = await openConfigBus(local, local.cluster.nats, 'portcullis-config-read', 10_000);
   let text: string | undefined;
   try {
     text = await bus.readDocument(bucket, SHARED_CONFIG_KEY);
@@ -51,13 +46,28 @@ export async function sharedConfigAtStart(local: PortcullisConfig, bucket: strin
     logger.info({ bucket }, 'no shared config in the bucket yet: starting on the file config');
     return local;
   }
+  const shared = validShared(text, logger, bucket, 'starting on the file config');
+  if (!shared) return local;
+  logger.info({ bucket, providers: shared.providers.map((p) => p.name) }, 'starting on the shared config');
+  return mergeShared(local, shared);
+}
+
+/** The document validated with this process's env overrides, or null after logging every problem. */
+function validShared(text: string, logger: Logger, bucket: string, instead: string): PortcullisConfig | null {
   const result = loadConfig({ text, env: process.env });
-  if (!result.ok) {
-    logger.error({ bucket, problems: result.problems.map(formatProblem) }, 'shared config rejected; starting on the file config');
-    return local;
-  }
-  logger.info({ bucket, providers: result.config.providers.map((p) => p.name) }, 'starting on the shared config');
-  return mergeShared(local, result.config);
+  if (result.ok) return result.config;
+  logger.error({ bucket, problems: result.problems.map(formatProblem) }, `shared config rejected; ${instead}`);
+  return null;
+}
+
+/** A short-lived connection for reading or writing the config document (`purpose` names it in NATS). */
+function openConfigBus(local: PortcullisConfig, nats: ClusterConfig['nats'], purpose: string, startTimeoutMs: number): Promise<NatsBus> {
+  return createNatsBus({
+    nats,
+    name: `${purpose}@${hostname()}`,
+    streamMaxAgeSeconds: streamMaxAgeSeconds(local),
+    startTimeoutMs,
+  });
 }
 
 /**
@@ -74,17 +84,11 @@ export async function watchSharedConfig(opts: {
   let chain: Promise<void> = Promise.resolve();
   const watcher = await opts.bus.watchDocument(opts.bucket, SHARED_CONFIG_KEY, (text) => {
     chain = chain.then(async () => {
-      const result = loadConfig({ text, env: process.env });
-      if (!result.ok) {
-        opts.logger.error(
-          { bucket: opts.bucket, problems: result.problems.map(formatProblem) },
-          'shared config rejected; the running config is kept',
-        );
-        return;
-      }
+      const shared = validShared(text, opts.logger, opts.bucket, 'the running config is kept');
+      if (!shared) return;
       try {
-        await opts.apply(mergeShared(opts.local, result.config));
-        opts.logger.info({ bucket: opts.bucket, providers: result.config.providers.map((p) => p.name) }, 'shared config applied');
+        await opts.apply(mergeShared(opts.local, shared));
+        opts.logger.info({ bucket: opts.bucket, providers: shared.providers.map((p) => p.name) }, 'shared config applied');
       } catch (err) {
         opts.logger.error({ bucket: opts.bucket, err: (err as Error).message }, 'shared config rejected; the running config is kept');
       }
@@ -124,12 +128,7 @@ export async function runConfigCommand(args: string[]): Promise<number> {
   }
   let bus: NatsBus;
   try {
-    bus = await createNatsBus({
-      nats: local.cluster.nats,
-      name: `portcullis-admin-config@${hostname()}`,
-      streamMaxAgeSeconds: streamMaxAgeSeconds(local),
-      startTimeoutMs: 5_000,
-    });
+    bus = await openConfigBus(local, local.cluster.nats, 'portcullis-admin-config', 5_000);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 1;
