@@ -35,7 +35,7 @@ export {
 export type { ProviderMode, RoutableProvider } from './hosts.ts';
 export { validateRedirect } from './redirects.ts';
 export type { RedirectContext } from './redirects.ts';
-export { reconstructOriginalRequest, reconstructOriginalUrl } from './urls.ts';
+export { reconstructOriginalRequest } from './urls.ts';
 export type { ForwardFlavour, ForwardRequestInput, OriginalRequest } from './urls.ts';
 export { normalizePath, hasFragmentOnRequestLine } from './paths.ts';
 export type { NormalizedPath } from './paths.ts';

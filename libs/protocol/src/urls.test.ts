@@ -1,10 +1,10 @@
 // Tests for original-URL reconstruction per front proxy flavour.
 import t from 'tap';
 import type { ForwardFlavour, ForwardRequestInput } from './urls.ts';
-import { reconstructOriginalRequest, reconstructOriginalUrl } from './urls.ts';
+import { reconstructOriginalRequest } from './urls.ts';
 
 function href(flavour: ForwardFlavour, input: ForwardRequestInput): string | null {
-  return reconstructOriginalUrl(flavour, input)?.href ?? null;
+  return reconstructOriginalRequest(flavour, input)?.url.href ?? null;
 }
 
 t.test('traefik and caddy rebuild proto://host/uri from X-Forwarded-*', async (t) => {
@@ -92,7 +92,7 @@ t.test('envoy rebuilds scheme://host + path from the check request itself', asyn
 });
 
 t.test('an unknown flavour yields null', async (t) => {
-  t.equal(reconstructOriginalUrl('haproxy' as ForwardFlavour, { headers: { 'x-original-url': 'https://a/' } }), null);
+  t.equal(reconstructOriginalRequest('haproxy' as ForwardFlavour, { headers: { 'x-original-url': 'https://a/' } }), null);
 });
 
 t.test('reconstructOriginalRequest keeps the path as sent: dot segments and backslashes unresolved, no query', async (t) => {

@@ -101,13 +101,9 @@ function buildUrl(proto: string | undefined, host: string | undefined, pathAndQu
  * X-Forwarded-Proto/Host, else requestScheme/requestHost; otherwise the absolute X-Original-URL.
  * envoy: requestScheme (default http) + requestHost + requestPath. Duplicated headers: the first
  * value counts; a comma list in X-Forwarded-Proto/Host: the first item counts. Only http and https
- * are accepted, and never a URL with credentials.
+ * are accepted, and never a URL with credentials. With it, the original path as sent (what skip
+ * rules must judge).
  */
-export function reconstructOriginalUrl(flavour: ForwardFlavour, input: ForwardRequestInput): URL | null {
-  return reconstructOriginalRequest(flavour, input)?.url ?? null;
-}
-
-/** {@link reconstructOriginalUrl}, with the original path as sent (what skip rules must judge). */
 export function reconstructOriginalRequest(flavour: ForwardFlavour, input: ForwardRequestInput): OriginalRequest | null {
   const { headers } = input;
   switch (flavour) {
