@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     const fwd = fx.forwardAuth(env.gatewayPort);
     const identity = await gatewayIdentity(env, fx);
     const bare = await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(identity)]);
-    const undiciProxy = await startHelper('undici-proxy', 'servers/undici-proxy.ts', [`http://127.0.0.1:${env.upstream.port}`]);
+    const undiciProxy = await startHelper('undici-proxy', 'servers/bare-proxy.ts', [`http://127.0.0.1:${env.upstream.port}`, 'undici']);
     const nginx = await startBenchNginx(env.upstream.port);
     children.push(bare, undiciProxy);
     try {

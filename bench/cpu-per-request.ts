@@ -159,12 +159,18 @@ async function main(): Promise<void> {
     const fwd = fx.forwardAuth(env.gatewayPort);
     const identity = await gatewayIdentity(env, fx);
     const bare = await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(identity)]);
-    const undiciProxy = await startHelper('undici-proxy', 'servers/undici-proxy.ts', [`http://127.0.0.1:${env.upstream.port}`]);
-    const identityProxy = await startHelper('undici-proxy-identity', 'servers/undici-proxy.ts', [
-      `http://127.0.0.1:${env.upstream.port}`,
-      JSON.stringify(await gatewayUpstreamHeaders(env, fx.appCookie)),
-    ]);
-    helpers.push(bare, undiciProxy, identityProxy);
+    const upstreamOrigin = `http://127.0.0.1:${env.upstream.port}`;
+    const identityHeaders = JSON.stringify(await gatewayUpstreamHeaders(env, fx.appCookie));
+    /** Each bare proxy baseline: its helper's arguments (also used to start a profiled copy). */
+    const proxyArgs = {
+      undici: [upstreamOrigin, 'undici'],
+      undiciIdentity: [upstreamOrigin, 'undici', identityHeaders],
+      nativeIdentity: [upstreamOrigin, 'native', identityHeaders],
+    };
+    const undiciProxy = await startHelper('undici-proxy', 'servers/bare-proxy.ts', proxyArgs.undici);
+    const identityProxy = await startHelper('undici-proxy-identity', 'servers/bare-proxy.ts', proxyArgs.undiciIdentity);
+    const nativeProxy = await startHelper('native-relay-identity', 'servers/bare-proxy.ts', proxyArgs.nativeIdentity);
+    helpers.push(bare, undiciProxy, identityProxy, nativeProxy);
     const gw0 = env.gateways()[0]!;
     trees.push({ tree: ROOT, label: 'this tree', port: gw0.http, proc: gw0.proc });
     if (args.compare) trees.push(await startTreeGateway(env, resolve(args.compare), `compare: ${args.compare}`));
@@ -187,12 +193,15 @@ async function main(): Promise<void> {
       { id: 'redirect', gateway: true, target: (port) => ({ label: 'redirect', url: `http://127.0.0.1:${port}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 }) },
       { id: 'undici-small', gateway: false, target: proxyTo('/small') },
       { id: 'undici-id-small', gateway: false, target: proxyTo('/small') },
+      { id: 'native-id-small', gateway: false, target: proxyTo('/small') },
       { id: 'proxy-small', gateway: true, target: proxyTo('/small') },
       { id: 'undici-64k', gateway: false, target: proxyTo('/64k') },
       { id: 'proxy-64k', gateway: true, target: proxyTo('/64k') },
     ];
     const portOf = (h: BenchChild) => (h.ready as { port: number }).port;
-    const baselineOf = (w: Workload) => (w.id === 'bare-auth' ? bare : w.id === 'undici-id-small' ? identityProxy : undiciProxy);
+    const baselineOf = (w: Workload) =>
+      w.id === 'bare-auth' ? bare : w.id === 'undici-id-small' ? identityProxy : w.id === 'native-id-small' ? nativeProxy : undiciProxy;
+    const argsOf = (base: BenchChild) => (base === identityProxy ? proxyArgs.undiciIdentity : base === nativeProxy ? proxyArgs.nativeIdentity : proxyArgs.undici);
     /** The processes a workload runs on: each tree's gateway, or the workload's baseline. */
     const serversOf = (w: Workload) =>
       w.gateway
@@ -242,8 +251,8 @@ async function main(): Promise<void> {
       for (const w of selected) {
         if (!w.gateway) {
           const base = baselineOf(w);
-          const script = base === bare ? 'servers/bare-auth.ts' : 'servers/undici-proxy.ts';
-          const argv = base === bare ? [JSON.stringify(identity)] : [`http://127.0.0.1:${env.upstream.port}`];
+          const script = base === bare ? 'servers/bare-auth.ts' : 'servers/bare-proxy.ts';
+          const argv = base === bare ? [JSON.stringify(identity)] : argsOf(base);
           show(w, 'baseline', await profileOn('baseline', w, async (nodeArgs) => {
             const h = await startHelper(`${w.id}-profiled`, script, argv, nodeArgs);
             return { port: portOf(h), stop: () => h.stop() };

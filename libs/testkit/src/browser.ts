@@ -132,7 +132,15 @@ export function createBrowser(opts: BrowserOptions = {}): Browser {
       body = init.body;
     }
 
-    const res = await request(url, { method: (init.method ?? 'GET').toUpperCase() as 'GET', headers, body, dispatcher: agent });
+    const method = (init.method ?? 'GET').toUpperCase() as 'GET';
+    const res = await request(url, { method, headers, body, dispatcher: agent }).catch((err: unknown) => {
+      // As browsers do (RFC 9112 §9.3.1): a GET or HEAD that met a kept-alive connection the server had
+      // just closed (a restart, an idle timeout) is sent once more, on a new connection.
+      if ((method === 'GET' || method === 'HEAD') && (err as { code?: string }).code === 'UND_ERR_SOCKET') {
+        return request(url, { method, headers, body, dispatcher: agent });
+      }
+      throw err;
+    });
     const text = await res.body.text();
     const responseHeaders: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(res.headers)) {

@@ -1,15 +1,19 @@
-// Baseline of the proxy scenario: node:http + the gateway's own upstream executor (undici.Pool, keep-alive, same settings), with no auth, routing or framework; optionally adding fixed headers.
+// Baselines of the proxy scenario: node:http + the gateway's own upstream executor on undici.Pool or on the native relay (same settings), with no auth, routing or framework; optionally adding fixed headers.
 import { createServer } from 'node:http';
-// The gateway's executor itself, so "auth work" = the gateway minus exactly this (same undici, same relay code).
+// The gateway's executor itself, so "auth work" over the native one = the gateway minus exactly this (same client, same relay code).
 import type { ProxyAnswer } from '../../services/gateway/src/answers.ts';
 import type { ProviderRuntime } from '../../services/gateway/src/provider-runtime.ts';
 import { UpstreamPools, proxyHttp } from '../../services/gateway/src/upstream.ts';
 
-// argv[2]: the upstream origin, e.g. http://127.0.0.1:PORT; argv[3] (optional): JSON [[name, value], ...]
-// of headers added to every upstream request (the identity headers the gateway sends for a session).
+// argv[2]: the upstream origin, e.g. http://127.0.0.1:PORT; argv[3]: `undici` (a bare undici proxy, the
+// issue's baseline) or `native` (the relay the gateway uses for plain HTTP); argv[4] (optional): JSON
+// [[name, value], ...] of headers added to every upstream request (the identity headers the gateway sends for a session).
 const origin = process.argv[2]!;
-const extra = JSON.parse(process.argv[3] ?? '[]') as Array<[string, string]>;
-const pools = new UpstreamPools();
+const client = process.argv[3];
+if (client !== 'undici' && client !== 'native') throw new Error(`bare-proxy: client must be undici or native, not ${client}`);
+const extra = JSON.parse(process.argv[4] ?? '[]') as Array<[string, string]>;
+const pools = new UpstreamPools({ plainHttp: client });
+if (client === 'native' && pools.plain === null) throw new Error('bare-proxy: the native relay is not available on this node');
 const provider = { config: { internal_host_ssl_validation: true } } as ProviderRuntime;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 

@@ -1,0 +1,324 @@
+// The native plain-HTTP relay's connections against scripted raw upstreams: framing edge cases, keep-alive reuse and its races, out-of-step upstreams, limits, timeouts and shutdown.
+import { once } from 'node:events';
+import { type Server, type Socket, createServer } from 'node:net';
+import t, { type Test } from 'tap';
+import { H1Pools, type H1Options, type RelayHandler, UpstreamError } from './upstream-h1.ts';
+
+const OPTIONS: H1Options = { maxConnections: 16, idleMs: 30_000, headersTimeoutMs: 60_000, connectTimeoutMs: 10_000, maxHeaderBytes: 1024 * 1024 };
+
+/** What a relay handler was told about one request. */
+interface Outcome {
+  status?: number;
+  headers?: string[];
+  body: string;
+  complete: boolean;
+  error?: Error;
+}
+
+/** Sends one request through `pools` and resolves when it completes or fails. */
+function send(pools: H1Pools, origin: string, method = 'GET', path = '/', headers: Record<string, string | string[]> = { host: 'app.test' }): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const out: Outcome = { body: '', complete: false };
+    const handler: RelayHandler = {
+      onConnect() {},
+      onHeaders(status, raw) {
+        out.status = status;
+        out.headers = raw.map(String);
+        return true;
+      },
+      onData(chunk) {
+        out.body += chunk.toString('latin1');
+        return true;
+      },
+      onComplete() {
+        out.complete = true;
+        resolve(out);
+      },
+      onError(err) {
+        out.error = err;
+        resolve(out);
+      },
+    };
+    pools.get(origin).dispatch(method, path, headers, null, handler);
+  });
+}
+
+/** A raw TCP upstream: `answer` gets each request head (as text) and the socket it came on; counts connections. */
+async function rawUpstream(t: Test, answer: (head: string, socket: Socket, index: number) => void): Promise<{ origin: string; connections: () => number; heads: string[]; server: Server }> {
+  let connections = 0;
+  const heads: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buffered = '';
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
+        const head = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        heads.push(head);
+        answer(head, socket, heads.length - 1);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const address = server.address() as { port: number };
+  return { origin: `http://127.0.0.1:${address.port}`, connections: () => connections, heads, server };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`;
+
+t.test('native upstream relay', async (t) => {
+  t.test('a head split across reads with more than 32 header lines arrives whole and in order', async (t) => {
+    const names = Array.from({ length: 40 }, (_, i) => `x-h${i}`);
+    const up = await rawUpstream(t, (_head, socket) => {
+      const text = `HTTP/1.1 200 OK\r\n${names.map((n) => `${n}: v-${n}\r\n`).join('')}content-length: 2\r\n\r\nhi`;
+      socket.write(text.slice(0, 150));
+      setTimeout(() => socket.write(text.slice(150)), 20);
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const r = await send(pools, up.origin);
+    t.equal(r.status, 200);
+    t.same(r.headers?.filter((_, i) => i % 2 === 0).slice(0, 40), names, 'all 40 names, in order');
+    t.equal(r.headers?.[1], 'v-x-h0');
+    t.equal(r.body, 'hi');
+  });
+
+  t.test('interim 100 and 103 answers are skipped; the final answer is relayed', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => {
+      socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n');
+      socket.write(ok('final'));
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const r = await send(pools, up.origin);
+    t.equal(r.status, 200);
+    t.equal(r.body, 'final');
+  });
+
+  t.test('HEAD: the announced length is not waited for, and the connection is reused', async (t) => {
+    const up = await rawUpstream(t, (head, socket) => {
+      socket.write(head.startsWith('HEAD') ? 'HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n' : ok('after'));
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const r = await send(pools, up.origin, 'HEAD');
+    t.equal(r.status, 200);
+    t.equal(r.body, '');
+    t.ok(r.complete);
+    const next = await send(pools, up.origin);
+    t.equal(next.body, 'after', 'the next answer is its own');
+    t.equal(up.connections(), 1, 'one connection served both');
+  });
+
+  t.test('204 and 304 have no body; a close-delimited body ends at the close, and that connection is not reused', async (t) => {
+    const up = await rawUpstream(t, (head, socket) => {
+      if (head.startsWith('GET /204')) socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+      else if (head.startsWith('GET /304')) socket.write('HTTP/1.1 304 Not Modified\r\netag: "x"\r\n\r\n');
+      else socket.end('HTTP/1.1 200 OK\r\n\r\nuntil the end');
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    t.same([(await send(pools, up.origin, 'GET', '/204')).status, (await send(pools, up.origin, 'GET', '/304')).status], [204, 304]);
+    t.equal(up.connections(), 1);
+    const r = await send(pools, up.origin, 'GET', '/close');
+    t.equal(r.body, 'until the end');
+    t.ok(r.complete, 'complete at the close');
+    await send(pools, up.origin, 'GET', '/204');
+    t.equal(up.connections(), 2, 'a new connection after the close-delimited answer');
+  });
+
+  t.test('an answer cut short of its Content-Length is an error after the head, never a complete answer', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this'));
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const r = await send(pools, up.origin);
+    t.equal(r.status, 200);
+    t.notOk(r.complete);
+    t.ok(r.error, 'failed');
+  });
+
+  t.test('an answer with both Content-Length and Transfer-Encoding is refused before any of it is relayed', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'));
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const r = await send(pools, up.origin);
+    t.equal(r.status, undefined, 'no head was relayed');
+    t.match(r.error, { code: 'UND_ERR_PARSE' });
+  });
+
+  t.test('an upstream out of step (two answers to one request) never hands the extra answer to the next request', async (t) => {
+    const up = await rawUpstream(t, (head, socket, index) => {
+      // One write: a whole answer plus the start of another, so the extra bytes arrive in the same read.
+      if (index === 0) socket.write(`${ok('first')}HTTP/1.1 200 OK\r\nx-stray: 1\r\n`);
+      else socket.write(ok(head.split(' ')[1]!));
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    t.equal((await send(pools, up.origin, 'GET', '/one')).body, 'first');
+    const second = await send(pools, up.origin, 'GET', '/two');
+    t.equal(second.body, '/two', 'the second request gets its own answer');
+    t.equal(up.connections(), 2, 'on a new connection');
+
+    const late = await rawUpstream(t, (head, socket, index) => {
+      socket.write(ok(head.split(' ')[1]!));
+      if (index === 0) setTimeout(() => socket.write(ok('LATE')), 30);
+    });
+    t.equal((await send(pools, late.origin, 'GET', '/a')).body, '/a');
+    await sleep(80);
+    t.equal((await send(pools, late.origin, 'GET', '/b')).body, '/b', 'bytes that came while idle closed that connection');
+    t.equal(late.connections(), 2);
+  });
+
+  t.test('a reused connection the upstream closes without answering: GET is sent again on a new one, POST fails', async (t) => {
+    // Every connection answers its first request and closes silently on the second (an idle timeout racing the request).
+    const up = await rawUpstream(t, (head, socket) => {
+      const n = (socket as Socket & { served?: number }).served ?? 0;
+      (socket as Socket & { served?: number }).served = n + 1;
+      if (n === 0) socket.write(ok(head.split(' ')[1]!));
+      else socket.destroy();
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    t.equal((await send(pools, up.origin, 'GET', '/warm')).body, '/warm');
+    const again = await send(pools, up.origin, 'GET', '/again');
+    t.equal(again.body, '/again', 'retried once, answered');
+    t.equal(up.connections(), 2);
+    const post = await send(pools, up.origin, 'POST', '/post');
+    t.ok(post.error, 'a POST is never sent twice');
+    t.equal(up.heads.filter((h) => h.startsWith('POST')).length, 1);
+    t.match(up.heads.find((h) => h.startsWith('POST')), /content-length: 0/i, 'a bodyless POST says Content-Length: 0');
+  });
+
+  t.test('Keep-Alive: timeout=1 from the upstream: the connection is not kept (it would be closed within a second)', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.write(ok('k', 'keep-alive: timeout=1\r\n')));
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    await send(pools, up.origin);
+    await send(pools, up.origin);
+    t.equal(up.connections(), 2);
+    t.equal(pools.get(up.origin).size, 0, 'nothing idle');
+  });
+
+  t.test('idle connections are dropped after idleMs', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.write(ok('x')));
+    const pools = new H1Pools({ ...OPTIONS, idleMs: 200 });
+    t.teardown(() => pools.close());
+    await send(pools, up.origin);
+    t.equal(pools.get(up.origin).size, 1);
+    await sleep(1400);
+    t.equal(pools.get(up.origin).size, 0, 'the sweep closed it');
+  });
+
+  t.test('an upstream that never answers: headers timeout error; refused and unresolvable origins: connect errors', async (t) => {
+    const up = await rawUpstream(t, () => {});
+    const pools = new H1Pools({ ...OPTIONS, headersTimeoutMs: 300 });
+    t.teardown(() => pools.close());
+    const r = await send(pools, up.origin);
+    t.match(r.error, { code: 'UND_ERR_HEADERS_TIMEOUT' });
+    const closed = await rawUpstream(t, () => {});
+    const port = (closed.server.address() as { port: number }).port;
+    closed.server.close();
+    await once(closed.server, 'close');
+    t.match((await send(pools, `http://127.0.0.1:${port}`)).error, { code: 'ECONNREFUSED' });
+    t.ok((await send(pools, 'http://no-such-host.invalid:81')).error, 'DNS failure is an error');
+  });
+
+  t.test('a header value with CR/LF (a claim, an expression) or a bad name is never written', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.write(ok('x')));
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const injected = await send(pools, up.origin, 'GET', '/', { host: 'app.test', 'x-authentik-name': 'Eve\r\nx-authentik-groups: admins' });
+    t.match(injected.error, { code: 'UND_ERR_INVALID_ARG' });
+    t.ok(injected.error instanceof UpstreamError);
+    t.match((await send(pools, up.origin, 'GET', '/', { 'bad name': 'x' })).error, { code: 'UND_ERR_INVALID_ARG' });
+    t.match((await send(pools, up.origin, 'GET', '/a b')).error, { code: 'UND_ERR_INVALID_ARG' });
+    t.equal(up.connections(), 0, 'nothing reached the upstream');
+    const fine = await send(pools, up.origin, 'GET', '/', { 'x-list': ['a', 'b'] });
+    t.equal(fine.status, 200);
+    t.match(up.heads[0], /\r\nx-list: a\r\nx-list: b\r\n/, 'repeated values are repeated lines');
+    t.match(up.heads[0], /\r\nhost: 127\.0\.0\.1:\d+/, 'no Host given: the origin is the Host');
+  });
+
+  t.test('beyond maxConnections requests wait their turn; all are answered', async (t) => {
+    let open = 0;
+    let most = 0;
+    const up = await rawUpstream(t, (head, socket) => {
+      setTimeout(() => socket.write(ok(head.split(' ')[1]!)), 20);
+    });
+    up.server.on('connection', (s: Socket) => {
+      open++;
+      most = Math.max(most, open);
+      s.on('close', () => open--);
+    });
+    const pools = new H1Pools({ ...OPTIONS, maxConnections: 2 });
+    t.teardown(() => pools.close());
+    const answers = await Promise.all(Array.from({ length: 7 }, (_, i) => send(pools, up.origin, 'GET', `/${i}`)));
+    t.same(
+      answers.map((a) => a.body),
+      Array.from({ length: 7 }, (_, i) => `/${i}`),
+    );
+    t.ok(most <= 2, `at most 2 connections at once (saw ${most})`);
+  });
+
+  t.test('close: idle connections close, it resolves, later requests fail', async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.write(ok('x')));
+    const pools = new H1Pools(OPTIONS);
+    await send(pools, up.origin);
+    const origin = pools.get(up.origin);
+    await pools.close();
+    t.equal(origin.size, 0);
+    const after = await new Promise<Error>((resolve) =>
+      origin.dispatch('GET', '/', {}, null, { onConnect() {}, onHeaders: () => true, onData: () => true, onComplete() {}, onError: resolve }),
+    );
+    t.match(after, { code: 'UND_ERR_DESTROYED' });
+  });
+
+  t.test('abort: the upstream connection is closed and the handler is told once', async (t) => {
+    let upstreamClosed = false;
+    const up = await rawUpstream(t, (_head, socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart');
+      socket.on('close', () => {
+        upstreamClosed = true;
+      });
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const errors: Error[] = [];
+    let abort: ((err?: Error) => void) | undefined;
+    await new Promise<void>((resolve) => {
+      pools.get(up.origin).dispatch('GET', '/', {}, null, {
+        onConnect(a) {
+          abort = a;
+        },
+        onHeaders: () => true,
+        onData() {
+          setImmediate(() => {
+            abort?.(new Error('client gone'));
+            abort?.(new Error('again'));
+            resolve();
+          });
+          return true;
+        },
+        onComplete() {},
+        onError: (e) => errors.push(e),
+      });
+    });
+    await sleep(50);
+    t.same(
+      errors.map((e) => e.message),
+      ['client gone'],
+    );
+    t.ok(upstreamClosed, 'the upstream connection was closed');
+  });
+});

@@ -1,0 +1,589 @@
+// Plain-HTTP/1.1 upstream connections framed by node's own llhttp parser: a keep-alive pool per origin with no per-request stream, promise or timer (HOT).
+//
+// Why not undici here: relaying a small answer through undici costs ~25 % more CPU per request than
+// the same relay over raw keep-alive sockets parsed by node's native llhttp (bench/README.md, issue 6),
+// and proxy mode is CPU-bound by that relay. Framing is the parser node's own HTTP client uses
+// (chunked, close-delimited, 1xx, HEAD, 204/304, Content-Length/Transfer-Encoding conflicts), so
+// this file only manages connections. TLS upstreams, upgrades and traced processes keep undici.
+import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
+import { type Socket, connect } from 'node:net';
+
+/** What an exchange is told by the connection it runs on (the subset of undici's handler interface the relay implements). */
+export interface RelayHandler {
+  /** Called when the request is given a connection; `abort` cancels it (the handler then gets `onError(err)`). */
+  onConnect(abort: (err?: Error) => void): void;
+  /** The final answer's status and headers as [name, value, ...] strings (latin1, as sent); `resume` restarts a paused body. */
+  onHeaders(statusCode: number, rawHeaders: ReadonlyArray<string | Buffer>, resume: () => void): boolean;
+  /** A body chunk; false pauses the upstream until `resume`. */
+  onData(chunk: Buffer): boolean;
+  onComplete(trailers: null): void;
+  onError(err: Error): void;
+}
+
+/** Node's native HTTP parser (llhttp), as `_http_common` exposes it to node's own HTTP client. */
+interface NativeParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | Error;
+  finish(): undefined | Error;
+  close(): void;
+  [callback: number]: unknown;
+}
+interface NativeParserClass {
+  new (): NativeParser;
+  RESPONSE: number;
+  kOnMessageBegin: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kLenientNone: number;
+}
+
+function loadParser(): NativeParserClass | null {
+  try {
+    const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser?: NativeParserClass };
+    if (typeof HTTPParser !== 'function') return null;
+    const keys = ['RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kLenientNone'] as const;
+    return keys.every((k) => typeof HTTPParser[k] === 'number') ? HTTPParser : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Null on a node whose internals differ: every upstream then goes through undici (upstream.ts). */
+const HTTPParser = loadParser();
+export const nativeRelayAvailable = HTTPParser !== null;
+
+/** Limits of the plain-HTTP pools (the undici pools' settings, so both paths behave alike). */
+export interface H1Options {
+  /** Open connections per origin; requests beyond wait in order. */
+  maxConnections: number;
+  /** How long an idle connection is kept when the upstream does not say (`Keep-Alive: timeout=N`). */
+  idleMs: number;
+  /** From the end of the request head to the answer's head. */
+  headersTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxHeaderBytes: number;
+}
+
+/** Request header names (RFC 9110 token) and values (no CR, LF, NUL or other controls but tab). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_PATH = /[^\x21-\x7e\x80-\xff]/;
+/** Methods whose bodyless requests still carry `Content-Length: 0` (some servers answer 411 without it). */
+const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
+
+/** Why an upstream exchange failed, for logs and the 502's cause. */
+export class UpstreamError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'UpstreamError';
+    this.code = code;
+  }
+}
+
+/** A request as written to the upstream: its head, and the client's body stream if any. */
+interface Pending {
+  head: string;
+  isHead: boolean;
+  body: IncomingMessage | null;
+  chunked: boolean;
+  handler: RelayHandler;
+  /** GET, HEAD, OPTIONS or TRACE without a body: safe to send again (as Go's transport does). */
+  replayable: boolean;
+  /** Sent once already on a reused connection that the upstream had closed (retried at most once). */
+  retried: boolean;
+}
+
+const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** Builds the request head, or returns the reason it cannot be sent (a bad header from config or claims: never written). */
+function requestHead(method: string, path: string, headers: Record<string, string | string[]>, hostOfOrigin: string, hasBody: boolean): { head: string; chunked: boolean } | string {
+  if (path.length === 0 || BAD_PATH.test(path)) return 'invalid request target';
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  let host = false;
+  let sized = false;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name)}`;
+    const lower = name.length === 4 || name.length === 14 ? name.toLowerCase() : '';
+    if (lower === 'host') host = true;
+    else if (lower === 'content-length') sized = true;
+    if (typeof value === 'string') {
+      if (BAD_VALUE.test(value)) return `invalid value of header ${name}`;
+      head += `${name}: ${value}\r\n`;
+    } else {
+      for (const v of value) {
+        if (BAD_VALUE.test(v)) return `invalid value of header ${name}`;
+        head += `${name}: ${v}\r\n`;
+      }
+    }
+  }
+  if (!host) head += `host: ${hostOfOrigin}\r\n`;
+  const chunked = hasBody && !sized;
+  if (chunked) head += 'transfer-encoding: chunked\r\n';
+  else if (!hasBody && !sized && EXPECTS_BODY.has(method)) head += 'content-length: 0\r\n';
+  return { head: `${head}\r\n`, chunked };
+}
+
+/** One keep-alive connection to an origin; runs one request at a time. */
+class H1Connection {
+  readonly #origin: H1Origin;
+  readonly socket: Socket;
+  readonly #parser: NativeParser;
+  readonly #resume = () => {
+    if (!this.dead && this.current !== null) this.socket.resume();
+  };
+  /** The request on this connection (null while idle). */
+  current: Pending | null = null;
+  /** When an idle connection is to be dropped, or when the current request's answer head is due. */
+  deadline = 0;
+  dead = false;
+  connected = false;
+  /** Answers completed on this connection (a reused connection may have been closed by the upstream meanwhile). */
+  #served = 0;
+  #gotBytes = false;
+  #answered = false;
+  #interim = false;
+  #keepAlive = false;
+  #bodySent = true;
+  #idleMs: number;
+  #headerParts: string[] = [];
+  #lastError: Error | null = null;
+  #releaseAfterParse = false;
+  #parsing = false;
+  #bodyCleanup: (() => void) | null = null;
+
+  constructor(origin: H1Origin) {
+    this.#origin = origin;
+    this.#idleMs = origin.options.idleMs;
+    const socket = connect({ host: origin.hostname, port: origin.port, noDelay: true });
+    this.socket = socket;
+    this.deadline = performance.now() + origin.options.connectTimeoutMs;
+    socket.once('connect', () => {
+      this.connected = true;
+      if (this.current) this.deadline = performance.now() + origin.options.headersTimeoutMs;
+    });
+    const P = HTTPParser!;
+    const parser = new P();
+    parser.initialize(P.RESPONSE, {}, origin.options.maxHeaderBytes, P.kLenientNone);
+    parser[P.kOnMessageBegin] = () => {
+      // Bytes after a complete answer, or while idle: the upstream is out of step; never reuse.
+      if (this.current === null || this.#releaseAfterParse) this.#poison();
+    };
+    parser[P.kOnHeaders] = (headers: string[]) => {
+      for (const h of headers) this.#headerParts.push(h);
+    };
+    parser[P.kOnHeadersComplete] = (
+      _major: number,
+      _minor: number,
+      headers: string[] | undefined,
+      _method: unknown,
+      _url: unknown,
+      status: number,
+      _message: string,
+      _upgrade: boolean,
+      keepAlive: boolean,
+    ): number => this.#onHeadersComplete(headers ?? this.#takeHeaderParts(), status, keepAlive);
+    parser[P.kOnBody] = (chunk: Buffer) => {
+      const p = this.current;
+      if (p === null || this.dead || this.#interim) return;
+      try {
+        if (!p.handler.onData(chunk)) this.socket.pause();
+      } catch (err) {
+        this.#fail(err as Error);
+      }
+    };
+    parser[P.kOnMessageComplete] = () => this.#onMessageComplete();
+    this.#parser = parser;
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('error', (err) => {
+      this.#lastError = err;
+    });
+    socket.on('close', () => this.#onClose());
+  }
+
+  /** Sends `p` on this connection. */
+  start(p: Pending): void {
+    this.current = p;
+    this.#gotBytes = false;
+    this.#answered = false;
+    this.#interim = false;
+    this.#keepAlive = false;
+    // The last answer may have ended while its client held the upstream paused.
+    if (this.socket.isPaused()) this.socket.resume();
+    this.deadline = performance.now() + (this.connected ? this.#origin.options.headersTimeoutMs : this.#origin.options.connectTimeoutMs);
+    p.handler.onConnect((err) => this.#abort(p, err));
+    if (this.current !== p) return; // aborted at once (the client had already gone)
+    const socket = this.socket;
+    socket.write(p.head, 'latin1');
+    if (p.body === null) {
+      this.#bodySent = true;
+      return;
+    }
+    this.#bodySent = false;
+    this.#streamBody(p, p.body);
+  }
+
+  /** Client body → upstream, chunk-encoded when the client sent no length, with backpressure both ways. */
+  #streamBody(p: Pending, body: IncomingMessage): void {
+    const socket = this.socket;
+    const onDrain = () => body.resume();
+    const onData = (chunk: Buffer) => {
+      if (chunk.length === 0) return;
+      let ok: boolean;
+      if (p.chunked) {
+        socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+        socket.write(chunk);
+        ok = socket.write('\r\n', 'latin1');
+      } else {
+        ok = socket.write(chunk);
+      }
+      if (!ok) {
+        body.pause();
+        socket.once('drain', onDrain);
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      if (p.chunked) socket.write('0\r\n\r\n', 'latin1');
+      this.#bodySent = true;
+    };
+    // The client left (or its body broke off) before the whole body came: the upstream request is cut.
+    const onClose = () => {
+      if (!body.complete && this.current === p) this.#fail(new UpstreamError('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'the client closed the connection before its request body was complete'));
+    };
+    const cleanup = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('close', onClose);
+      body.off('aborted', onClose);
+      socket.off('drain', onDrain);
+      this.#bodyCleanup = null;
+    };
+    this.#bodyCleanup = cleanup;
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('close', onClose);
+    body.on('aborted', onClose);
+    if (body.readableEnded) onEnd();
+  }
+
+  #onHeadersComplete(headers: string[], status: number, keepAlive: boolean): number {
+    const p = this.current;
+    if (p === null || this.dead) return 1;
+    if (status < 200) {
+      // 100 Continue / 103 Early Hints are not relayed (node answered 100 to the client itself); a 101
+      // to a request that asked for no upgrade is the upstream out of step.
+      if (status === 101) {
+        this.#fail(new UpstreamError('UND_ERR_SOCKET', 'the upstream switched protocols on a request without Upgrade'));
+        return 1;
+      }
+      this.#interim = true;
+      return 1;
+    }
+    this.#answered = true;
+    this.deadline = Number.POSITIVE_INFINITY; // the body may stream for as long as it takes
+    this.#keepAlive = keepAlive;
+    this.#idleMs = this.#origin.options.idleMs;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length === 10 && name.toLowerCase() === 'keep-alive') this.#idleMs = keepAliveHint(headers[i + 1]!, this.#idleMs);
+    }
+    try {
+      p.handler.onHeaders(status, headers, this.#resume);
+    } catch (err) {
+      this.#fail(err as Error);
+      return 1;
+    }
+    // A HEAD answer announces a body it does not send.
+    return p.isHead ? 1 : 0;
+  }
+
+  #onMessageComplete(): void {
+    const p = this.current;
+    if (p === null || this.dead) return;
+    if (this.#interim) {
+      this.#interim = false;
+      return;
+    }
+    this.#served++;
+    this.current = null;
+    const reusable = this.#keepAlive && this.#bodySent && !this.#origin.closed;
+    // An answer that came before the whole request body: stop sending it; the connection is not reusable.
+    this.#bodyCleanup?.();
+    if (reusable) {
+      // Handed on once the parser is done with this read (bytes after the answer must not reach the next request).
+      if (this.#parsing) this.#releaseAfterParse = true;
+      else this.#origin.release(this);
+    }
+    try {
+      p.handler.onComplete(null);
+    } catch {
+      // The handler owns its errors; the connection stays sound.
+    }
+    if (!reusable) this.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.dead) return;
+    if (this.current === null && !this.#releaseAfterParse) {
+      this.#poison();
+      return;
+    }
+    this.#gotBytes = true;
+    this.#parsing = true;
+    const result = this.#parser.execute(chunk);
+    this.#parsing = false;
+    if (result instanceof Error) {
+      this.#fail(new UpstreamError('UND_ERR_PARSE', `the upstream's answer is not valid HTTP/1.1 (${(result as Error & { reason?: string }).reason ?? result.message})`));
+      return;
+    }
+    if (this.#releaseAfterParse) {
+      this.#releaseAfterParse = false;
+      if (!this.dead) this.#origin.release(this);
+    }
+  }
+
+  /** The upstream ended its side: a close-delimited answer is complete, anything else in flight is cut. */
+  #onEnd(): void {
+    if (this.current !== null && !this.dead) {
+      const result = this.#parser.finish();
+      if (result instanceof Error && this.current !== null) this.#fail(new UpstreamError('UND_ERR_SOCKET', 'the upstream closed the connection before its answer was complete'));
+    }
+    this.destroy();
+  }
+
+  #onClose(): void {
+    this.dead = true;
+    // As node's own client does: the native parser is freed once no callback of it is on the stack.
+    setImmediate(() => this.#parser.close());
+    this.#origin.forget(this);
+    const p = this.current;
+    if (p === null) return;
+    this.current = null;
+    this.#bodyCleanup?.();
+    // A reused connection that the upstream closed (its idle timeout raced this request) before any
+    // byte of an answer: a replayable request is sent once more on a new connection.
+    if (this.#served > 0 && !this.#gotBytes && p.replayable && !p.retried) {
+      p.retried = true;
+      this.#origin.send(p, true);
+      return;
+    }
+    const cause = this.#lastError;
+    const err = cause ?? new UpstreamError('UND_ERR_SOCKET', 'the upstream closed the connection before its answer was complete');
+    this.#notifyError(p, err);
+  }
+
+  /** Headers delivered in parts (more than 32 header lines, or a head split across reads). */
+  #takeHeaderParts(): string[] {
+    const parts = this.#headerParts;
+    this.#headerParts = [];
+    return parts;
+  }
+
+  /** Ends the current request with `err` (502 before the answer's head, a cut connection after) and drops the connection. */
+  #fail(err: Error): void {
+    const p = this.current;
+    this.current = null;
+    this.#bodyCleanup?.();
+    this.destroy();
+    if (p !== null) this.#notifyError(p, err);
+  }
+
+  #abort(p: Pending, err?: Error): void {
+    if (this.current !== p) return;
+    this.#fail(err ?? new UpstreamError('UND_ERR_ABORTED', 'request aborted'));
+  }
+
+  #notifyError(p: Pending, err: Error): void {
+    try {
+      p.handler.onError(err);
+    } catch {
+      // The handler owns its errors.
+    }
+  }
+
+  /** Bytes the upstream sent with no request to answer: close, so they never reach a later request. */
+  #poison(): void {
+    this.#releaseAfterParse = false;
+    if (this.current !== null) this.#fail(new UpstreamError('UND_ERR_SOCKET', 'the upstream sent more than one answer'));
+    else this.destroy();
+  }
+
+  /** Whether the current request has waited too long, or an idle connection outlived its keep-alive. */
+  expired(now: number): boolean {
+    return now > this.deadline;
+  }
+
+  /** Called by the sweep when `deadline` has passed. */
+  timeout(): void {
+    if (this.current === null) {
+      this.destroy();
+      return;
+    }
+    if (!this.connected) this.#fail(new UpstreamError('UND_ERR_CONNECT_TIMEOUT', `connecting to ${this.#origin.hostname}:${this.#origin.port} timed out`));
+    else if (!this.#answered) this.#fail(new UpstreamError('UND_ERR_HEADERS_TIMEOUT', `the upstream sent no answer within ${this.#origin.options.headersTimeoutMs / 1000} s`));
+  }
+
+  /** Marks this connection idle until its keep-alive runs out. */
+  idle(now: number): void {
+    this.deadline = now + this.#idleMs;
+    // Reading on while idle is how an upstream's close (or stray bytes) is noticed before reuse.
+    if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  get idleMs(): number {
+    return this.#idleMs;
+  }
+
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.socket.destroy();
+    this.#origin.forget(this);
+  }
+}
+
+/** `Keep-Alive: timeout=N`: the upstream closes idle connections after N s, so reuse stops 1 s before (as undici does). */
+function keepAliveHint(value: string, fallback: number): number {
+  const m = /(?:^|[\s,])timeout\s*=\s*(\d+)/i.exec(value);
+  if (!m) return fallback;
+  return Math.min(fallback, Number(m[1]) * 1000 - 1000);
+}
+
+/** The connections to one origin: idle ones reused last-in first-out, requests beyond the limit queued in order. */
+class H1Origin {
+  readonly hostname: string;
+  readonly port: number;
+  readonly host: string;
+  readonly options: H1Options;
+  readonly #idle: H1Connection[] = [];
+  readonly #all = new Set<H1Connection>();
+  readonly #queue: Pending[] = [];
+  #sweep: NodeJS.Timeout | null = null;
+  closed = false;
+  #onIdle: (() => void) | null = null;
+
+  constructor(origin: string, options: H1Options) {
+    const url = new URL(origin);
+    this.hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.port = url.port === '' ? 80 : Number(url.port);
+    this.host = url.host;
+    this.options = options;
+  }
+
+  dispatch(method: string, path: string, headers: Record<string, string | string[]>, body: IncomingMessage | null, handler: RelayHandler): void {
+    const built = requestHead(method, path, headers, this.host, body !== null);
+    if (typeof built === 'string') {
+      handler.onError(new UpstreamError('UND_ERR_INVALID_ARG', built));
+      return;
+    }
+    this.send({ head: built.head, isHead: method === 'HEAD', body, chunked: built.chunked, handler, replayable: body === null && REPLAYABLE.has(method), retried: false }, false);
+  }
+
+  /** Runs `p` on an idle connection, a new one (`fresh`: always a new one), or queues it. */
+  send(p: Pending, fresh: boolean): void {
+    if (this.closed) {
+      p.handler.onError(new UpstreamError('UND_ERR_DESTROYED', 'the gateway is shutting down'));
+      return;
+    }
+    if (!fresh) {
+      const now = performance.now();
+      let conn = this.#idle.pop();
+      while (conn !== undefined && (conn.dead || conn.expired(now))) {
+        conn.destroy();
+        conn = this.#idle.pop();
+      }
+      if (conn !== undefined) {
+        conn.start(p);
+        return;
+      }
+    }
+    if (this.#all.size >= this.options.maxConnections) {
+      this.#queue.push(p);
+      return;
+    }
+    const conn = new H1Connection(this);
+    this.#all.add(conn);
+    this.#sweep ??= setInterval(() => this.#expire(), 1000).unref();
+    conn.start(p);
+  }
+
+  /** A connection that finished an answer: next queued request, or idle. */
+  release(conn: H1Connection): void {
+    const next = this.#queue.shift();
+    if (next !== undefined) {
+      conn.start(next);
+      return;
+    }
+    if (conn.idleMs <= 0 || this.closed) {
+      conn.destroy();
+      return;
+    }
+    conn.idle(performance.now());
+    this.#idle.push(conn);
+  }
+
+  /** A connection closed: it leaves the pool, and a queued request may take its place. */
+  forget(conn: H1Connection): void {
+    if (!this.#all.delete(conn)) return;
+    const at = this.#idle.indexOf(conn);
+    if (at !== -1) this.#idle.splice(at, 1);
+    if (this.#queue.length > 0 && !this.closed) this.send(this.#queue.shift()!, true);
+    if (this.#all.size === 0) {
+      if (this.#sweep) clearInterval(this.#sweep);
+      this.#sweep = null;
+      this.#onIdle?.();
+    }
+  }
+
+  #expire(): void {
+    const now = performance.now();
+    for (const conn of this.#all) if (conn.expired(now)) conn.timeout();
+  }
+
+  /** Stops taking requests, drops idle connections, and resolves once the busy ones are done. */
+  close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.#queue.splice(0)) p.handler.onError(new UpstreamError('UND_ERR_DESTROYED', 'the gateway is shutting down'));
+    for (const conn of [...this.#idle]) conn.destroy();
+    if (this.#all.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onIdle = resolve;
+    });
+  }
+
+  /** Open connections (for tests). */
+  get size(): number {
+    return this.#all.size;
+  }
+}
+
+/** The plain-HTTP origins of one gateway. */
+export class H1Pools {
+  readonly #origins = new Map<string, H1Origin>();
+  readonly #options: H1Options;
+
+  constructor(options: H1Options) {
+    this.#options = options;
+  }
+
+  get(origin: string): H1Origin {
+    let o = this.#origins.get(origin);
+    if (!o) {
+      o = new H1Origin(origin, this.#options);
+      this.#origins.set(origin, o);
+    }
+    return o;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#origins.values()].map((o) => o.close()));
+    this.#origins.clear();
+  }
+}
