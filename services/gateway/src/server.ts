@@ -10,6 +10,7 @@ import { type Answer, HTML_TYPE, JSON_TYPE, TEXT_TYPE, textAnswer } from './answ
 import { GatewayHandler, type GatewayHandlerDeps } from './gateway-handler.ts';
 import type { IncomingRequest } from './request-context.ts';
 import { buildTlsOptions } from './tls.ts';
+import { logUpstreamFailures } from './upstream-failures.ts';
 import { type Lifecycle, UpstreamPools, type UpstreamObserver, proxyHttp, proxyUpgrade, writeRawResponse } from './upstream.ts';
 
 /** Dependencies of a gateway: the handler's, plus metric hooks for HTTP timings. */
@@ -376,10 +377,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   let config = deps.config;
   const pools = new UpstreamPools();
   const upgraded = new Set<Duplex>();
-  const http = buildApp(slot, pools, deps, upgraded);
+  // The listeners' view of the deps: upstream failures are logged as well as measured.
+  const appDeps: GatewayDeps = { ...deps, observeUpstream: logUpstreamFailures(deps.log, deps.observeUpstream) };
+  const http = buildApp(slot, pools, appDeps, upgraded);
   const httpsAddr = deps.config.outpost.listen.https;
   const tls = httpsAddr ? await buildTlsOptions(deps.config) : null;
-  const https = tls ? buildApp(slot, pools, deps, upgraded, tls.options) : null;
+  const https = tls ? buildApp(slot, pools, appDeps, upgraded, tls.options) : null;
   return {
     get handler() {
       return slot.handler;

@@ -271,6 +271,33 @@ t.test('native upstream relay', async (t) => {
     t.ok(most <= 2, `at most 2 connections at once (saw ${most})`);
   });
 
+  t.test('a request whose client left while it waited for a connection is dropped; the connection stays in use', async (t) => {
+    const up = await rawUpstream(t, (head, socket) => {
+      setTimeout(() => socket.write(ok(head.split(' ')[1]!)), 30);
+    });
+    const pools = new H1Pools({ ...OPTIONS, maxConnections: 1 });
+    t.teardown(() => pools.close());
+    const first = send(pools, up.origin, 'GET', '/first');
+    const errors: Error[] = [];
+    // Queued behind /first; its client is gone by the time the connection frees up.
+    pools.get(up.origin).dispatch('GET', '/gone', {}, null, {
+      onConnect: (abort) => abort(new Error('client gone')),
+      onHeaders: () => true,
+      onData: () => true,
+      onComplete() {},
+      onError: (e) => errors.push(e),
+    });
+    const third = send(pools, up.origin, 'GET', '/third');
+    t.equal((await first).body, '/first');
+    t.equal((await third).body, '/third');
+    t.same(
+      errors.map((e) => e.message),
+      ['client gone'],
+    );
+    t.notOk(up.heads.some((h) => h.includes('/gone')), 'never sent');
+    t.equal(up.connections(), 1, 'the one connection served both others');
+  });
+
   t.test('close: idle connections close, it resolves, later requests fail', async (t) => {
     const up = await rawUpstream(t, (_head, socket) => socket.write(ok('x')));
     const pools = new H1Pools(OPTIONS);

@@ -156,6 +156,9 @@ class H1Connection {
   #releaseAfterParse = false;
   #parsing = false;
   #bodyCleanup: (() => void) | null = null;
+  /** Inside the handler's onConnect, and the abort it asked for there (see `start`). */
+  #starting = false;
+  #abortedAtStart: Error | null = null;
 
   constructor(origin: H1Origin) {
     this.#origin = origin;
@@ -207,8 +210,8 @@ class H1Connection {
     socket.on('close', () => this.#onClose());
   }
 
-  /** Sends `p` on this connection. */
-  start(p: Pending): void {
+  /** Sends `p` on this connection; false when its client had already gone (nothing sent, the connection is free again). */
+  start(p: Pending): boolean {
     this.current = p;
     this.#gotBytes = false;
     this.#answered = false;
@@ -217,16 +220,26 @@ class H1Connection {
     // The last answer may have ended while its client held the upstream paused.
     if (this.socket.isPaused()) this.socket.resume();
     this.deadline = performance.now() + (this.connected ? this.#origin.options.headersTimeoutMs : this.#origin.options.connectTimeoutMs);
+    this.#starting = true;
     p.handler.onConnect((err) => this.#abort(p, err));
-    if (this.current !== p) return; // aborted at once (the client had already gone)
+    this.#starting = false;
+    const gone = this.#abortedAtStart;
+    if (gone !== null) {
+      // The client left while its request waited for a connection: nothing was sent, so the connection stays good.
+      this.#abortedAtStart = null;
+      this.current = null;
+      this.#notifyError(p, gone);
+      return false;
+    }
     const socket = this.socket;
     socket.write(p.head, 'latin1');
     if (p.body === null) {
       this.#bodySent = true;
-      return;
+      return true;
     }
     this.#bodySent = false;
     this.#streamBody(p, p.body);
+    return true;
   }
 
   /** Client body → upstream, chunk-encoded when the client sent no length, with backpressure both ways. */
@@ -397,7 +410,9 @@ class H1Connection {
 
   #abort(p: Pending, err?: Error): void {
     if (this.current !== p) return;
-    this.#fail(err ?? new UpstreamError('UND_ERR_ABORTED', 'request aborted'));
+    const reason = err ?? new UpstreamError('UND_ERR_ABORTED', 'request aborted');
+    if (this.#starting) this.#abortedAtStart ??= reason;
+    else this.#fail(reason);
   }
 
   #notifyError(p: Pending, err: Error): void {
@@ -500,7 +515,7 @@ class H1Origin {
         conn = this.#idle.pop();
       }
       if (conn !== undefined) {
-        conn.start(p);
+        if (!conn.start(p)) this.release(conn);
         return;
       }
     }
@@ -511,15 +526,14 @@ class H1Origin {
     const conn = new H1Connection(this);
     this.#all.add(conn);
     this.#sweep ??= setInterval(() => this.#expire(), 1000).unref();
-    conn.start(p);
+    if (!conn.start(p)) this.release(conn);
   }
 
   /** A connection that finished an answer: next queued request, or idle. */
   release(conn: H1Connection): void {
-    const next = this.#queue.shift();
-    if (next !== undefined) {
-      conn.start(next);
-      return;
+    // Queued requests whose clients have gone are skipped (in a loop: a burst of them must not recurse).
+    for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+      if (conn.start(next)) return;
     }
     if (conn.idleMs <= 0 || this.closed) {
       conn.destroy();
