@@ -125,6 +125,11 @@ t.test('proxy relay and cancellation', async (t) => {
         'timeout=5',
         'Proxy-Connection',
         'keep-alive',
+        // A header the upstream declares hop-by-hop by naming it in Connection (RFC 9110 §7.6.1).
+        'Connection',
+        'keep-alive, X-Private',
+        'X-Private',
+        'for the next hop only',
         'Content-Type',
         'text/plain',
         'Content-Length',
@@ -392,6 +397,7 @@ t.test('proxy relay and cancellation', async (t) => {
     t.ok(lines.includes('content-type: text/plain'));
     t.ok(lines.includes('content-length: 5'));
     t.notOk(lines.some((l) => /^(keep-alive|proxy-connection): /i.test(l)), 'hop-by-hop headers of the upstream are not relayed');
+    t.notOk(lines.some((l) => /^x-private: /i.test(l)), 'nor a header its Connection header names');
     t.ok(lines.includes('Connection: close'), "the gateway's own connection header");
     t.equal(body, 'hello');
   });

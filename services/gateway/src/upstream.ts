@@ -110,6 +110,29 @@ class ClientGoneError extends Error {
   }
 }
 
+/** The header names a `Connection` value lists beyond the usual `keep-alive`/`close` (null when none). */
+function connectionNamed(value: string, into: Set<string> | null): Set<string> | null {
+  let names = into;
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === '' || name === 'keep-alive' || name === 'close' || name === 'upgrade') continue;
+    names ??= new Set();
+    names.add(name);
+  }
+  return names;
+}
+
+/** `headers` ([name, value, ...], names lower-case) without the names in `named`, and never Content-Length's framing. */
+function withoutNamed(headers: string[], named: Set<string>): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (named.has(name) && name !== 'content-length') continue;
+    kept.push(name, headers[i + 1]!);
+  }
+  return kept;
+}
+
 /** A header name or value as sent: undici hands over bytes, the native relay strings (already latin1). */
 function latin1(x: string | Buffer): string {
   return typeof x === 'string' ? x : x.toString('latin1');
@@ -189,14 +212,20 @@ class ProxyExchange implements RelayHandler {
   onHeaders(statusCode: number, rawHeaders: ReadonlyArray<string | Buffer>, resume: () => void): boolean {
     // 1xx interim answers (100 Continue, 103 Early Hints) are not relayed.
     if (statusCode < 200) return true;
-    const out: string[] = [];
+    let out: string[] = [];
     let sized = false;
+    let named: Set<string> | null = null;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = latin1(rawHeaders[i]!).toLowerCase();
-      if (HOP_BY_HOP.has(name)) continue;
+      if (HOP_BY_HOP.has(name)) {
+        if (name === 'connection') named = connectionNamed(latin1(rawHeaders[i + 1]!), named);
+        continue;
+      }
       if (name === 'content-length') sized = true;
       out.push(name, latin1(rawHeaders[i + 1]!));
     }
+    // Headers the upstream's Connection header names are hop-by-hop too (RFC 9110 §7.6.1), as Go's proxy drops them.
+    if (named !== null) out = withoutNamed(out, named);
     const res = this.#res;
     // An answer that starts before the client's request body has all arrived (an upload refused early):
     // undici stops taking that body when the answer ends, so nothing would read the rest of it and the
