@@ -71,6 +71,8 @@ export interface H1Options {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_PATH = /[^\x21-\x7e\x80-\xff]/;
+/** Header names already found valid (the same few dozen on every request; bounded). */
+const VALID_NAMES = new Set<string>();
 /** Methods whose bodyless requests still carry `Content-Length: 0` (some servers answer 411 without it). */
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -108,7 +110,10 @@ function requestHead(method: string, path: string, headers: Record<string, strin
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
-    if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name)}`;
+    if (!VALID_NAMES.has(name)) {
+      if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name)}`;
+      if (VALID_NAMES.size < 4096) VALID_NAMES.add(name);
+    }
     const lower = name.length === 4 || name.length === 14 ? name.toLowerCase() : '';
     if (lower === 'host') host = true;
     else if (lower === 'content-length') sized = true;

@@ -112,6 +112,8 @@ class ClientGoneError extends Error {
 
 /** The header names a `Connection` value lists beyond the usual `keep-alive`/`close` (null when none). */
 function connectionNamed(value: string, into: Set<string> | null): Set<string> | null {
+  // HOT: nearly every keep-alive answer says just this.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return into;
   let names = into;
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();
