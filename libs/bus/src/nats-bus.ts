@@ -1,5 +1,4 @@
 // Cluster bus: the session event log on NATS JetStream and request/reply on core NATS.
-import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConfig } from '@portcullis/config';
 import { buildConnectOptions, connectNats, settleWithin } from './nats-connection.ts';
@@ -71,7 +70,7 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
     throw err;
   }
 
-  const log = new NatsEventLog(jetstream(nc), jsm, opts.nats.stream, report);
+  const log = new NatsEventLog(nc, jsm, opts.nats.stream, report);
   const rpc = new NatsRequestBus(nc);
   let closing: Promise<void> | undefined;
   return {

@@ -16,6 +16,12 @@ async function openBus(t: import('tap').Test, servers: string[], name: string): 
   return bus;
 }
 
+/** The JetStream meta leader's name, as the first server's monitoring endpoint reports it. */
+async function metaLeader(cluster: NatsCluster): Promise<string | undefined> {
+  const res = await fetch(`${cluster.servers[0]!.monitorUrl}/jsz`);
+  return ((await res.json()) as { meta_cluster?: { leader?: string } }).meta_cluster?.leader;
+}
+
 async function startCluster(t: import('tap').Test): Promise<NatsCluster> {
   const cluster = await startNatsCluster(3);
   t.teardown(() => cluster.stop());
@@ -120,6 +126,57 @@ t.test('a subscriber keeps receiving after its own server is killed (it reconnec
   t.equal(reader.connected(), true);
 });
 
+t.test('after a server dies, a subscriber whose new consumer the cluster places on it gives that attempt up within 3 s', async (t) => {
+  // The meta leader keeps choosing a SIGKILLed server for about a third of new R1 consumers (45 s and more:
+  // it is not marked offline); that creation request is never answered. Each such attempt must be cut
+  // short, or a subscriber recovering from its consumer's loss waits the client's 5 s timeout per attempt.
+  const cluster = await startCluster(t);
+  const writer = await openBus(t, cluster.urls, 'writer');
+  await writer.log.append(signedOut('only'));
+  // Neither leader dies, so no election slows a creation: a request left unanswered met the dead server.
+  const leaders = [await streamLeader(writer), await metaLeader(cluster)];
+  const victim = cluster.servers.find((s) => !leaders.includes(s.serverName));
+  if (!victim) throw new Error(`no server leads neither the stream nor the meta group (${leaders.join(', ')})`);
+  victim.kill();
+  await victim.exited;
+
+  let current: { startedAt: number; retriesAfterMs: number[] } | undefined;
+  const reader = await createNatsBus({
+    nats: buildTestNatsConfig(cluster.servers.filter((s) => s !== victim).map((s) => s.url)),
+    name: 'reader',
+    streamMaxAgeSeconds: 3600,
+    onStatus: (s) => {
+      if (s.type === 'log_subscription_retry' && current) current.retriesAfterMs.push(Date.now() - current.startedAt);
+    },
+  });
+  t.teardown(() => reader.close());
+
+  // Fresh subscribers one after another until two have met a consumer placed on the dead server
+  // (each does with probability ~1/3; none of 30 would with (2/3)^30 < 1e-5).
+  const slowFirstAttempts: number[] = [];
+  let withRetries = 0;
+  for (let i = 0; i < 30 && withRetries < 2; i++) {
+    const attempt = { startedAt: Date.now(), retriesAfterMs: [] as number[] };
+    current = attempt;
+    let received = false;
+    const sub = reader.log.subscribe(1, () => {
+      received = true;
+    });
+    try {
+      await waitUntil(() => received, 20_000, `subscriber ${i} to receive the event`);
+    } finally {
+      await sub.close();
+    }
+    // The first attempt starts when subscribe is called, so its retry report tells how long it was waited for.
+    const first = attempt.retriesAfterMs[0];
+    if (first === undefined) continue;
+    withRetries++;
+    if (first > 3_000) slowFirstAttempts.push(first);
+  }
+  t.ok(withRetries > 0, 'some subscriber met a consumer placed on the dead server');
+  t.same(slowFirstAttempts, [], 'every consumer creation left unanswered was given up within 3 s (ms until given up)');
+});
+
 t.test('a subscriber on a follower keeps receiving after the stream leader (which held its consumer) is killed', async (t) => {
   const cluster = await startCluster(t);
   const writerSeed = await openBus(t, cluster.urls, 'setup');
@@ -152,9 +209,10 @@ t.test('a subscriber on a follower keeps receiving after the stream leader (whic
   await writer.log.append(signedOut('after-1'));
   await writer.log.append(signedOut('after-2'));
   const appendedAfter = Date.now() - killedAt;
-  // Recovery takes the stream's election, then up to 5 s of silence before the subscriber starts a new
-  // consumer, then that consumer's creation (which fails until a meta leader answers): ~5-10 s on a
-  // quiet machine, more when CI runs two test files beside three nats-servers.
+  // Recovery takes the stream's election, then 3-4 s of silence before the subscriber starts a new
+  // consumer, then that consumer's creation (each attempt waits at most 2 s; attempts fail until the
+  // stream has a leader, and about a third land on the dead server): ~5-10 s on a quiet machine, more
+  // when CI runs two test files beside three nats-servers.
   try {
     await waitUntil(() => seen.length === 3, 40_000, 'the events appended after the leader was killed');
   } catch (err) {

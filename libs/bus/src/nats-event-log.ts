@@ -1,6 +1,7 @@
 // The session event log on a JetStream stream: de-duplicated appends, ordered consumers for subscribers.
-import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JetStreamManager, type Consumer } from '@nats-io/jetstream';
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { randomUUID } from 'node:crypto';
+import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JetStreamManager, type Consumer, jetstream } from '@nats-io/jetstream';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { parseEvent, type SequencedEvent, type SessionEvent } from '@portcullis/events';
 import { SpanKinds, contextFromHeaders, traceHeaders, tracingEnabled, withSpan } from '@portcullis/telemetry';
 import { BusRequestError } from './errors.ts';
@@ -16,12 +17,24 @@ const PUBLISH_TIMEOUT_MS = 2_000;
 const LAST_SEQ_BUDGET_MS = 10_000;
 /**
  * Pull settings of subscribers: the server answers each pull within 5 s and heartbeats every 1 s
- * while idle, so a consumer lost with its server is noticed (2 missed beats) and recreated in ~2 s.
+ * while idle, so a subscriber whose consumer died with its server notices the silence (see below).
  */
 const CONSUME_OPTIONS = { max_messages: 100, expires: 5_000, idle_heartbeat: 1_000 } as const;
-/** A subscriber waiting this long without a message or heartbeat (sent every 1 s) starts a new consumer. */
-const STALLED_AFTER_MS = 5_000;
+/**
+ * A subscriber waiting this long without a message or heartbeat (sent every 1 s) starts a new consumer:
+ * three beats missed; a false alarm (a loop blocked that long) only costs one consumer creation.
+ */
+const STALLED_AFTER_MS = 3_000;
 const STALL_CHECK_EVERY_MS = 1_000;
+/**
+ * Per-request wait of a subscriber's JetStream API calls (stream info, consumer create/info/delete).
+ * A server killed outright is not marked offline (nats-server 2.9.10 still chose it 45 s after a
+ * SIGKILL): the meta leader places about a third of new R1 consumers on it, and that creation is never
+ * answered. With the connection's 5 s timeout each such attempt cost 5 s (three in a row, 1 in 27,
+ * stalled a subscriber past 20 s); a healthy creation answers in milliseconds, and one that is merely
+ * slow is simply tried again.
+ */
+const SUBSCRIBER_REQUEST_TIMEOUT_MS = 2_000;
 /** Consumer notifications that prove the server still serves the consumer. */
 const SIGNS_OF_LIFE = new Set(['heartbeat', 'discard', 'ordered_consumer_recreated']);
 /** Cap of the wait between attempts to re-create a subscriber's consumer. */
@@ -38,13 +51,16 @@ async function watchBeats(messages: ConsumerMessages, onBeat: () => void): Promi
 /** EventLog over one JetStream stream. */
 export class NatsEventLog implements EventLog {
   readonly #js: JetStreamClient;
+  /** Same connection, shorter request timeout: see {@link SUBSCRIBER_REQUEST_TIMEOUT_MS}. */
+  readonly #subscriberJs: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #stream: string;
   readonly #report: BusStatusReporter;
   readonly #subscriptions = new Set<Subscription>();
 
-  constructor(js: JetStreamClient, jsm: JetStreamManager, stream: string, report: BusStatusReporter) {
-    this.#js = js;
+  constructor(nc: NatsConnection, jsm: JetStreamManager, stream: string, report: BusStatusReporter) {
+    this.#js = jetstream(nc);
+    this.#subscriberJs = jetstream(nc, { timeout: SUBSCRIBER_REQUEST_TIMEOUT_MS });
     this.#jsm = jsm;
     this.#stream = stream;
     this.#report = report;
@@ -123,8 +139,16 @@ export class NatsEventLog implements EventLog {
     const run = async (): Promise<void> => {
       for (let attempt = 0; !closed; attempt++) {
         let watchdog: NodeJS.Timeout | undefined;
+        // Named by us, so a creation given up on (perhaps placed on a dead server) can be deleted.
+        const namePrefix = randomUUID().replaceAll('-', '');
+        let created = false;
         try {
-          consumer = await this.#js.consumers.get(this.#stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next });
+          consumer = await this.#subscriberJs.consumers.get(this.#stream, {
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: next,
+            name_prefix: namePrefix,
+          });
+          created = true;
           const current = await consumer.consume(CONSUME_OPTIONS);
           messages = current;
           if (closed) break;
@@ -161,6 +185,8 @@ export class NatsEventLog implements EventLog {
             break;
           }
           this.#report({ type: 'log_subscription_retry', data: { stream: this.#stream, nextSeq: next, error: errorMessage(err) } });
+          // Best effort: drops the assignment of a consumer whose creation we stopped waiting for.
+          if (!created) this.#jsm.consumers.delete(this.#stream, `${namePrefix}_1`).catch(() => {});
         } finally {
           clearInterval(watchdog);
           stopConsumer();
