@@ -79,12 +79,31 @@ t.test('login flows against a real IdP', async (t) => {
     t.test(`forward_domain via ${flavour}: a login on one subdomain is valid on another`, async (t) => {
       emulator.flavour = flavour;
       const b = newBrowser();
-      const { finalResponse: r } = await loginThroughIdp(b, `http://wiki.corp.localhost:${emulator.port}/start-here`, ALICE);
+      const { finalResponse: r, chain } = await loginThroughIdp(b, `http://wiki.corp.localhost:${emulator.port}/start-here`, ALICE);
       t.equal(r.status, 200);
       t.equal(echo(r.body).url, '/start-here', 'the rd on another subdomain of the cookie domain was kept');
+      t.notOk(
+        chain.some((s) => s.url.startsWith(`http://auth.corp.localhost:${emulator.port}/outpost.goauthentik.io/start`)),
+        'a host in the cookie domain starts the login itself (no detour through external_host)',
+      );
       const other = await b.request(`http://docs.corp.localhost:${emulator.port}/`);
       t.equal(other.status, 200);
       t.equal(echo(other.body).headers['x-authentik-meta-provider'], 'domain');
+    });
+  }
+
+  for (const flavour of ['nginx', 'traefik'] as Flavour[]) {
+    t.test(`forward_single via ${flavour} on the fully qualified host (trailing dot): the login completes and lands on the page asked for, on the canonical host`, async (t) => {
+      emulator.flavour = flavour;
+      const b = newBrowser();
+      const { finalResponse: r, chain } = await loginThroughIdp(b, `http://single.localhost.:${emulator.port}/dash?x=1`, ALICE);
+      t.equal(r.status, 200, 'not "start again": the login state came back with the callback');
+      t.equal(echo(r.body).url, '/dash?x=1', 'the page asked for, not external_host');
+      t.equal(new URL(r.url).hostname, 'single.localhost', 'on the host whose cookie the login set');
+      t.ok(
+        chain.some((s) => s.url.startsWith(`http://single.localhost:${emulator.port}/outpost.goauthentik.io/start`)),
+        'the login started on external_host',
+      );
     });
   }
 

@@ -87,7 +87,10 @@ t.test('proxy mode accepts only the external host, resolving relative paths agai
     ['https://app.company/search?q=100%25&r=a%2Fb', 'https://app.company/search?q=100%25&r=a%2Fb'],
     ['/caf%C3%A9', 'https://app.company/caf%C3%A9'],
     ['https://app.company:8443/x', null],
-    ['https://app.company./x', null],
+    ['https://app.company./x?y=1', 'https://app.company/x?y=1'],
+    ['https://APP.company.:443/x', 'https://app.company/x'],
+    ['https://app.company../x', null],
+    ['https://other.company./x', null],
     ['https://other.company/x', null],
     ['https://company/x', null],
   ];
@@ -116,6 +119,8 @@ t.test('forward_domain accepts the cookie domain and its subdomains on a dot bou
     ['https://evil-company.com', null],
     ['https://company.com.evil.org/', null],
     ['https://app.company.com.evil.org/', null],
+    ['https://app.company.com./x', 'https://app.company.com/x'],
+    ['https://company.com.evil.org./', null],
     ['https://xcompany.com/', null],
     ['https://com/', null],
   ];

@@ -25,6 +25,7 @@ const ABSOLUTE_HTTP = /^https?:\/\//i;
  * against external_host) or an absolute `http(s)://` URL without credentials whose host is
  * external_host's (proxy, forward_single) or, in forward_domain, whose hostname is the cookie domain
  * or a dot-boundary subdomain of it (external_host's host when the cookie domain is empty).
+ * A fully qualified host (`app.company.`) is accepted as its canonical form, without the dot.
  * Refused outright: ASCII control characters or backslashes (raw or after one round of
  * percent-decoding), protocol-relative forms, other schemes and scheme-relative `https:host`.
  */
@@ -52,6 +53,10 @@ export function validateRedirect(rd: string | undefined, ctx: RedirectContext): 
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
   if (url.username !== '' || url.password !== '') return null;
+  // `app.company.` is app.company (hosts route without the trailing dot too), but a browser keeps
+  // cookies apart by host: sent back to `app.company./x` the user would not carry the session just
+  // set for app.company and would loop through login. The page asked for is kept, on the canonical host.
+  if (url.hostname.endsWith('.')) url.hostname = url.hostname.slice(0, -1);
 
   if (ctx.mode === 'forward_domain') {
     const domain = normalizeCookieDomain(ctx.cookieDomain);

@@ -18,6 +18,7 @@ import {
   headerAuthSessionId,
   matchesSkipRule,
   type OriginalRequest,
+  normalizeCookieDomain,
   normalizePath,
   reconstructOriginalRequest,
   resolveClientAddress,
@@ -219,7 +220,7 @@ export class GatewayHandler {
 
     if (rel.startsWith(OUTPOST_PREFIX)) {
       const sub = rel.slice(OUTPOST_PREFIX.length);
-      if (sub === 'start') return this.#start(p, new URLSearchParams(query).get('rd') ?? undefined);
+      if (sub === 'start') return this.#start(p, new URLSearchParams(query).get('rd') ?? undefined, [], host);
       if (sub === 'callback') return this.#callback(p, req, query);
       if (sub === 'sign_out') return this.#signOut(p, req);
       if (sub === 'backchannel-logout' && req.method === 'POST') return this.#backchannelLogout(p, req);
@@ -248,7 +249,17 @@ export class GatewayHandler {
     }
   }
 
-  async #start(p: ProviderRuntime, rd: string | undefined, extraCookies: readonly string[] = []): Promise<RespondAnswer> {
+  /**
+   * Starts a login: the auth service's answer sets the login-state cookie and sends the browser to
+   * the IdP. A browser on `requestHost` that would not send that cookie back to the callback (on
+   * external_host) is first sent to external_host's own /start: else the callback finds no state
+   * and the login ends in "start again" (a fully qualified `app.company.`, another alias of the app).
+   */
+  async #start(p: ProviderRuntime, rd: string | undefined, extraCookies: readonly string[] = [], requestHost?: string): Promise<RespondAnswer> {
+    if (requestHost !== undefined && !stateCookieReachesCallback(p, requestHost)) {
+      const query = rd === undefined ? '' : `?rd=${encodeURIComponent(rd)}`;
+      return redirectAnswer(`${p.externalOrigin}${p.basePath}/outpost.goauthentik.io/start${query}`, extraCookies);
+    }
     const redirect = validateRedirect(rd, { mode: p.config.mode, externalHost: p.config.external_host, cookieDomain: p.config.cookie_domain });
     const reply = await this.#askAuth(AUTH_SUBJECTS.start, { provider: p.name, redirect });
     return 'kind' in reply ? reply : fromAuthReply(reply, extraCookies);
@@ -420,7 +431,7 @@ export class GatewayHandler {
     }
     this.#deps.observe?.decision?.(p.name, 'unauthenticated');
     if (flavour === 'nginx') return textAnswer(401, 'unauthorized request', deletion.map((c) => ['set-cookie', c]));
-    return this.#start(p, url.href, deletion);
+    return this.#start(p, url.href, deletion, url.host);
   }
 
   // ---- proxy mode ---------------------------------------------------------------------------------
@@ -617,6 +628,20 @@ async function neverAPass(answer: Promise<RespondAnswer>): Promise<RespondAnswer
 
 function wireHeader([name, value]: [string, string]): [string, string] {
   return [name, encodeHeaderValueForWire(value)];
+}
+
+/**
+ * Whether a cookie set in an answer to `host` (a Host header value, port allowed) is sent with the
+ * callback on external_host: with a cookie_domain, when the host is in that domain; without, when it
+ * is external_host's own host (cookies ignore ports; browsers keep `app.company.` apart from
+ * `app.company`). external_host itself always counts, so the redirect to it can never loop.
+ */
+function stateCookieReachesCallback(p: ProviderRuntime, host: string): boolean {
+  const lower = host.toLowerCase();
+  const hostname = lower.startsWith('[') ? lower.slice(0, lower.indexOf(']') + 1) : lower.replace(/:\d*$/, '');
+  if (hostname === p.externalUrl.hostname) return true;
+  const domain = normalizeCookieDomain(p.config.cookie_domain);
+  return domain !== '' && (hostname === domain || hostname.endsWith(`.${domain}`));
 }
 
 /** `scheme://authority` at the start of an absolute URL, as sent. */
