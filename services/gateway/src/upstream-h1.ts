@@ -45,10 +45,43 @@ function loadParser(): NativeParserClass | null {
     const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser?: NativeParserClass };
     if (typeof HTTPParser !== 'function') return null;
     const keys = ['RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kLenientNone'] as const;
-    return keys.every((k) => typeof HTTPParser[k] === 'number') ? HTTPParser : null;
+    return keys.every((k) => typeof HTTPParser[k] === 'number') && behavesAsExpected(HTTPParser) ? HTTPParser : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * Parses one small answer with the callbacks shaped as this file uses them (node 14+: the body as a
+ * single Buffer argument): a node whose internals changed shape fails here, at load, and proxies
+ * through undici, instead of relaying wrong bytes.
+ */
+function behavesAsExpected(P: NativeParserClass): boolean {
+  const parser = new P();
+  parser.initialize(P.RESPONSE, {}, 0, P.kLenientNone);
+  let status = 0;
+  let names = '';
+  let body = '';
+  let bodyArgs = 0;
+  let complete = false;
+  parser[P.kOnMessageBegin] = () => {};
+  parser[P.kOnHeaders] = () => {};
+  parser[P.kOnHeadersComplete] = (_major: number, _minor: number, headers: string[], _m: unknown, _u: unknown, code: number) => {
+    status = code;
+    names = String(headers);
+    return 0;
+  };
+  parser[P.kOnBody] = (...args: unknown[]) => {
+    bodyArgs = args.length;
+    body += Buffer.isBuffer(args[0]) ? args[0].toString('latin1') : '?';
+  };
+  parser[P.kOnMessageComplete] = () => {
+    complete = true;
+  };
+  const text = 'HTTP/1.1 203 X\r\nContent-Length: 5\r\n\r\nhello';
+  const parsed = parser.execute(Buffer.from(text, 'latin1'));
+  parser.close();
+  return parsed === text.length && status === 203 && names === 'Content-Length,5' && body === 'hello' && bodyArgs === 1 && complete;
 }
 
 /** Null on a node whose internals differ: every upstream then goes through undici (upstream.ts). */
