@@ -235,7 +235,12 @@ ${Object.entries(counts.appProvider ?? {})
       await waitFor(async () => {
         if (child.exitCode !== null) throw new Error(`${m.role}[${m.index}] exited ${child.exitCode}:\n${out}`);
         const r = await fetch(`http://127.0.0.1:${m.metrics}/outpost.goauthentik.io/ping`);
-        return r.status === 204;
+        if (r.status !== 204) return false;
+        // The metrics listener can answer before a gateway's own listener is bound: a test's first
+        // request would then meet ECONNREFUSED. A gateway is started once it answers on its own port.
+        if (m.role !== 'gateway') return true;
+        const own = await fetch(`http://127.0.0.1:${m.http}/outpost.goauthentik.io/ping`).catch(() => null);
+        return own?.status === 204;
       }, `${m.role}[${m.index}] to start`).catch((err: Error) => {
         throw new Error(`${err.message}\n${out}`);
       });

@@ -73,7 +73,11 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
   const timers: NodeJS.Timeout[] = [];
   // Readiness: NATS connected and Redis answering (cluster); the gateway's cache state is reported too.
   let cacheState: () => string | undefined = () => undefined;
+  // The metrics listener starts first: until the gateway's own listeners are bound, a process with the
+  // gateway role is not ready (a pod marked ready then would refuse the traffic sent to it).
+  let gatewayListening = false;
   const readiness = async (): Promise<Readiness> => {
+    if (roles.has('gateway') && !gatewayListening) return { ready: false, checks: { gateway: 'starting' } };
     if (!config.cluster) return { ready: true, checks: { mode: 'embedded' } };
     const nats = (bus as Bus & { connected?: () => boolean }).connected?.() ?? true;
     const redis = await Promise.race([
@@ -233,6 +237,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
         },
       });
       await gateway.start();
+      gatewayListening = true;
       activity.start();
       // The gateway stops first so in-flight requests can still reach auth and the store; its last
       // activity report goes out before the bus closes.
