@@ -147,6 +147,7 @@ function requestHead(method: string, path: string, headers: Record<string, strin
       if (!TOKEN.test(name)) return `invalid header name ${JSON.stringify(name)}`;
       if (VALID_NAMES.size < 4096) VALID_NAMES.add(name);
     }
+    // Only names as long as `host` (4) or `content-length` (14) can be either: no lower-casing for the rest.
     const lower = name.length === 4 || name.length === 14 ? name.toLowerCase() : '';
     if (lower === 'host') host = true;
     else if (lower === 'content-length') sized = true;

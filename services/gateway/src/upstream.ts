@@ -16,6 +16,10 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
  * backend; authentik (Go) accepts 10 MiB, browsers about 256 KiB.
  */
 const UPSTREAM_MAX_HEADER_BYTES = 1024 * 1024;
+/** Limits both clients share (undici's pools and the native relay behave alike). */
+const UPSTREAM_CONNECTIONS = 256;
+const UPSTREAM_IDLE_MS = 30_000;
+const UPSTREAM_HEADERS_TIMEOUT_MS = 60_000;
 
 /** Which client carries plain-HTTP upstream requests. */
 export interface UpstreamPoolOptions {
@@ -42,10 +46,10 @@ export class UpstreamPools {
     this.plain =
       mode === 'native' && nativeRelayAvailable
         ? new H1Pools({
-            maxConnections: 256,
-            idleMs: 30_000,
-            headersTimeoutMs: 60_000,
-            connectTimeoutMs: 10_000,
+            maxConnections: UPSTREAM_CONNECTIONS,
+            idleMs: UPSTREAM_IDLE_MS,
+            headersTimeoutMs: UPSTREAM_HEADERS_TIMEOUT_MS,
+            connectTimeoutMs: 10_000, // undici's default connect timeout
             maxHeaderBytes: UPSTREAM_MAX_HEADER_BYTES,
             ...options.native,
           })
@@ -57,10 +61,10 @@ export class UpstreamPools {
     let pool = pools.get(origin);
     if (!pool) {
       pool = new Pool(origin, {
-        connections: 256,
+        connections: UPSTREAM_CONNECTIONS,
         pipelining: 1,
-        keepAliveTimeout: 30_000,
-        headersTimeout: 60_000,
+        keepAliveTimeout: UPSTREAM_IDLE_MS,
+        headersTimeout: UPSTREAM_HEADERS_TIMEOUT_MS,
         maxHeaderSize: UPSTREAM_MAX_HEADER_BYTES,
         bodyTimeout: 0, // streaming responses (SSE, long polls) may be silent for long
         connect: { rejectUnauthorized: verifyTls },
