@@ -196,11 +196,12 @@ async function main(): Promise<void> {
       { id: 'native-id-small', gateway: false, target: proxyTo('/small') },
       { id: 'proxy-small', gateway: true, target: proxyTo('/small') },
       { id: 'undici-64k', gateway: false, target: proxyTo('/64k') },
+      { id: 'native-id-64k', gateway: false, target: proxyTo('/64k') },
       { id: 'proxy-64k', gateway: true, target: proxyTo('/64k') },
     ];
     const portOf = (h: BenchChild) => (h.ready as { port: number }).port;
     const baselineOf = (w: Workload) =>
-      w.id === 'bare-auth' ? bare : w.id === 'undici-id-small' ? identityProxy : w.id === 'native-id-small' ? nativeProxy : undiciProxy;
+      w.id === 'bare-auth' ? bare : w.id === 'undici-id-small' ? identityProxy : w.id === 'native-id-small' || w.id === 'native-id-64k' ? nativeProxy : undiciProxy;
     const argsOf = (base: BenchChild) => (base === identityProxy ? proxyArgs.undiciIdentity : base === nativeProxy ? proxyArgs.nativeIdentity : proxyArgs.undici);
     /** The processes a workload runs on: each tree's gateway, or the workload's baseline. */
     const serversOf = (w: Workload) =>

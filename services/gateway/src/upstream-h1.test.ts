@@ -300,6 +300,48 @@ t.test('native upstream relay', async (t) => {
     t.equal(up.connections(), 1, 'the one connection served both others');
   });
 
+  t.test('body chunks a handler keeps are its own: later reads on other connections (one shared read buffer) do not change them', async (t) => {
+    // Two requests on two connections; their bodies arrive in interleaved reads, and the handlers only
+    // look at the chunks they kept once both answers are complete.
+    const sockets: Socket[] = [];
+    const up = await rawUpstream(t, (_head, socket) => {
+      sockets.push(socket);
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n');
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const keep = () => {
+      const chunks: Buffer[] = [];
+      const done = new Promise<Buffer[]>((resolve, reject) => {
+        const handler: RelayHandler = {
+          onConnect() {},
+          onHeaders: () => true,
+          onData(chunk) {
+            chunks.push(chunk);
+            return true;
+          },
+          onComplete: () => resolve(chunks),
+          onError: reject,
+        };
+        pools.get(up.origin).dispatch('GET', '/', { host: 'app.test' }, null, handler);
+      });
+      return done;
+    };
+    const a = keep();
+    const b = keep();
+    while (sockets.length < 2) await sleep(5);
+    for (const part of ['1111', '2222', '3333']) {
+      sockets[0]!.write(`a${part.slice(1)}`);
+      await sleep(10);
+      sockets[1]!.write(`b${part.slice(1)}`);
+      await sleep(10);
+    }
+    const [chunksA, chunksB] = await Promise.all([a, b]);
+    t.ok(chunksA.length >= 2 && chunksB.length >= 2, 'each body came in several reads');
+    t.equal(Buffer.concat(chunksA).toString(), 'a111a222a333');
+    t.equal(Buffer.concat(chunksB).toString(), 'b111b222b333');
+  });
+
   t.test('close: idle connections close, it resolves, later requests fail', async (t) => {
     const up = await rawUpstream(t, (_head, socket) => socket.write(ok('x')));
     const pools = new H1Pools(OPTIONS);

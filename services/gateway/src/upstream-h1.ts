@@ -53,15 +53,16 @@ function loadParser(): NativeParserClass | null {
 
 /**
  * Parses one small answer with the callbacks shaped as this file uses them (node 14+: the body as a
- * single Buffer argument): a node whose internals changed shape fails here, at load, and proxies
- * through undici, instead of relaying wrong bytes.
+ * single Buffer argument, copied out of the bytes parsed, so the read buffer can be reused): a node
+ * whose internals changed shape fails here, at load, and proxies through undici, instead of relaying
+ * wrong bytes.
  */
 function behavesAsExpected(P: NativeParserClass): boolean {
   const parser = new P();
   parser.initialize(P.RESPONSE, {}, 0, P.kLenientNone);
   let status = 0;
   let names = '';
-  let body = '';
+  const chunks: unknown[] = [];
   let bodyArgs = 0;
   let complete = false;
   parser[P.kOnMessageBegin] = () => {};
@@ -73,14 +74,18 @@ function behavesAsExpected(P: NativeParserClass): boolean {
   };
   parser[P.kOnBody] = (...args: unknown[]) => {
     bodyArgs = args.length;
-    body += Buffer.isBuffer(args[0]) ? args[0].toString('latin1') : '?';
+    chunks.push(args[0]);
   };
   parser[P.kOnMessageComplete] = () => {
     complete = true;
   };
   const text = 'HTTP/1.1 203 X\r\nContent-Length: 5\r\n\r\nhello';
-  const parsed = parser.execute(Buffer.from(text, 'latin1'));
+  const bytes = Buffer.from(text, 'latin1');
+  const parsed = parser.execute(bytes);
   parser.close();
+  // The next read overwrites the shared read buffer: a body chunk must not be a view into it.
+  bytes.fill(0);
+  const body = chunks.map((c) => (Buffer.isBuffer(c) ? c.toString('latin1') : '?')).join('');
   return parsed === text.length && status === 203 && names === 'Content-Length,5' && body === 'hello' && bodyArgs === 1 && complete;
 }
 
@@ -168,6 +173,13 @@ function requestHead(method: string, path: string, headers: Record<string, strin
   return { head: `${head}\r\n`, chunked };
 }
 
+/**
+ * The one buffer every upstream socket reads into (net's `onread`): no allocation per read, and the
+ * parser copies out what outlives the read (header strings, body chunks; checked at load). Reads are
+ * handled one at a time on this thread, each to its end before the next.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 /** One keep-alive connection to an origin; runs one request at a time. */
 class H1Connection {
   readonly #origin: H1Origin;
@@ -202,7 +214,12 @@ class H1Connection {
   constructor(origin: H1Origin) {
     this.#origin = origin;
     this.#idleMs = origin.options.idleMs;
-    const socket = connect({ host: origin.hostname, port: origin.port, noDelay: true });
+    const socket = connect({
+      host: origin.hostname,
+      port: origin.port,
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (length: number, buffer: Uint8Array) => this.#onRead(buffer as Buffer, length) },
+    });
     this.socket = socket;
     this.deadline = performance.now() + origin.options.connectTimeoutMs;
     socket.once('connect', () => {
@@ -241,7 +258,6 @@ class H1Connection {
     };
     parser[P.kOnMessageComplete] = () => this.#onMessageComplete();
     this.#parser = parser;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());
     socket.on('error', (err) => {
       this.#lastError = err;
@@ -379,6 +395,12 @@ class H1Connection {
       // The handler owns its errors; the connection stays sound.
     }
     if (!reusable) this.destroy();
+  }
+
+  /** `length` bytes read into the shared buffer; false stops reading (the client asked for a pause meanwhile). */
+  #onRead(buffer: Buffer, length: number): boolean {
+    this.#onData(buffer.subarray(0, length));
+    return !this.socket.isPaused();
   }
 
   #onData(chunk: Buffer): void {

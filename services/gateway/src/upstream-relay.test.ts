@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
-import { type Socket, connect } from 'node:net';
+import { Socket, connect } from 'node:net';
 import { getFreePort } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
@@ -455,6 +455,27 @@ t.test('proxy relay and cancellation', async (t) => {
     await within(once(socket, 'end'), 20_000, 'the end of the 8 MiB answer');
     t.match(head, /^HTTP\/1\.1 200 OK\r\n/);
     t.equal(bytes, 128 * 64 * 1024, 'every byte of the body arrived');
+  });
+
+  t.test('a client that keeps up is no backpressure: 64 KiB answers do not stop and restart reading the upstream', async (t) => {
+    // node reports a 64 KiB write as "full" (over the high-water mark, and held corked until the next
+    // tick) even when the socket takes it whole; the relay pauses the upstream only for bytes still queued.
+    const pause = Socket.prototype.pause;
+    let pauses = 0;
+    Socket.prototype.pause = function (this: Socket) {
+      pauses++;
+      return pause.call(this);
+    };
+    const expected = sha256(PATTERN.subarray(0, 64 * 1024));
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r = await request(`http://127.0.0.1:${port}/pattern/${64 * 1024}`, { headers: { host: 'app.company', cookie } });
+        t.equal(sha256(Buffer.from(await r.body.arrayBuffer())), expected);
+      }
+    } finally {
+      Socket.prototype.pause = pause;
+    }
+    t.ok(pauses <= 5, `socket pauses over 20 answers of 64 KiB: ${pauses} (one per answer when a whole write counts as backpressure)`);
   });
 
   t.test('client stops reading, then leaves, while the upstream is paused by backpressure → upstream closed', async (t) => {

@@ -245,11 +245,19 @@ class ProxyExchange implements RelayHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#res.write(chunk)) return true;
+    const res = this.#res;
+    if (res.write(chunk)) return true;
+    // write() says false for any chunk over the high-water mark, even one the socket takes whole;
+    // and node holds the head and first chunk (corked) until the next tick. Send them now: only bytes
+    // still queued for the client are backpressure (else every 64 KiB answer would stop and restart
+    // reading its upstream).
+    const socket = res.socket;
+    if (socket?.writableCorked) socket.uncork();
+    if (res.writableLength === 0) return true;
     // The client's buffer is full: pause the upstream socket until it drains.
     // undici's resume function stays valid for the whole answer: it is called on every drain.
     this.#onDrain ??= () => this.#resume?.();
-    this.#res.once('drain', this.#onDrain);
+    res.once('drain', this.#onDrain);
     return false;
   }
 
