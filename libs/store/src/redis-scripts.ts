@@ -4,6 +4,9 @@ import { LUA_KEY_BUILDERS } from './redis-keys.ts';
 /** A SessionEnded for a session the store does not hold is remembered this long (its expiry is unknown). */
 export const UNKNOWN_SESSION_TOMBSTONE_MS = 24 * 60 * 60 * 1000;
 
+/** A user's sign-out watermark outlives the last session it ends by this much (a minute of slack for clocks). */
+export const SIGN_OUT_WATERMARK_MARGIN_MS = 60_000;
+
 /** Prefix of the error reply of an apply refused because a rebuild is in progress. */
 export const REBUILDING_REPLY = 'PORTCULLIS_REBUILDING';
 /** Prefix of the error reply of a rebuild apply whose token no longer holds the rebuild marker. */
@@ -180,9 +183,18 @@ elseif kind == 'SessionEnded' then
 elseif kind == 'UserSignedOut' then
   -- O(1) whatever the number of sessions: the watermark makes every older session of the user dead
   -- on read; their records are left to expire (UNLINK of the index frees it in the background).
+  -- The watermark lives as long as the sessions it ends, not for ever: the user's index lives as long
+  -- as its longest session, the previous watermark as long as the sessions of earlier sign-outs.
   local sub = a(1)
-  redis.call('SET', key_sign_out(base, sub), ARGV[1])
-  redis.call('UNLINK', key_user_sessions(base, sub))
+  local wkey, ukey = key_sign_out(base, sub), key_user_sessions(base, sub)
+  local wttl, uttl = redis.call('PTTL', wkey), redis.call('PTTL', ukey)
+  if wttl == -1 or uttl == -1 then
+    -- A key without expiry (a watermark written before they expired): keep it so.
+    redis.call('SET', wkey, ARGV[1])
+  else
+    redis.call('SET', wkey, ARGV[1], 'PX', string.format('%d', math.max(wttl, uttl, 0) + ${SIGN_OUT_WATERMARK_MARGIN_MS}))
+  end
+  redis.call('UNLINK', ukey)
 elseif kind == 'SessionRefreshed' then
   -- Only a live session takes a refresh (never revives one). A record that exists was not ended:
   -- end_session deletes it and a tombstoned start never writes one. seq, createdAt, expiresAt and

@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import t from 'tap';
 import { StoreError } from './errors.ts';
 import { createRedisKeys } from './redis-keys.ts';
-import { ECHO_KEYS_LUA } from './redis-scripts.ts';
+import { ECHO_KEYS_LUA, SIGN_OUT_WATERMARK_MARGIN_MS } from './redis-scripts.ts';
 import { createRedisStore, type RedisStore } from './redis-store.ts';
 import { runStoreContract, sampleRefresh, sampleSession } from './store-contract.ts';
 
@@ -89,6 +89,32 @@ t.test('a session record expires in Redis at its expiresAt', async (t) => {
   await new Promise((r) => setTimeout(r, 400));
   t.equal(await raw.exists(keys.session(short.sessionId)), 0, 'the short session is gone from Redis');
   t.equal(await store.getLiveSession(short.sessionId), null);
+});
+
+t.test('a sign-out watermark expires once every session it ends has: it does not stay for ever', async (t) => {
+  const cfg = redisConfig();
+  const store = await openStore(t, cfg);
+  const keys = createRedisKeys(cfg.key_prefix);
+  const hour = sampleSession({ sub: 'carol', expiresAt: Date.now() + 3_600_000 });
+  const minute = sampleSession({ sub: 'carol', expiresAt: Date.now() + 60_000 });
+  await store.apply(at(1, createEvent('SessionStarted', hour)));
+  await store.apply(at(2, createEvent('SessionStarted', minute)));
+  await store.apply(at(3, createEvent('UserSignedOut', { sub: 'carol', provider: 'app', reason: 'sign_out' })));
+  const first = await raw.pexpiretime(keys.signOut('carol'));
+  t.ok(first >= hour.expiresAt, 'the watermark outlives the longest session it ends');
+  t.ok(first <= hour.expiresAt + SIGN_OUT_WATERMARK_MARGIN_MS + 1_000, `and expires a minute after it (${first - hour.expiresAt} ms)`);
+  t.equal(await store.getLiveSession(hour.sessionId), null, 'the session it ends is dead');
+  // A second sign-out with only a short session since: the first sign-out's sessions still need the watermark.
+  const short = sampleSession({ sub: 'carol', expiresAt: Date.now() + 1_000 });
+  await store.apply(at(4, createEvent('SessionStarted', short)));
+  await store.apply(at(5, createEvent('UserSignedOut', { sub: 'carol', provider: 'app', reason: 'sign_out' })));
+  t.equal(await raw.get(keys.signOut('carol')), '5', 'the watermark moved to the second sign-out');
+  t.ok((await raw.pexpiretime(keys.signOut('carol'))) >= first - 5, 'its expiry was not shortened');
+  t.equal(await store.getLiveSession(hour.sessionId), null, 'the first sign-out\'s session is still dead');
+  // A user who signs out with no session: a short-lived watermark.
+  await store.apply(at(6, createEvent('UserSignedOut', { sub: 'dave', provider: 'app', reason: 'sign_out' })));
+  const pttl = await raw.pttl(keys.signOut('dave'));
+  t.ok(pttl > 0 && pttl <= SIGN_OUT_WATERMARK_MARGIN_MS, `a user without sessions: the margin only (${pttl} ms)`);
 });
 
 t.test('a session ended once stays ended when its SessionStarted is appended again (tombstone)', async (t) => {
