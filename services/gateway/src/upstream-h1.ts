@@ -305,9 +305,12 @@ class H1Connection {
       if (chunk.length === 0) return;
       let ok: boolean;
       if (p.chunked) {
+        // One writev for the size line, the chunk and its CRLF.
+        socket.cork();
         socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
         socket.write(chunk);
         ok = socket.write('\r\n', 'latin1');
+        socket.uncork();
       } else {
         ok = socket.write(chunk);
       }
