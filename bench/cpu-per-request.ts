@@ -1,14 +1,15 @@
 // Per-request CPU of the gateway and its baselines (µs of process CPU per answered request), robust to a busy machine; A/B of two source trees; CPU profiles.
 //
 //   node --import tsx bench/cpu-per-request.ts [--requests N] [--rounds R] [--only fwd,proxy-small,...]
-//        [--compare DIR] [--profile] [--keep-profiles DIR] [--syscalls] [--json FILE]
+//        [--compare DIR [--compare-node-args "FLAGS"]] [--profile] [--keep-profiles DIR] [--syscalls] [--json FILE]
 //
 // Wall-clock throughput on a shared 2-core machine drifts with other jobs; the CPU a server process
 // spends per request drifts much less. For each workload: warm up, then drive exactly N requests
 // (autocannon `amount`) and read the server's user+system CPU from /proc before and after; R rounds,
 // median reported. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
 // node_modules) in the same cluster and alternates the two in every round, so a change is judged
-// against its baseline under the same load. `--profile` replays each gateway workload on a gateway
+// against its baseline under the same load; `--compare-node-args` starts that gateway with node flags
+// (with `--compare .`, this tree with and without them, e.g. a V8 heap setting). `--profile` replays each gateway workload on a gateway
 // run under `--cpu-prof` (one per tree) and prints the top self-time functions of the measured
 // window (start-up and warm-up left out), in µs per request. `--syscalls` drives each workload once
 // more per server under `strace -c -f` and prints its system calls per request (needs strace; the
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '100' },
     compare: { type: 'string' },
+    'compare-node-args': { type: 'string' },
     profile: { type: 'boolean', default: false },
     only: { type: 'string' },
     json: { type: 'string' },
@@ -62,6 +64,8 @@ interface TreeGateway {
   label: string;
   port: number;
   proc: BenchChild;
+  /** Node flags it was started with (`--compare-node-args`). */
+  flags: string[];
 }
 
 /** Starts `portcullis run --services gateway` from `tree` against the environment's cluster. */
@@ -76,7 +80,7 @@ async function startTreeGateway(env: Environment, tree: string, label: string, n
     isReady: async () => (await fetch(`http://127.0.0.1:${metrics}/outpost.goauthentik.io/ping`)).status === 204,
     timeoutMs: 60_000,
   });
-  return { tree, label, port, proc };
+  return { tree, label, port, proc, flags: nodeArgs };
 }
 
 /** One kind of request; `server` says which process serves it (a gateway of a tree, or a baseline). */
@@ -172,8 +176,12 @@ async function main(): Promise<void> {
     const nativeProxy = await startHelper('native-relay-identity', 'servers/bare-proxy.ts', proxyArgs.nativeIdentity);
     helpers.push(bare, undiciProxy, identityProxy, nativeProxy);
     const gw0 = env.gateways()[0]!;
-    trees.push({ tree: ROOT, label: 'this tree', port: gw0.http, proc: gw0.proc });
-    if (args.compare) trees.push(await startTreeGateway(env, resolve(args.compare), `compare: ${args.compare}`));
+    trees.push({ tree: ROOT, label: 'this tree', port: gw0.http, proc: gw0.proc, flags: [] });
+    if (args.compare) {
+      const flags = args['compare-node-args']?.split(' ').filter(Boolean) ?? [];
+      const label = `compare: ${args.compare}${flags.length > 0 ? ` ${flags.join(' ')}` : ''}`;
+      trees.push(await startTreeGateway(env, resolve(args.compare), label, flags));
+    }
 
     const app = { host: env.appHost, cookie: fx.appCookie };
     const proxyTo = (path: string) => (port: number): LoadTarget => ({ label: path, url: `http://127.0.0.1:${port}${path}`, headers: app, expectStatus: 200 });
@@ -262,7 +270,7 @@ async function main(): Promise<void> {
         }
         for (const g of trees) {
           show(w, g.label, await profileOn(g.label, w, async (nodeArgs) => {
-            const gw = await startTreeGateway(env, g.tree, g.label, nodeArgs);
+            const gw = await startTreeGateway(env, g.tree, g.label, [...g.flags, ...nodeArgs]);
             return { port: gw.port, stop: () => gw.proc.stop() };
           }));
         }

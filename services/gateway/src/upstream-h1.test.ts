@@ -96,6 +96,28 @@ t.test('native upstream relay', async (t) => {
     t.equal(r.body, 'hi');
   });
 
+  t.test("an answer's trailers are dropped: they never become headers of the next answer on that connection", async (t) => {
+    const names = Array.from({ length: 40 }, (_, i) => `x-h${i}`);
+    const up = await rawUpstream(t, (_head, socket, index) => {
+      if (index === 0) {
+        socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-evil\r\n\r\n2\r\nhi\r\n0\r\nx-evil: from-the-first-answer\r\n\r\n');
+      } else {
+        // More than 32 header lines: node's parser hands this head over in parts (kOnHeaders), as it did the trailers.
+        socket.write(`HTTP/1.1 200 OK\r\n${names.map((n) => `${n}: v\r\n`).join('')}content-length: 2\r\n\r\nok`);
+      }
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const first = await send(pools, up.origin);
+    t.equal(first.body, 'hi');
+    const second = await send(pools, up.origin);
+    t.equal(up.connections(), 1, 'both on one connection');
+    t.equal(second.body, 'ok');
+    t.notOk(second.headers?.includes('x-evil'), 'no trailer of the first answer among the second answer\'s headers');
+    t.equal(second.headers?.[0], 'x-h0', 'the second head starts with its own first line');
+    t.equal(second.headers?.length, 82);
+  });
+
   t.test('interim 100 and 103 answers are skipped; the final answer is relayed', async (t) => {
     const up = await rawUpstream(t, (_head, socket) => {
       socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n');

@@ -232,6 +232,8 @@ class H1Connection {
     parser[P.kOnMessageBegin] = () => {
       // Bytes after a complete answer, or while idle: the upstream is out of step; never reuse.
       if (this.current === null || this.#releaseAfterParse) this.#poison();
+      // The last answer's trailers came through kOnHeaders too (dropped): never part of this head.
+      this.#headerParts = [];
     };
     parser[P.kOnHeaders] = (headers: string[]) => {
       for (const h of headers) this.#headerParts.push(h);
