@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { getFreePort } from '@portcullis/testkit';
 import { type ProfileSummary, summarizeProfile } from './lib/cpu-profile.ts';
-import { type Environment, startEnvironment } from './lib/environment.ts';
+import { type Environment, answersPing, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
 import { type BenchChild, ROOT, cpuSeconds, spawnChild, startHelper } from './lib/processes.ts';
 import { gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
@@ -77,7 +77,7 @@ async function startTreeGateway(env: Environment, tree: string, label: string, n
     command: process.execPath,
     args: [...nodeArgs, join(tree, 'node_modules', '@portcullis', 'cli', 'bin', 'portcullis.mjs'), 'run', '--config', env.configFile, '--services', 'gateway'],
     env: { ...process.env, PORTCULLIS_OUTPOST__LISTEN__HTTP: `127.0.0.1:${port}`, PORTCULLIS_OUTPOST__LISTEN__METRICS: `127.0.0.1:${metrics}` },
-    isReady: async () => (await fetch(`http://127.0.0.1:${metrics}/outpost.goauthentik.io/ping`)).status === 204,
+    isReady: () => answersPing(metrics, port),
     timeoutMs: 60_000,
   });
   return { tree, label, port, proc, flags: nodeArgs };

@@ -53,6 +53,18 @@ export interface Environment {
 const BIN = join(ROOT, 'node_modules', '@portcullis', 'cli', 'bin', 'portcullis.mjs');
 
 /** Starts NATS (3 nodes), Redis, the upstream, the IdP, then session, auth and `gateways` gateway processes. */
+/**
+ * Whether a member is up: its metrics port answers ping and, for a gateway, its own port too (the
+ * metrics listener answers before the gateway's listeners are bound; a first request then met ECONNREFUSED).
+ */
+export async function answersPing(metricsPort: number, gatewayPort: number | null): Promise<boolean> {
+  for (const port of gatewayPort === null ? [metricsPort] : [metricsPort, gatewayPort]) {
+    const r = await fetch(`http://127.0.0.1:${port}/outpost.goauthentik.io/ping`).catch(() => null);
+    if (r?.status !== 204) return false;
+  }
+  return true;
+}
+
 export async function startEnvironment(opts: { gateways: number }): Promise<Environment> {
   const gatewayPort = await getFreePort();
   const appHost = `app.localhost:${gatewayPort}`;
@@ -118,7 +130,7 @@ providers:
         PORTCULLIS_OUTPOST__LISTEN__METRICS: `127.0.0.1:${metrics}`,
         ...o.env,
       },
-      isReady: async () => (await fetch(`http://127.0.0.1:${metrics}/outpost.goauthentik.io/ping`)).status === 204,
+      isReady: () => answersPing(metrics, role === 'gateway' ? http : null),
       timeoutMs: 60_000,
     });
     const m: Member = { role, index: members.filter((x) => x.role === role).length, http, metrics, proc };
