@@ -128,6 +128,22 @@ t.test('one Deployment per role: non-root, read-only root FS, no capabilities, w
   t.equal(of('Deployment')[0]!.spec.replicas, undefined, 'the HPA owns the gateway replica count');
 });
 
+t.test('a terminating gateway keeps accepting while it leaves the load balancers (preStop), within the grace period', async (t) => {
+  for (const d of of('Deployment')) {
+    const role = d.metadata.labels['app.kubernetes.io/component'];
+    const pod = d.spec.template.spec;
+    const preStop = pod.containers[0].lifecycle?.preStop;
+    if (role !== 'gateway') {
+      t.equal(preStop, undefined, `${role}: no preStop wait (it takes no traffic from a Service)`);
+      continue;
+    }
+    t.same(preStop?.exec?.command?.slice(0, 1), ['sleep'], 'gateway: preStop sleeps');
+    const seconds = Number(preStop.exec.command[1]);
+    t.ok(seconds >= 5, `gateway: for ${seconds} s`);
+    t.ok(pod.terminationGracePeriodSeconds >= seconds + 10 + 15, `gateway: terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} covers the wait, the 10 s grace and the stop time`);
+  }
+});
+
 t.test('Services select their role\'s pods; gateway exposes http/https/metrics, auth and session metrics only', async (t) => {
   for (const s of of('Service')) {
     const role = s.metadata.labels['app.kubernetes.io/component'];
@@ -292,7 +308,8 @@ t.test('helm: the kubelet waits longer than outpost.shutdown_grace_seconds befor
     t.equal(configured, grace ?? 10, 'the value reaches the config');
     for (const d of objs.filter((o) => o.kind === 'Deployment')) {
       const period = d.spec.template.spec.terminationGracePeriodSeconds;
-      t.ok(period >= configured + 15, `${d.metadata.name}: terminationGracePeriodSeconds ${period} leaves the ${configured} s grace and the stop time`);
+      const preStop = Number(d.spec.template.spec.containers[0].lifecycle?.preStop?.exec?.command?.[1] ?? 0);
+      t.ok(period >= preStop + configured + 15, `${d.metadata.name}: terminationGracePeriodSeconds ${period} leaves the ${preStop} s preStop wait, the ${configured} s grace and the stop time`);
     }
   }
 });
