@@ -1,6 +1,8 @@
 // The native plain-HTTP relay's connections against scripted raw upstreams: framing edge cases, keep-alive reuse and its races, out-of-step upstreams, limits, timeouts and shutdown.
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { type Server, type Socket, createServer } from 'node:net';
+import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
 import { H1Pools, type H1Options, type RelayHandler, UpstreamError, nativeRelayAvailable } from './upstream-h1.ts';
 
@@ -413,5 +415,49 @@ t.test('native upstream relay', async (t) => {
       ['client gone'],
     );
     t.ok(upstreamClosed, 'the upstream connection was closed');
+  });
+  t.test('an upload that streams for longer than the headers timeout is not cut: the wait for the answer starts once the body is sent', async (t) => {
+    const up = await rawUpstream(t, (head, socket, index) => {
+      // Index 1 is the chunked body up to its terminating zero-length chunk (the test upstream splits at blank lines).
+      if (index === 1) socket.write(ok(`${head.split('\r\n').filter((l) => l === 'x').length}`));
+    });
+    const pools = new H1Pools({ ...OPTIONS, headersTimeoutMs: 200 });
+    t.teardown(() => pools.close());
+    // A client body arriving slowly (a large file over a slow link): 25 bytes over 2.5 s, past the sweep of each second.
+    const body = Object.assign(new PassThrough(), { complete: false });
+    body.on('end', () => {
+      body.complete = true;
+    });
+    const done = new Promise<Outcome>((resolve) => {
+      const out: Outcome = { body: '', complete: false };
+      pools.get(up.origin).dispatch('POST', '/upload', { host: 'app.test' }, body as unknown as IncomingMessage, {
+        onConnect() {},
+        onHeaders(status) {
+          out.status = status;
+          return true;
+        },
+        onData(chunk) {
+          out.body += chunk.toString('latin1');
+          return true;
+        },
+        onComplete() {
+          out.complete = true;
+          resolve(out);
+        },
+        onError(err) {
+          out.error = err;
+          resolve(out);
+        },
+      });
+    });
+    for (let i = 0; i < 25; i++) {
+      body.write('x');
+      await sleep(100);
+    }
+    body.end();
+    const r = await done;
+    t.equal(r.error, undefined, 'no headers timeout while the body was still being sent');
+    t.equal(r.status, 200);
+    t.equal(r.body, '25', 'the upstream got the whole body');
   });
 });

@@ -99,7 +99,7 @@ export interface H1Options {
   maxConnections: number;
   /** How long an idle connection is kept when the upstream does not say (`Keep-Alive: timeout=N`). */
   idleMs: number;
-  /** From the end of the request head to the answer's head. */
+  /** From the end of the request (its body sent) to the answer's head. */
   headersTimeoutMs: number;
   connectTimeoutMs: number;
   maxHeaderBytes: number;
@@ -319,12 +319,14 @@ class H1Connection {
       if (!ok) {
         body.pause();
         socket.once('drain', onDrain);
+        this.#answerDue();
       }
     };
     const onEnd = () => {
       cleanup();
       if (p.chunked) socket.write('0\r\n\r\n', 'latin1');
       this.#bodySent = true;
+      this.#answerDue();
     };
     // The client left (or its body broke off) before the whole body came: the upstream request is cut.
     const onClose = () => {
@@ -508,7 +510,14 @@ class H1Connection {
       return;
     }
     if (!this.connected) this.#fail(new UpstreamError('UND_ERR_CONNECT_TIMEOUT', `connecting to ${this.#origin.hostname}:${this.#origin.port} timed out`));
-    else if (!this.#answered) this.#fail(new UpstreamError('UND_ERR_HEADERS_TIMEOUT', `the upstream sent no answer within ${this.#origin.options.headersTimeoutMs / 1000} s`));
+    // No answer is due while the request body is still going upstream (a large upload over a slow
+    // link outlasts the headers timeout), unless the upstream has stopped taking it: as undici does.
+    else if (!this.#answered && (this.#bodySent || this.socket.writableNeedDrain)) this.#fail(new UpstreamError('UND_ERR_HEADERS_TIMEOUT', `the upstream sent no answer within ${this.#origin.options.headersTimeoutMs / 1000} s`));
+  }
+
+  /** The answer's head is due within the headers timeout from now: the body was sent, or the upstream stopped taking it. */
+  #answerDue(): void {
+    if (this.connected && !this.#answered) this.deadline = performance.now() + this.#origin.options.headersTimeoutMs;
   }
 
   /** Marks this connection idle until its keep-alive runs out. */
