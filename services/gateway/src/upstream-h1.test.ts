@@ -460,4 +460,36 @@ t.test('native upstream relay', async (t) => {
     t.equal(r.status, 200);
     t.equal(r.body, '25', 'the upstream got the whole body');
   });
+  t.test('a request whose client left before it was sent does not extend the keep-alive of the idle connection it was given', async (t) => {
+    // The upstream forgets a connection 1.4 s after its last answer: a request on it after that is dropped
+    // unanswered (its idle timeout racing the request). The pool keeps idle connections for 1 s.
+    const up = await rawUpstream(t, (head, socket) => {
+      const s = socket as Socket & { answeredAt?: number };
+      if (s.answeredAt !== undefined && performance.now() - s.answeredAt > 1400) {
+        socket.destroy();
+        return;
+      }
+      s.answeredAt = performance.now();
+      socket.write(ok(head.split(' ')[1]!));
+    });
+    const pools = new H1Pools({ ...OPTIONS, idleMs: 1000 });
+    t.teardown(() => pools.close());
+    t.equal((await send(pools, up.origin, 'GET', '/first')).body, '/first');
+    await sleep(800);
+    const errors: Error[] = [];
+    pools.get(up.origin).dispatch('GET', '/gone', {}, null, {
+      onConnect: (abort) => abort(new Error('client gone')),
+      onHeaders: () => true,
+      onData: () => true,
+      onComplete() {},
+      onError: (e) => errors.push(e),
+    });
+    t.equal(errors.length, 1, 'the request whose client left was dropped');
+    await sleep(800);
+    // 1.6 s after the last answer: the idle connection expired at 1 s, so this goes on a new one.
+    const post = await send(pools, up.origin, 'POST', '/post');
+    t.equal(post.error, undefined, 'the POST was not sent on a connection kept past its keep-alive');
+    t.equal(post.body, '/post');
+    t.equal(up.connections(), 2);
+  });
 });

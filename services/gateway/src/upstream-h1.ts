@@ -276,7 +276,6 @@ class H1Connection {
     this.#keepAlive = false;
     // The last answer may have ended while its client held the upstream paused.
     if (this.socket.isPaused()) this.socket.resume();
-    this.deadline = performance.now() + (this.connected ? this.#origin.options.headersTimeoutMs : this.#origin.options.connectTimeoutMs);
     this.#starting = true;
     p.handler.onConnect((err) => this.#abort(p, err));
     this.#starting = false;
@@ -288,6 +287,8 @@ class H1Connection {
       this.#notifyError(p, gone);
       return false;
     }
+    // Only now: an idle connection keeps its keep-alive deadline when nothing was sent on it.
+    this.deadline = performance.now() + (this.connected ? this.#origin.options.headersTimeoutMs : this.#origin.options.connectTimeoutMs);
     const socket = this.socket;
     socket.write(p.head, 'latin1');
     if (p.body === null) {
@@ -590,7 +591,10 @@ class H1Origin {
         conn = this.#idle.pop();
       }
       if (conn !== undefined) {
-        if (!conn.start(p)) this.release(conn);
+        // Its client gone, nothing was sent: the connection goes back as it was, without a new keep-alive
+        // period (the upstream's idle timer still runs from the last answer). Nothing waits in the queue
+        // while a connection is idle.
+        if (!conn.start(p)) this.#idle.push(conn);
         return;
       }
     }
