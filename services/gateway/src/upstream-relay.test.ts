@@ -176,6 +176,20 @@ t.test('proxy relay and cancellation', async (t) => {
         res.end();
       };
       pump();
+    } else if (path === '/small-chunks') {
+      // An unsized stream of 100-byte chunks (as an event stream sends), 16 MiB in all, written with backpressure.
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = Buffer.alloc(100, 'e');
+      let left = (16 * 1024 * 1024) / chunk.length;
+      const pump = (): void => {
+        while (left > 0 && !res.destroyed) {
+          left -= 1;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
     } else if (path === '/reject') {
       // Refuses an upload without reading it (node's server discards the rest of the body itself).
       res.writeHead(413, { 'content-type': 'text/plain', 'content-length': '9' });
@@ -747,5 +761,30 @@ t.test('proxy relay and cancellation', async (t) => {
     t.equal(r.bytes, size, 'every byte');
     t.equal(r.sha256, sha256(PATTERN), 'in order');
     await stillServes(t);
+  });
+  t.test('a client that stops reading a stream of small chunks: one wait for its drain, not one per chunk of the read', async (t) => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    t.teardown(() => process.off('warning', onWarning));
+    const socket = await rawClient(`GET /small-chunks HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: close\r\n\r\n`);
+    t.teardown(() => socket.destroy());
+    // Reads nothing until the gateway's buffers towards it are full, then everything.
+    socket.pause();
+    await sleep(1500);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let received = 0;
+    socket.on('data', (d: Buffer) => {
+      received += d.length;
+    });
+    socket.resume();
+    await within(closed, 30_000, 'the end of the stream');
+    t.ok(received > 16 * 1024 * 1024, 'every chunk arrived', { received });
+    await sleep(10);
+    t.same(
+      warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
+      [],
+      'no listener pile-up on the response',
+    );
   });
 });

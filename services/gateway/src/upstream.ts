@@ -175,6 +175,8 @@ class ProxyExchange implements RelayHandler {
   #resume: (() => void) | null = null;
   /** Built on the first full client buffer only (most answers never need it). */
   #onDrain: (() => void) | null = null;
+  /** A drain is awaited: the native relay hands over the rest of a read after a pause (one chunk each, many for a stream of small chunks), and one wait serves them all. */
+  #awaitingDrain = false;
   #clientGone = false;
   #done = false;
 
@@ -256,8 +258,14 @@ class ProxyExchange implements RelayHandler {
     if (res.writableLength === 0) return true;
     // The client's buffer is full: pause the upstream socket until it drains.
     // undici's resume function stays valid for the whole answer: it is called on every drain.
-    this.#onDrain ??= () => this.#resume?.();
-    res.once('drain', this.#onDrain);
+    this.#onDrain ??= () => {
+      this.#awaitingDrain = false;
+      this.#resume?.();
+    };
+    if (!this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      res.once('drain', this.#onDrain);
+    }
     return false;
   }
 
