@@ -460,6 +460,28 @@ t.test('native upstream relay', async (t) => {
     t.equal(r.status, 200);
     t.equal(r.body, '25', 'the upstream got the whole body');
   });
+  t.test('an upload that stops coming is cut after the headers timeout: it does not hold the upstream connection for ever', async (t) => {
+    const up = await rawUpstream(t, () => {});
+    const pools = new H1Pools({ ...OPTIONS, headersTimeoutMs: 200 });
+    t.teardown(() => pools.close());
+    const body = Object.assign(new PassThrough(), { complete: false });
+    const started = performance.now();
+    const done = new Promise<Error | undefined>((resolve) => {
+      pools.get(up.origin).dispatch('POST', '/upload', { host: 'app.test' }, body as unknown as IncomingMessage, {
+        onConnect() {},
+        onHeaders: () => true,
+        onData: () => true,
+        onComplete: () => resolve(undefined),
+        onError: resolve,
+      });
+    });
+    body.write('x');
+    const err = await done;
+    t.match(err, { code: 'UND_ERR_REQ_BODY_TIMEOUT' }, 'the request ends with a body timeout');
+    t.match(err?.message ?? '', /no part of its request body/);
+    t.ok(performance.now() - started < 5_000, 'within the timeout and a sweep or two');
+    body.destroy();
+  });
   t.test('a request whose client left before it was sent does not extend the keep-alive of the idle connection it was given', async (t) => {
     // The upstream forgets a connection 1.4 s after its last answer: a request on it after that is dropped
     // unanswered (its idle timeout racing the request). The pool keeps idle connections for 1 s.

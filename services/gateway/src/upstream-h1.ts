@@ -317,10 +317,11 @@ class H1Connection {
       } else {
         ok = socket.write(chunk);
       }
+      // Progress: the wait starts again (a slow upload goes on; one that stops is cut below).
+      this.#answerDue();
       if (!ok) {
         body.pause();
         socket.once('drain', onDrain);
-        this.#answerDue();
       }
     };
     const onEnd = () => {
@@ -511,12 +512,15 @@ class H1Connection {
       return;
     }
     if (!this.connected) this.#fail(new UpstreamError('UND_ERR_CONNECT_TIMEOUT', `connecting to ${this.#origin.hostname}:${this.#origin.port} timed out`));
-    // No answer is due while the request body is still going upstream (a large upload over a slow
-    // link outlasts the headers timeout), unless the upstream has stopped taking it: as undici does.
-    else if (!this.#answered && (this.#bodySent || this.socket.writableNeedDrain)) this.#fail(new UpstreamError('UND_ERR_HEADERS_TIMEOUT', `the upstream sent no answer within ${this.#origin.options.headersTimeoutMs / 1000} s`));
+    else if (this.#answered) return;
+    // While the request body is still going upstream, the wait starts again with every chunk (a large
+    // upload over a slow link outlasts the headers timeout): only a body that stopped coming, or an
+    // upstream that stopped taking it, for that long ends the request.
+    else if (this.#bodySent || this.socket.writableNeedDrain) this.#fail(new UpstreamError('UND_ERR_HEADERS_TIMEOUT', `the upstream sent no answer within ${this.#origin.options.headersTimeoutMs / 1000} s`));
+    else this.#fail(new UpstreamError('UND_ERR_REQ_BODY_TIMEOUT', `the client sent no part of its request body for ${this.#origin.options.headersTimeoutMs / 1000} s`));
   }
 
-  /** The answer's head is due within the headers timeout from now: the body was sent, or the upstream stopped taking it. */
+  /** The next thing (the answer's head, or more of the request body) is due within the headers timeout from now. */
   #answerDue(): void {
     if (this.connected && !this.#answered) this.deadline = performance.now() + this.#origin.options.headersTimeoutMs;
   }
