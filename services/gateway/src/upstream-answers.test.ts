@@ -11,6 +11,12 @@ t.test('upstream answers', async (t) => {
   const upstreamPort = await getFreePort();
   // A plain HTTP app: no 'upgrade' listener, so node serves upgrade requests as ordinary requests.
   const upstream = createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
+    if (req.url === '/echo-body') {
+      const chunks: Buffer[] = [];
+      req.on('data', (d: Buffer) => chunks.push(d));
+      req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(`${req.method} body=${Buffer.concat(chunks).toString()}`));
+      return;
+    }
     req.resume();
     if (req.url === '/big-headers') {
       // ASP.NET-style chunked auth cookies: 6 × 4000 bytes, 24 KB of head.
@@ -77,6 +83,34 @@ t.test('upstream answers', async (t) => {
     );
     t.match(text, /^HTTP\/1\.1 200 /);
     t.ok(text.endsWith('\r\n\r\nplain GET /page'), 'the body as sent', { text });
+  });
+
+  t.test('an upgrade request with a body (curl --http2 -d on http://) that the upstream answers normally: the body reaches it', async (t) => {
+    const head = `POST /echo-body HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 11\r\n\r\n`;
+    const together = await rawExchange(`${head}hello=world`);
+    t.match(together, /^HTTP\/1\.1 200 /);
+    t.ok(together.endsWith('\r\n\r\nPOST body=hello=world'), 'a body sent with the head arrived whole', { together });
+    // The body in pieces after the head: the gateway reads it off the socket.
+    const socket = connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.write(`${head}hel`);
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('lo=wo');
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('rld');
+    await Promise.race([once(socket, 'end'), new Promise((r) => setTimeout(r, 5000))]);
+    socket.destroy();
+    const later = Buffer.concat(chunks).toString('latin1');
+    t.ok(later.endsWith('\r\n\r\nPOST body=hello=world'), 'a body sent after the head, in pieces, arrived whole', { later });
+  });
+
+  t.test('an upgrade request with a chunked body is refused with a 411, not sent on without its body', async (t) => {
+    const text = await rawExchange(
+      `PUT /echo-body HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: Upgrade\r\nupgrade: h2c\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`,
+    );
+    t.match(text, /^HTTP\/1\.1 411 Length Required\r\n/);
   });
 
   t.test('an unauthenticated upgrade still never reaches the upstream', async (t) => {

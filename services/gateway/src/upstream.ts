@@ -1,6 +1,6 @@
 // Executes proxy answers: plain HTTP over native-parser keep-alive pools, HTTPS (and traced processes) through undici pools, WebSocket upgrades by splicing sockets.
 import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import { tracingEnabled } from '@portcullis/telemetry';
 import { Pool } from 'undici';
 import type { ProxyAnswer } from './answers.ts';
@@ -426,12 +426,54 @@ class UpgradeExchange {
 
 /** Proxies a WebSocket (or other Upgrade) request: handshake through undici, then splice the sockets (see {@link UpgradeExchange}). */
 export function proxyUpgrade(pools: UpstreamPools, answer: ProxyAnswer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // node parses no body on an upgrade request: whatever follows its head (curl's `--http2 -d` sends a
+  // POST with Upgrade: h2c) comes in `head` and on the socket, as if it were the new protocol already.
+  // A sized body is cut from there and sent on (an upstream that answers normally would else get an
+  // empty POST); a chunked one cannot be told apart from what follows it without decoding it, so it is
+  // refused rather than lost.
+  if (req.headers['transfer-encoding'] !== undefined) {
+    writeRawResponse(socket, 411, 'text/plain; charset=utf-8', 'Length Required: an upgrade request with a body needs a Content-Length.', []);
+    return;
+  }
+  const length = Number(req.headers['content-length'] ?? 0);
+  let body: Buffer | PassThrough | null = null;
+  let rest = head;
+  if (length > 0 && head.length >= length) {
+    body = head.subarray(0, length);
+    rest = head.subarray(length);
+  } else if (length > 0) {
+    body = upgradeBodyFromSocket(socket, head, length);
+    rest = Buffer.alloc(0);
+  }
   const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
   const protocol = String(req.headers.upgrade ?? 'websocket');
   pool.dispatch(
-    { path: answer.path, method: (req.method ?? 'GET') as 'GET', headers: answer.headers, upgrade: protocol, body: null },
-    new UpgradeExchange(socket, protocol, head),
+    { path: answer.path, method: (req.method ?? 'GET') as 'GET', headers: answer.headers, upgrade: protocol, body },
+    new UpgradeExchange(socket, protocol, rest),
   );
+}
+
+/** The body of an upgrade request whose first `head.length` bytes came with its head: the rest is read off the socket, and what follows it is left there. */
+function upgradeBodyFromSocket(socket: Duplex, head: Buffer, length: number): PassThrough {
+  const body = new PassThrough();
+  body.write(head);
+  let left = length - head.length;
+  const onData = (chunk: Buffer): void => {
+    if (chunk.length < left) {
+      left -= chunk.length;
+      if (!body.write(chunk)) {
+        socket.pause();
+        body.once('drain', () => socket.resume());
+      }
+      return;
+    }
+    socket.off('data', onData);
+    socket.pause();
+    if (chunk.length > left) socket.unshift(chunk.subarray(left));
+    body.end(chunk.subarray(0, left));
+  };
+  socket.on('data', onData);
+  return body;
 }
 
 /** Writes a complete HTTP/1.1 response on a raw socket (used for upgrade requests that are refused). */
@@ -442,5 +484,5 @@ export function writeRawResponse(socket: Duplex, status: number, contentType: st
 }
 
 function statusText(status: number): string {
-  return ({ 204: 'No Content', 302: 'Found', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Status';
+  return ({ 204: 'No Content', 302: 'Found', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 411: 'Length Required', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Status';
 }
