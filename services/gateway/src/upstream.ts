@@ -331,6 +331,9 @@ export function proxyHttp(
   );
 }
 
+const CRLF = Buffer.from('\r\n', 'latin1');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+
 /**
  * One upgrade request (WebSocket, h2c, ...) as an undici dispatch handler: a 101 splices the client's
  * socket to the upstream's; any other answer (an app refusing the WebSocket with a 403, or an app
@@ -343,15 +346,19 @@ class UpgradeExchange {
   readonly #socket: Duplex;
   readonly #protocol: string;
   readonly #head: Buffer;
+  /** Whether an answer without a length may be sent chunked (an HTTP/1.1 client, not a HEAD). */
+  readonly #chunkable: boolean;
+  #chunked = false;
   #abort: ((err?: Error) => void) | null = null;
   #resume: (() => void) | null = null;
   #answered = false;
   #done = false;
 
-  constructor(socket: Duplex, protocol: string, head: Buffer) {
+  constructor(socket: Duplex, protocol: string, head: Buffer, chunkable: boolean) {
     this.#socket = socket;
     this.#protocol = protocol;
     this.#head = head;
+    this.#chunkable = chunkable;
     socket.once('close', () => {
       if (!this.#done) this.#abort?.(new ClientGoneError());
     });
@@ -393,26 +400,36 @@ class UpgradeExchange {
     this.#answered = true;
     this.#resume = resume;
     const lines = [`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Status'}`];
+    let sized = false;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toString('latin1');
-      // The body is relayed as undici decoded it, delimited by the end of the connection.
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      const lower = name.toLowerCase();
+      // The body is relayed as undici decoded it.
+      if (HOP_BY_HOP.has(lower)) continue;
+      if (lower === 'content-length') sized = true;
       lines.push(`${name}: ${rawHeaders[i + 1]!.toString('latin1')}`);
     }
+    // A body without a length is sent chunked: delimited by the end of the connection, an upstream
+    // failing mid body would look to the client like the end of a complete answer.
+    this.#chunked = !sized && this.#chunkable && statusCode !== 204 && statusCode !== 304;
+    if (this.#chunked) lines.push('Transfer-Encoding: chunked');
     lines.push('Connection: close');
     this.#socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#socket.write(chunk)) return true;
+    if (chunk.length === 0) return true;
+    const data = this.#chunked ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF]) : chunk;
+    if (this.#socket.write(data)) return true;
     this.#socket.once('drain', () => this.#resume?.());
     return false;
   }
 
   onComplete(): void {
     this.#done = true;
-    this.#socket.end();
+    if (this.#chunked) this.#socket.end(LAST_CHUNK);
+    else this.#socket.end();
   }
 
   onError(): void {
@@ -449,7 +466,7 @@ export function proxyUpgrade(pools: UpstreamPools, answer: ProxyAnswer, req: Inc
   const protocol = String(req.headers.upgrade ?? 'websocket');
   pool.dispatch(
     { path: answer.path, method: (req.method ?? 'GET') as 'GET', headers: answer.headers, upgrade: protocol, body },
-    new UpgradeExchange(socket, protocol, rest),
+    new UpgradeExchange(socket, protocol, rest, req.httpVersion === '1.1' && req.method !== 'HEAD'),
   );
 }
 
