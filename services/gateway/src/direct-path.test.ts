@@ -109,6 +109,21 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
       expect: /^HTTP\/1\.1 200 OK\r\n/,
     },
     { name: 'PURGE without a session: the login redirect, not a 404', request: () => 'PURGE /cache/x HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 302 / },
+    {
+      name: 'a POST whose Content-Type fastify cannot parse (empty): proxied, the body untouched',
+      request: (s) => `POST /form HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ncontent-type: \r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello`,
+      expect: /^HTTP\/1\.1 200 OK\r\n[\s\S]*hello/,
+    },
+    {
+      name: 'a PUT with a type without subtype (text)',
+      request: (s) => `PUT /form HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ncontent-type: text\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello`,
+      expect: /^HTTP\/1\.1 200 OK\r\n[\s\S]*hello/,
+    },
+    {
+      name: 'QUERY without a Content-Type: the upstream judges it',
+      request: (s) => `QUERY /items HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc`,
+      expect: /^HTTP\/1\.1 200 OK\r\n/,
+    },
     { name: 'a valid escape in the query only', request: (s) => `GET /hello?q=a%20b HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`, expect: /^HTTP\/1\.1 200 OK\r\n/ },
   ];
   for (const c of cases) {

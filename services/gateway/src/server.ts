@@ -158,9 +158,10 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
       return server;
     },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
-  for (const method of EXTRA_METHODS) {
-    if (!app.supportedMethods.includes(method)) app.addHttpMethod(method, { hasBody: true });
-  }
+  // Every method is bodyless to fastify: bodies stream to the upstream unparsed, so fastify must not
+  // judge their Content-Type first (it refused an empty one, `text`, or a QUERY without one, and the
+  // error handler made that a 500 the direct path never gives).
+  for (const method of EXTRA_METHODS) app.addHttpMethod(method, { hasBody: false, overrideExisting: true });
   methods = new Set(app.supportedMethods);
   app.addHook('preClose', (done) => {
     lifecycle.closing = true;
