@@ -5,7 +5,7 @@ import { tracingEnabled } from '@portcullis/telemetry';
 import { Pool } from 'undici';
 import type { ProxyAnswer } from './answers.ts';
 import { renderPage } from './pages.ts';
-import { type H1Options, H1Pools, type RelayHandler, nativeRelayAvailable } from './upstream-h1.ts';
+import { type H1Options, H1Pools, type RelayHandler, UpstreamError, nativeRelayAvailable } from './upstream-h1.ts';
 
 /** Response headers that never cross a proxy. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -31,6 +31,8 @@ export interface UpstreamPoolOptions {
   plainHttp?: 'native' | 'undici';
   /** Overrides of the native pools' limits (tests). */
   native?: Partial<H1Options>;
+  /** undici path: how long a request body may stop coming before the exchange ends (default: the headers timeout). */
+  bodyStallMs?: number;
 }
 
 /** One pool per upstream origin and TLS policy, reused across requests. */
@@ -40,8 +42,10 @@ export class UpstreamPools {
   readonly #unverified = new Map<string, Pool>();
   /** Plain-HTTP origins on the native relay, or null when undici carries them too. */
   readonly plain: H1Pools | null;
+  readonly bodyStallMs: number;
 
   constructor(options: UpstreamPoolOptions = {}) {
+    this.bodyStallMs = options.bodyStallMs ?? UPSTREAM_HEADERS_TIMEOUT_MS;
     const mode = options.plainHttp ?? (nativeRelayAvailable && !tracingEnabled() ? 'native' : 'undici');
     this.plain =
       mode === 'native' && nativeRelayAvailable
@@ -179,6 +183,9 @@ class ProxyExchange implements RelayHandler {
   #awaitingDrain = false;
   #clientGone = false;
   #done = false;
+  /** undici path with a request body: how long the body may stop coming (0: not watched) and the watch. */
+  bodyStallMs = 0;
+  #stallWatch: NodeJS.Timeout | null = null;
 
   constructor(
     answer: ProxyAnswer,
@@ -215,6 +222,40 @@ class ProxyExchange implements RelayHandler {
       return;
     }
     this.#abort = abort;
+    if (this.bodyStallMs > 0) this.#watchBody(this.bodyStallMs);
+  }
+
+  /**
+   * undici bounds the wait for the answer's head once the request is sent, but not a request body that
+   * stops coming: a client that stalls mid upload would hold the upstream connection for ever. As on
+   * the native relay, no byte of it for `ms` ends the exchange (a 502), whether the client stopped
+   * sending or the upstream stopped taking it. Progress is read off the client socket's byte count: a
+   * 'data' listener of our own would set the body flowing before undici reads it.
+   */
+  #watchBody(ms: number): void {
+    const req = this.#req;
+    const socket = req.socket;
+    let seen = socket.bytesRead;
+    let since = performance.now();
+    this.#stallWatch = setInterval(
+      () => {
+        if (this.#done || req.complete) return this.#stopWatch();
+        if (socket.bytesRead !== seen) {
+          seen = socket.bytesRead;
+          since = performance.now();
+        } else if (performance.now() - since >= ms) {
+          this.#stopWatch();
+          this.#abort?.(new UpstreamError('UND_ERR_REQ_BODY_TIMEOUT', `no part of the request body went upstream for ${ms / 1000} s`));
+        }
+      },
+      Math.max(10, ms / 4),
+    );
+    this.#stallWatch.unref();
+  }
+
+  #stopWatch(): void {
+    if (this.#stallWatch !== null) clearInterval(this.#stallWatch);
+    this.#stallWatch = null;
   }
 
   onHeaders(statusCode: number, rawHeaders: ReadonlyArray<string | Buffer>, resume: () => void): boolean {
@@ -271,6 +312,7 @@ class ProxyExchange implements RelayHandler {
 
   onComplete(): void {
     this.#done = true;
+    this.#stopWatch();
     this.#res.end();
     this.#observe?.(this.#answer, this.#method, this.#seconds());
     this.#observeRequest();
@@ -279,6 +321,7 @@ class ProxyExchange implements RelayHandler {
   onError(err: Error): void {
     if (this.#done) return;
     this.#done = true;
+    this.#stopWatch();
     const res = this.#res;
     if (this.#onDrain) res.off('drain', this.#onDrain);
     this.#observe?.(this.#answer, this.#method, this.#seconds(), err);
@@ -322,6 +365,7 @@ export function proxyHttp(
     pools.plain.get(answer.origin).dispatch(method, answer.path, answer.headers, body, exchange);
     return;
   }
+  if (body !== null) exchange.bodyStallMs = pools.bodyStallMs;
   const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
   // The raw handler interface (marked deprecated in the types) is the one undici's own request API
   // implements: it skips the controller wrapper and the parsed-headers object of the new interface.
