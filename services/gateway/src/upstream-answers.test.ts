@@ -1,11 +1,22 @@
 // Heads beyond node's 16 KiB default both ways (large app cookies), and upgrade requests the upstream does not switch.
 import { once } from 'node:events';
 import { createServer } from 'node:http';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { getFreePort } from '@portcullis/testkit';
 import t from 'tap';
 import { Agent, request } from 'undici';
 import { startProxyGateway } from './test-support.ts';
+import { HALF_OPEN_MS } from './upstream.ts';
+
+/** The target of a /proc fd link, or '' when it is gone meanwhile. */
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
 
 /** The body of a raw HTTP/1.1 answer: decoded when chunked (null when its last chunk is missing), as sent otherwise. */
 function bodyOf(text: string): string | null {
@@ -159,4 +170,53 @@ t.test('upstream answers', async (t) => {
     const text = await rawExchange(`GET /no-ws HTTP/1.1\r\nhost: app.company\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n`);
     t.match(text, /^HTTP\/1\.1 302 /);
   });
+});
+
+t.test('a switched upgrade: the client is told the protocol the upstream chose, not the list it offered', async (t) => {
+  const upstreamPort = await getFreePort();
+  const upstream = createServer();
+  upstream.on('upgrade', (req, socket) => {
+    // Offered "h2c, websocket": the app picks one and says which.
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-offered: ${req.headers.upgrade}\r\n\r\n`);
+    socket.end();
+  });
+  upstream.listen(upstreamPort, '127.0.0.1');
+  await once(upstream, 'listening');
+  t.teardown(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+  const { port, cookie } = await startProxyGateway(t, upstreamPort);
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.write(`GET /switch HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: Upgrade\r\nupgrade: h2c, websocket\r\n\r\n`);
+  await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 5000))]);
+  socket.destroy();
+  const head = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n')[0]!;
+  t.match(head, /^HTTP\/1\.1 101 /);
+  t.match(head, /x-offered: h2c, websocket/i, 'the upstream saw the whole offer');
+  const upgrade = head.split('\r\n').filter((l) => /^upgrade:/i.test(l));
+  t.same(upgrade, ['Upgrade: websocket'], 'one Upgrade header: the chosen protocol');
+});
+
+t.test('a refused upgrade whose client never closes its side: the gateway closes its socket once idle', async (t) => {
+  const { port } = await startProxyGateway(t, await getFreePort());
+  // Open sockets of this process (the gateway runs in it): file descriptors that are sockets.
+  const tcp = () => readdirSync('/proc/self/fd').filter((fd) => readlinkSafe(`/proc/self/fd/${fd}`).startsWith('socket:')).length;
+  const before = tcp();
+  // allowHalfOpen: the client does not answer the gateway's end with its own (a misbehaving or hostile
+  // client; no session needed, the refusal itself is such an answer).
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => socket.destroy());
+  await once(socket, 'connect');
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.write('GET /ws HTTP/1.1\r\nhost: app.company\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\r\n');
+  await once(socket, 'end');
+  t.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1\.1 302 /);
+  t.equal(tcp(), before + 2, `both ends open: the client and the gateway half of it (${before} before, ${tcp()} now)`);
+  await new Promise((r) => setTimeout(r, HALF_OPEN_MS + 1_000));
+  t.equal(tcp(), before + 1, `only the client end is left: the gateway closed its socket (${before} before, ${tcp()} now)`);
 });

@@ -423,14 +423,17 @@ class UpgradeExchange {
       upstream.destroy();
       return;
     }
-    const lines = ['HTTP/1.1 101 Switching Protocols', `Upgrade: ${this.#protocol}`, 'Connection: Upgrade'];
+    // The protocol the upstream switched to (a client may offer several: "h2c, websocket").
+    let chosen = this.#protocol;
+    const lines: string[] = [];
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!.toString('latin1');
       const lower = name.toLowerCase();
+      if (lower === 'upgrade') chosen = rawHeaders[i + 1]!.toString('latin1');
       if (lower === 'connection' || lower === 'upgrade') continue;
       lines.push(`${name}: ${rawHeaders[i + 1]!.toString('latin1')}`);
     }
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${chosen}\r\nConnection: Upgrade\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`);
     if (this.#head.length > 0) upstream.write(this.#head);
     socket.on('error', () => upstream.destroy());
     socket.once('close', () => upstream.destroy());
@@ -472,8 +475,7 @@ class UpgradeExchange {
 
   onComplete(): void {
     this.#done = true;
-    if (this.#chunked) this.#socket.end(LAST_CHUNK);
-    else this.#socket.end();
+    endUpgradeSocket(this.#socket, this.#chunked ? LAST_CHUNK : undefined);
   }
 
   onError(): void {
@@ -541,7 +543,24 @@ function upgradeBodyFromSocket(socket: Duplex, head: Buffer, length: number): Pa
 export function writeRawResponse(socket: Duplex, status: number, contentType: string, body: string, headers: Array<[string, string]>): void {
   const lines = [`HTTP/1.1 ${status} ${statusText(status)}`, `Content-Type: ${contentType}`, `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
   for (const [k, v] of headers) lines.push(`${k}: ${v}`);
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  endUpgradeSocket(socket, `${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/** How long a client socket of an upgrade request answered normally may stay half open after our end. */
+export const HALF_OPEN_MS = 5_000;
+
+/**
+ * Ends the client socket of an upgrade request that was not switched. Node's HTTP server no longer
+ * watches a socket it handed to 'upgrade' (no timeout), and keeps its read side open after our end:
+ * a client that never closes its side (anyone, even unauthenticated: the refusal is such an answer)
+ * would hold the socket for ever. It is destroyed once idle that long (a client still reading the
+ * answer keeps it alive; destroying at once could reset an answer not read yet).
+ */
+function endUpgradeSocket(socket: Duplex, last?: string | Buffer): void {
+  if (last === undefined) socket.end();
+  else socket.end(last);
+  const s = socket as Duplex & { setTimeout?: (ms: number, cb: () => void) => void };
+  s.setTimeout?.(HALF_OPEN_MS, () => socket.destroy());
 }
 
 function statusText(status: number): string {
