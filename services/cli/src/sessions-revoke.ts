@@ -58,7 +58,7 @@ export async function revokeSessions(deps: RevokeDeps, target: RevokeTarget): Pr
         ? createEvent('UserSignedOut', { sub: target.user, provider: '(admin)', reason: 'admin revoke' })
         : createEvent('SessionEnded', { sessionId: target.session, reason: 'admin revoke' });
     const seq = await deps.log.append(event);
-    const gateways = presence.alive().length;
+    const gateways = presence.alive(Date.now(), deps.boundMs).length;
     const started = performance.now();
     const [projected, acked] = await Promise.all([
       deps.store.waitForApplied(seq, deps.boundMs),

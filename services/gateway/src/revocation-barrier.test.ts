@@ -1,5 +1,6 @@
 // The sign-out barrier: which gateways the collector waits for, what counts as an acknowledgement, and the lease.
 import { type RequestBus, createMemoryBus } from '@portcullis/bus';
+import { createEvent } from '@portcullis/events';
 import { createMemoryStore } from '@portcullis/store';
 import t from 'tap';
 import { BARRIER_SUBJECTS, GatewayBarrierMember, PresenceTracker, collectRevocationAcks } from './revocation-barrier.ts';
@@ -83,4 +84,73 @@ t.test('the lease runs on a monotonic clock: a wall clock stepped back does not 
   });
   await sleep(200);
   t.equal(cache.trusted, false, 'the lease lapsed after the bound, whatever the wall clock says');
+});
+
+/**
+ * A gateway on `bus` that can be cut off from it without noticing (no disconnect reported): from then
+ * on nothing reaches it (log, barrier) and nothing it sends arrives (heartbeats, pings never answer).
+ */
+async function cuttableGateway(t: import('tap').Test, bus: ReturnType<typeof createMemoryBus>, boundMs: number) {
+  let cut = false;
+  const store = createMemoryStore();
+  t.teardown(() => store.close());
+  const log: import('@portcullis/bus').EventLog = {
+    append: (e) => bus.log.append(e),
+    lastSeq: () => bus.log.lastSeq(),
+    subscribe: (from, h, onError) => bus.log.subscribe(from, (e) => (cut ? undefined : h(e)), onError),
+  };
+  const cache = new CachedSessionReader({ log, store, revocationMemoryMs: 60_000 });
+  await cache.start();
+  t.teardown(() => cache.stop());
+  const rpc: RequestBus = {
+    request: (s, p, ms) => bus.rpc.request(s, p, ms),
+    serve: (s, h) => bus.rpc.serve(s, h),
+    listen: (s, h) => bus.rpc.listen(s, (p) => (cut ? new Promise(() => {}) : h(p))),
+    publish: (s, p) => {
+      if (!cut) bus.rpc.publish(s, p);
+    },
+    gather: (s, p, o) => bus.rpc.gather(s, p, o),
+    ping: () => (cut ? new Promise<void>(() => {}) : bus.rpc.ping()),
+  };
+  const member = new GatewayBarrierMember({ id: 'cut-off', rpc, cache, boundMs });
+  member.start();
+  t.teardown(() => member.stop());
+  return {
+    cache,
+    cutOff: () => {
+      cut = true;
+    },
+  };
+}
+
+t.test('with a bound longer than the presence TTL, a sign-out still waits for a silently cut-off gateway whose lease holds', async (t) => {
+  const boundMs = 4000;
+  const { bus, presence } = busWithPresence(t);
+  const g = await cuttableGateway(t, bus, boundMs);
+  const seq = await bus.log.append(
+    createEvent('SessionStarted', {
+      sessionId: 'sess-1',
+      provider: 'app',
+      issuer: 'http://idp',
+      sub: 'alice',
+      sid: null,
+      claims: {},
+      accessToken: 'at',
+      idToken: null,
+      jwksUri: '',
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 60_000,
+    }),
+  );
+  t.ok(await g.cache.waitLocalApplied(seq, 1000));
+  await sleep(20);
+  t.same(presence.alive(), ['cut-off']);
+  g.cutOff();
+  // Past the presence TTL (3 s), still well within the gateway's lease (the bound).
+  await sleep(3100);
+  const out = await bus.log.append(createEvent('UserSignedOut', { sub: 'alice', provider: 'app', reason: 'sign_out' }));
+  const acked = await collectRevocationAcks(bus.rpc, presence, out, boundMs);
+  // The sign-out answers now: the cut-off gateway must not accept alice's session any more.
+  const served = g.cache.peekLiveSession('sess-1');
+  t.notOk(acked && served, 'a sign-out answered as propagated while a gateway still serves the session from its cache');
 });

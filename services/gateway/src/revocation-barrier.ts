@@ -10,8 +10,14 @@ export const BARRIER_SUBJECTS = {
 } as const;
 
 const HEARTBEAT_INTERVAL_MS = 1000;
-/** A gateway not heard from for this long is no longer waited for (its own lease has expired by then). */
+/**
+ * A gateway not heard from for this long plus the propagation bound is no longer waited for: its
+ * lease (the bound, from its last round trip to the bus) has expired by then. The bound counts too,
+ * since it may be configured far longer than this TTL.
+ */
 const PEER_TTL_MS = 3000;
+/** The largest propagation bound the configuration allows: peers are forgotten only past any TTL. */
+const MAX_BOUND_MS = 60_000;
 
 interface BarrierAck {
   id: string;
@@ -33,12 +39,12 @@ export class PresenceTracker {
     });
   }
 
-  /** Gateways heard from within the peer TTL. */
-  alive(now = Date.now()): string[] {
+  /** Gateways heard from within the peer TTL plus `boundMs` (whose lease may still hold). */
+  alive(now = Date.now(), boundMs = 0): string[] {
     const out: string[] = [];
     for (const [id, seen] of this.#peers) {
-      if (now - seen <= PEER_TTL_MS) out.push(id);
-      else this.#peers.delete(id);
+      if (now - seen <= PEER_TTL_MS + boundMs) out.push(id);
+      else if (now - seen > PEER_TTL_MS + MAX_BOUND_MS) this.#peers.delete(id);
     }
     return out;
   }
@@ -53,7 +59,7 @@ export class PresenceTracker {
  * time. A gateway that cannot apply it within the bound stops trusting its cache by itself.
  */
 export async function collectRevocationAcks(rpc: RequestBus, presence: PresenceTracker, seq: number, timeoutMs: number): Promise<boolean> {
-  const expected = presence.alive();
+  const expected = presence.alive(Date.now(), timeoutMs);
   if (expected.length === 0) return true;
   const ok = new Set<string>();
   // Until every expected gateway acknowledged: a gateway that joined since (or whose heartbeat was
