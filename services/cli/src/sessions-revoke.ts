@@ -46,7 +46,7 @@ export interface RevokeResult {
  * the projection and every live gateway to apply it — the sign-out guarantee, for an operator.
  */
 export async function revokeSessions(deps: RevokeDeps, target: RevokeTarget): Promise<RevokeResult> {
-  const presence = new PresenceTracker(deps.rpc);
+  const presence = new PresenceTracker(deps.rpc, { warmupMs: deps.presenceWarmupMs ?? PRESENCE_WARMUP_MS });
   // Listening starts first: the warm-up overlaps the look-up of what is about to be revoked.
   presence.start();
   try {

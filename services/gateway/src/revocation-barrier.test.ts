@@ -12,7 +12,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function busWithPresence(t: import('tap').Test) {
   const bus = createMemoryBus();
   t.teardown(() => bus.close());
-  const presence = new PresenceTracker(bus.rpc);
+  // These tests announce every gateway themselves: the list is complete at once.
+  const presence = new PresenceTracker(bus.rpc, { warmupMs: 0 });
   presence.start();
   t.teardown(() => presence.stop());
   return { bus, presence };
@@ -153,4 +154,34 @@ t.test('with a bound longer than the presence TTL, a sign-out still waits for a 
   // The sign-out answers now: the cut-off gateway must not accept alice's session any more.
   const served = g.cache.peekLiveSession('sess-1');
   t.notOk(acked && served, 'a sign-out answered as propagated while a gateway still serves the session from its cache');
+});
+
+t.test('a gateway that has just started waits for the running gateways it has not heard from yet', async (t) => {
+  const bus = createMemoryBus();
+  t.teardown(() => bus.close());
+  // A gateway running for a while: it heartbeats every second and needs a moment to apply a sign-out.
+  let otherApplied = false;
+  // (This gateway's own barrier listener is registered first only because the embedded bus checks
+  // the answers in listener order; over NATS the first answer to arrive is checked first.)
+  const subs = [
+    bus.rpc.listen(BARRIER_SUBJECTS.barrier, async () => ({ id: 'self', applied: true })),
+    bus.rpc.listen(BARRIER_SUBJECTS.barrier, async () => {
+      await sleep(150);
+      otherApplied = true;
+      return { id: 'other', applied: true };
+    }),
+  ];
+  bus.rpc.publish(BARRIER_SUBJECTS.heartbeat, { id: 'other' });
+  const beats = setInterval(() => bus.rpc.publish(BARRIER_SUBJECTS.heartbeat, { id: 'other' }), 1000);
+  t.teardown(() => clearInterval(beats));
+  await sleep(50);
+  // This gateway starts (as start-portcullis wires it) and serves a sign-out before the other's next beat.
+  const presence = new PresenceTracker(bus.rpc);
+  presence.start();
+  t.teardown(() => presence.stop());
+  t.teardown(() => Promise.all(subs.map((s) => s.close())));
+  bus.rpc.publish(BARRIER_SUBJECTS.heartbeat, { id: 'self' });
+  await sleep(10);
+  const acked = await collectRevocationAcks(bus.rpc, presence, 7, 500);
+  t.ok(otherApplied || !acked, 'not answered as propagated before the running gateway applied the sign-out');
 });

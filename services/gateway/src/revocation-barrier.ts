@@ -24,14 +24,34 @@ interface BarrierAck {
   applied: boolean;
 }
 
+/**
+ * How long a presence list must have listened before it knows every live gateway: each announces
+ * itself every second, and a list younger than that may miss one (a gateway just started, or `sessions
+ * revoke`, would otherwise wait only for the gateways it happened to hear).
+ */
+export const PRESENCE_WARMUP_MS = HEARTBEAT_INTERVAL_MS + 200;
+
 /** Tracks which gateways are alive, from their heartbeats. */
 export class PresenceTracker {
   readonly #peers = new Map<string, number>();
   #sub: Subscription | undefined;
+  #startedAt = Number.POSITIVE_INFINITY;
+  readonly #warmupMs: number;
 
-  constructor(private readonly rpc: RequestBus) {}
+  constructor(
+    private readonly rpc: RequestBus,
+    opts: { warmupMs?: number } = {},
+  ) {
+    this.#warmupMs = opts.warmupMs ?? PRESENCE_WARMUP_MS;
+  }
+
+  /** True once the list has listened long enough to have heard every live gateway. */
+  complete(): boolean {
+    return performance.now() - this.#startedAt >= this.#warmupMs;
+  }
 
   start(): void {
+    this.#startedAt = performance.now();
     this.#sub = this.rpc.listen(BARRIER_SUBJECTS.heartbeat, async (payload) => {
       const id = (payload as { id?: unknown })?.id;
       if (typeof id === 'string') this.#peers.set(id, Date.now());
@@ -59,17 +79,22 @@ export class PresenceTracker {
  * time. A gateway that cannot apply it within the bound stops trusting its cache by itself.
  */
 export async function collectRevocationAcks(rpc: RequestBus, presence: PresenceTracker, seq: number, timeoutMs: number): Promise<boolean> {
+  // A list that has not heard every gateway yet cannot say who is missing: collect for the whole
+  // bound (every gateway that hears the barrier applies it or distrusts its cache by then).
+  const complete = presence.complete();
   const expected = presence.alive(Date.now(), timeoutMs);
-  if (expected.length === 0) return true;
+  if (complete && expected.length === 0) return true;
   const ok = new Set<string>();
   // Until every expected gateway acknowledged: a gateway that joined since (or whose heartbeat was
   // late) also answers, and must not stand in for one that is still applying the sign-out.
   const allAcked = (acks: readonly BarrierAck[]) => {
     for (const a of acks) if (a.applied) ok.add(a.id);
-    return expected.every((id) => ok.has(id));
+    return complete && expected.every((id) => ok.has(id));
   };
   const acks = await rpc.gather<BarrierAck>(BARRIER_SUBJECTS.barrier, { seq }, { expect: expected.length, timeoutMs, done: allAcked });
-  return allAcked(acks);
+  if (allAcked(acks)) return true;
+  // Warmed up meanwhile: propagated if every gateway the list knows now acknowledged.
+  return !complete && presence.complete() && presence.alive(Date.now(), timeoutMs).every((id) => ok.has(id));
 }
 
 /** A gateway's side of the protocol: heartbeats, barrier answers and the lease renewal loop. */
