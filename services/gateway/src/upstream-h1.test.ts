@@ -17,8 +17,15 @@ interface Outcome {
   error?: Error;
 }
 
-/** Sends one request through `pools` and resolves when it completes or fails. */
-function send(pools: H1Pools, origin: string, method = 'GET', path = '/', headers: Record<string, string | string[]> = { host: 'app.test' }): Promise<Outcome> {
+/** Sends one request (with `body`, if any) through `pools` and resolves when it completes or fails. */
+function send(
+  pools: H1Pools,
+  origin: string,
+  method = 'GET',
+  path = '/',
+  headers: Record<string, string | string[]> = { host: 'app.test' },
+  body: IncomingMessage | null = null,
+): Promise<Outcome> {
   return new Promise((resolve) => {
     const out: Outcome = { body: '', complete: false };
     const handler: RelayHandler = {
@@ -41,7 +48,7 @@ function send(pools: H1Pools, origin: string, method = 'GET', path = '/', header
         resolve(out);
       },
     };
-    pools.get(origin).dispatch(method, path, headers, null, handler);
+    pools.get(origin).dispatch(method, path, headers, body, handler);
   });
 }
 
@@ -428,28 +435,7 @@ t.test('native upstream relay', async (t) => {
     body.on('end', () => {
       body.complete = true;
     });
-    const done = new Promise<Outcome>((resolve) => {
-      const out: Outcome = { body: '', complete: false };
-      pools.get(up.origin).dispatch('POST', '/upload', { host: 'app.test' }, body as unknown as IncomingMessage, {
-        onConnect() {},
-        onHeaders(status) {
-          out.status = status;
-          return true;
-        },
-        onData(chunk) {
-          out.body += chunk.toString('latin1');
-          return true;
-        },
-        onComplete() {
-          out.complete = true;
-          resolve(out);
-        },
-        onError(err) {
-          out.error = err;
-          resolve(out);
-        },
-      });
-    });
+    const done = send(pools, up.origin, 'POST', '/upload', { host: 'app.test' }, body as unknown as IncomingMessage);
     for (let i = 0; i < 25; i++) {
       body.write('x');
       await sleep(100);
