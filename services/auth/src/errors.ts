@@ -7,7 +7,7 @@ export const AuthErrorCode = {
   BadRequest: 'PORTCULLIS_AUTH_BAD_REQUEST',
   /** The IdP answered the authorization request with an `error` parameter. */
   IdpDenied: 'PORTCULLIS_AUTH_IDP_DENIED',
-  /** The callback lacks `code` or `state`, or repeats a response parameter. */
+  /** The callback lacks `code` or `state`, repeats a response parameter, or is not a code-flow response of this IdP. */
   MissingParameter: 'PORTCULLIS_AUTH_MISSING_PARAMETER',
   /** No login-state cookie, or one that is tampered with, expired, for another provider or another state. */
   InvalidState: 'PORTCULLIS_AUTH_INVALID_STATE',

@@ -156,6 +156,25 @@ t.test('callback refusals create no session', async (t) => {
     t.equal((await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(start) })).status, 302, 'the well-formed response still works');
   });
 
+  t.test('a response with implicit/JARM parameters or another "iss" → 400, not an IdP error; the state is not used up', async (t) => {
+    const start = await requestStart(h.bus, 'app');
+    const query = await loginAtIdp(h.browser, start.location!);
+    const before = await h.bus.log.lastSeq();
+    for (const crafted of [
+      `${query}&id_token=a.b.c`,
+      `${query}&token=abc`,
+      `${query}&response=a.b.c`,
+      query.replace(/&iss=[^&]*/, '&iss=https%3A%2F%2Fevil.example'),
+      query.replace(/&iss=[^&]*/, ''),
+    ]) {
+      const reply = await requestCallback(h.bus, { provider: 'app', query: crafted, stateCookies: cookiesFrom(start) });
+      t.equal(reply.status, 400, crafted);
+      t.match(reply.page?.message, /start again/);
+    }
+    t.equal(await h.bus.log.lastSeq(), before, 'no session');
+    t.equal((await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(start) })).status, 302, 'the genuine response still works');
+  });
+
   t.test("an error response that answers none of this browser's logins → 400, the attacker's text is not shown", async (t) => {
     const phishing = 'error_description=Your+account+is+locked.+Call+%2B1-555-0100+to+unlock+it';
     const other = await requestStart(h.bus, 'app');

@@ -2,6 +2,7 @@
 import type { SessionStarted } from '@portcullis/events';
 import { type AuthReply, type CallbackRequest, createEvent } from '@portcullis/events';
 import { cookieKeyId, randomToken, serializeCookie, serializeDeletionCookie, signSessionCookie } from '@portcullis/protocol';
+import type { ServerMetadata } from 'openid-client';
 import { type AuthContext, clientFor, lookupProvider } from './auth-context.ts';
 import { pageReply, redirectReply } from './auth-replies.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
@@ -76,11 +77,12 @@ export async function finishLogin(ctx: AuthContext, req: CallbackRequest): Promi
       ),
     };
   }
+  const oidc = await clientFor(ctx, provider);
+  refuseForeignResponse(params, oidc.serverMetadata());
   if (!(await ctx.store.consumeOnce(loginStateOnceKey(state), LOGIN_STATE_TTL_SECONDS * 1000))) {
     throw new AuthError(AuthErrorCode.StateReplayed, INVALID_STATE_MESSAGE, { statusCode: 400 });
   }
 
-  const oidc = await clientFor(ctx, provider);
   const tokens = await exchangeCode(oidc, {
     issuer: config.issuer,
     timeoutMs: ctx.clients.timeoutMs,
@@ -145,6 +147,26 @@ export async function finishLogin(ctx: AuthContext, req: CallbackRequest): Promi
     sessionSeq: seq,
     ...(config.refresh && tokens.refreshToken === null ? { refreshTokenMissing: true } : {}),
   };
+}
+
+/** Parameters of implicit/hybrid (`id_token`, `token`) and JARM (`response`) responses: never in a code-flow response. */
+const FOREIGN_PARAMETERS = ['id_token', 'token', 'response'];
+
+/**
+ * Refuses, before the state is used up, a response the IdP cannot have sent for our code flow:
+ * implicit/hybrid/JARM parameters, or an `iss` (RFC 9207) that is not the IdP's (or missing when the
+ * IdP always sends it: a mix-up or a crafted link). openid-client would refuse these too, but as an
+ * invalid IdP answer (502): the browser's request is at fault, so a 400.
+ * @throws AuthError MISSING_PARAMETER (400).
+ */
+function refuseForeignResponse(params: URLSearchParams, metadata: ServerMetadata): void {
+  const foreign = FOREIGN_PARAMETERS.filter((name) => params.has(name));
+  const iss = params.get('iss');
+  const issWrong = iss === null ? metadata.authorization_response_iss_parameter_supported === true : iss !== metadata.issuer;
+  if (foreign.length > 0 || issWrong) {
+    const what = foreign.length > 0 ? `carries ${foreign.join(' and ')}, which this sign-in never uses` : 'does not come from the identity provider it was sent to';
+    throw new AuthError(AuthErrorCode.MissingParameter, `The sign-in response ${what} — start again.`, { statusCode: 400 });
+  }
 }
 
 /** The Set-Cookie that removes a login attempt's state cookie. */
