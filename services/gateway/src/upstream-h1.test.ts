@@ -52,6 +52,17 @@ function send(
   });
 }
 
+/** Sends GET /gone for a client that has already left (it aborts when given a connection); errors go to `errors`. */
+function sendGone(pools: H1Pools, origin: string, errors: Error[]): void {
+  pools.get(origin).dispatch('GET', '/gone', {}, null, {
+    onConnect: (abort) => abort(new Error('client gone')),
+    onHeaders: () => true,
+    onData: () => true,
+    onComplete() {},
+    onError: (e) => errors.push(e),
+  });
+}
+
 /** A raw TCP upstream: `answer` gets each request head (as text) and the socket it came on; counts connections. */
 async function rawUpstream(t: Test, answer: (head: string, socket: Socket, index: number) => void): Promise<{ origin: string; connections: () => number; heads: string[]; server: Server }> {
   let connections = 0;
@@ -313,13 +324,7 @@ t.test('native upstream relay', async (t) => {
     const first = send(pools, up.origin, 'GET', '/first');
     const errors: Error[] = [];
     // Queued behind /first; its client is gone by the time the connection frees up.
-    pools.get(up.origin).dispatch('GET', '/gone', {}, null, {
-      onConnect: (abort) => abort(new Error('client gone')),
-      onHeaders: () => true,
-      onData: () => true,
-      onComplete() {},
-      onError: (e) => errors.push(e),
-    });
+    sendGone(pools, up.origin, errors);
     const third = send(pools, up.origin, 'GET', '/third');
     t.equal((await first).body, '/first');
     t.equal((await third).body, '/third');
@@ -485,13 +490,7 @@ t.test('native upstream relay', async (t) => {
     t.equal((await send(pools, up.origin, 'GET', '/first')).body, '/first');
     await sleep(800);
     const errors: Error[] = [];
-    pools.get(up.origin).dispatch('GET', '/gone', {}, null, {
-      onConnect: (abort) => abort(new Error('client gone')),
-      onHeaders: () => true,
-      onData: () => true,
-      onComplete() {},
-      onError: (e) => errors.push(e),
-    });
+    sendGone(pools, up.origin, errors);
     t.equal(errors.length, 1, 'the request whose client left was dropped');
     await sleep(800);
     // 1.6 s after the last answer: the idle connection expired at 1 s, so this goes on a new one.
