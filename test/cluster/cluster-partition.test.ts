@@ -260,7 +260,8 @@ t.test('cluster: a gateway partitioned from NATS never accepts a revoked session
           ? ''
           : ` (${Math.round(performance.now() - resumedAt)} ms after resuming; cut gateway cache trusted=${await metric(cut.metrics, 'portcullis_session_cache_trusted')}, ` +
             `projection lag per session process=${(await Promise.all(sessionProcesses.map((m) => metric(m.metrics, 'portcullis_projection_lag_events')))).join('/')}, ` +
-            `cut gateway log since the cut: ${JSON.stringify(messagesSince(cut.logLines(), cutAt))})`;
+            `cut gateway log since the cut: ${JSON.stringify(messagesSince(cut.logLines(), cutAt))}, ` +
+            `session processes' logs since the cut: ${JSON.stringify(sessionProcesses.map((m) => messagesSince(m.logLines(), cutAt)))})`;
       t.equal(status, 302, `once everything resumed the cut gateway denies${state}`);
     },
   );

@@ -308,6 +308,11 @@ async function openAdapters(
       } else if (s.type === 'reconnect') {
         logger.info({ nats: s.type }, 'NATS reconnected');
         connection.bus(true);
+      } else if (s.type === 'log_subscription_stalled') {
+        // A reader of the event log heard nothing from its consumer: events would stop being applied.
+        logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader stalled: starting a new consumer');
+      } else if (s.type === 'log_subscription_retry') {
+        logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader failed: retrying');
       } else if (s.type !== 'ping' && s.type !== 'pingTimer') {
         logger.debug({ nats: s.type }, 'NATS status');
       }
