@@ -1,13 +1,23 @@
 // Heads beyond node's 16 KiB default both ways (large app cookies), and upgrade requests the upstream does not switch.
 import { once } from 'node:events';
-import { createServer } from 'node:http';
+import { type Server, createServer } from 'node:http';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { getFreePort } from '@portcullis/testkit';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Agent, request } from 'undici';
 import { startProxyGateway } from './test-support.ts';
 import { HALF_OPEN_MS } from './upstream.ts';
+
+/** Listens on 127.0.0.1:`port` until the test ends (open connections closed with it). */
+async function listenUntilTeardown(t: Test, server: Server, port: number): Promise<void> {
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+}
 
 /** The target of a /proc fd link, or '' when it is gone meanwhile. */
 function readlinkSafe(path: string): string {
@@ -64,12 +74,7 @@ t.test('upstream answers', async (t) => {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(`plain ${req.method} ${req.url}`);
     }
   });
-  upstream.listen(upstreamPort, '127.0.0.1');
-  await once(upstream, 'listening');
-  t.teardown(() => {
-    upstream.closeAllConnections();
-    upstream.close();
-  });
+  await listenUntilTeardown(t, upstream, upstreamPort);
 
   const { port, cookie } = await startProxyGateway(t, upstreamPort);
 
@@ -180,12 +185,7 @@ t.test('a switched upgrade: the client is told the protocol the upstream chose, 
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nx-offered: ${req.headers.upgrade}\r\n\r\n`);
     socket.end();
   });
-  upstream.listen(upstreamPort, '127.0.0.1');
-  await once(upstream, 'listening');
-  t.teardown(() => {
-    upstream.closeAllConnections();
-    upstream.close();
-  });
+  await listenUntilTeardown(t, upstream, upstreamPort);
   const { port, cookie } = await startProxyGateway(t, upstreamPort);
   const socket = connect(port, '127.0.0.1');
   await once(socket, 'connect');

@@ -541,7 +541,7 @@ function upgradeBodyFromSocket(socket: Duplex, head: Buffer, length: number): Pa
 
 /** Writes a complete HTTP/1.1 response on a raw socket (used for upgrade requests that are refused). */
 export function writeRawResponse(socket: Duplex, status: number, contentType: string, body: string, headers: Array<[string, string]>): void {
-  const lines = [`HTTP/1.1 ${status} ${statusText(status)}`, `Content-Type: ${contentType}`, `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
+  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Status'}`, `Content-Type: ${contentType}`, `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
   for (const [k, v] of headers) lines.push(`${k}: ${v}`);
   endUpgradeSocket(socket, `${lines.join('\r\n')}\r\n\r\n${body}`);
 }
@@ -561,8 +561,4 @@ function endUpgradeSocket(socket: Duplex, last?: string | Buffer): void {
   else socket.end(last);
   const s = socket as Duplex & { setTimeout?: (ms: number, cb: () => void) => void };
   s.setTimeout?.(HALF_OPEN_MS, () => socket.destroy());
-}
-
-function statusText(status: number): string {
-  return ({ 204: 'No Content', 302: 'Found', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 411: 'Length Required', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Status';
 }
