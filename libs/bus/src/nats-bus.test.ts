@@ -1,6 +1,6 @@
 // Runs the bus contract and the NATS-specific behaviour against a real single nats-server.
 import { createEvent, type SequencedEvent } from '@portcullis/events';
-import { startNatsServer } from '@portcullis/testkit';
+import { startNatsLossyProxy, startNatsServer } from '@portcullis/testkit';
 import t from 'tap';
 import { runBusContract } from './bus-contract.ts';
 import { BusStartError } from './bus-start-error.ts';
@@ -197,6 +197,34 @@ t.test('connected() turns false when the server goes away and true when it is ba
   await bus.log.append(signedOut('two'));
   await waitUntil(() => seen.length === 2, 10_000, 'the event appended after the restart');
   t.same(seen, [1, 2]);
+});
+
+t.test('a subscriber whose consumer heartbeats but lost a delivery starts a new consumer and gets the event, once', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  // Between the client and the server: loses one delivery, as a consumer whose server stopped delivering would.
+  const proxy = await startNatsLossyProxy(own.port);
+  t.teardown(() => proxy.close());
+  const statuses: string[] = [];
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([proxy.url]), name: 't', streamMaxAgeSeconds: 3600, onStatus: (s) => statuses.push(s.type) });
+  t.teardown(() => bus.close());
+  const seen: number[] = [];
+  const sub = bus.log.subscribe(1, (e) => {
+    seen.push(e.seq);
+  });
+  t.teardown(() => sub.close());
+  await bus.log.append(signedOut('one'));
+  await waitUntil(() => seen.length === 1, 5000, 'the first event');
+  // The last event's delivery is lost: no later event reveals the gap, and heartbeats keep coming.
+  const lost = proxy.dropNext((m) => m.reply.startsWith('$JS.ACK.PORTCULLIS_SESSIONS.'));
+  await bus.log.append(signedOut('two'));
+  t.equal((await lost).reply.split('.')[5], '2', 'the delivery of event 2 was lost on the way');
+  await waitUntil(() => seen.length === 2, 15_000, 'event 2 from a new consumer');
+  t.ok(statuses.includes('log_subscription_behind'), 'the subscriber reported finding itself behind the stream');
+  t.notOk(statuses.includes('log_subscription_stalled'), 'not as a heartbeat stall: the consumer kept beating');
+  await bus.log.append(signedOut('three'));
+  await waitUntil(() => seen.length === 3, 5000, 'the next event');
+  t.same(seen, [1, 2, 3], 'every event once, in order');
 });
 
 t.test('a NATS password holding an unencoded "@" stays out of the start error', async (t) => {

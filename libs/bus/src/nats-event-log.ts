@@ -27,6 +27,15 @@ const CONSUME_OPTIONS = { max_messages: 100, expires: 5_000, idle_heartbeat: 1_0
 const STALLED_AFTER_MS = 3_000;
 const STALL_CHECK_EVERY_MS = 1_000;
 /**
+ * A subscriber idle this long reads the stream's end; found behind it twice in a row with nothing
+ * received between, it starts a new consumer. This covers a consumer that heartbeats but delivers
+ * nothing (a delivery lost on the way, or a consumer whose server's replica of the stream stopped
+ * taking new messages, nats-server#3299), which the heartbeat watchdog cannot see: a healthy
+ * consumer delivers a stored message within milliseconds, so two reads this far apart never fire
+ * on one. An idle subscriber costs its server one stream info request per this interval.
+ */
+const BEHIND_CHECK_EVERY_MS = 2_000;
+/**
  * Per-request wait of a subscriber's JetStream API calls (stream info, consumer create/info/delete).
  * A server killed outright is not marked offline (nats-server 2.9.10 still chose it 45 s after a
  * SIGKILL): the meta leader places about a third of new R1 consumers on it, and that creation is never
@@ -160,10 +169,39 @@ export class NatsEventLog implements EventLog {
           void watchBeats(current, () => {
             lastBeat = Date.now();
           });
+          // The end-of-log check (see BEHIND_CHECK_EVERY_MS): the sequence last found waiting behind the end.
+          let behindAt = 0;
+          let lastCheck = Date.now();
+          let checking = false;
           watchdog = setInterval(() => {
-            if (waitingSince === null || Date.now() - Math.max(waitingSince, lastBeat) < STALLED_AFTER_MS) return;
-            this.#report({ type: 'log_subscription_stalled', data: { stream: this.#stream, nextSeq: next } });
-            current.stop();
+            const now = Date.now();
+            if (waitingSince === null) return;
+            if (now - Math.max(waitingSince, lastBeat) >= STALLED_AFTER_MS) {
+              this.#report({ type: 'log_subscription_stalled', data: { stream: this.#stream, nextSeq: next } });
+              current.stop();
+              return;
+            }
+            if (checking || now - waitingSince < BEHIND_CHECK_EVERY_MS || now - lastCheck < BEHIND_CHECK_EVERY_MS) return;
+            checking = true;
+            lastCheck = now;
+            const waitingFor = next;
+            this.#jsm.streams
+              .info(this.#stream)
+              .then(({ state }) => {
+                // Still the same consumer, still idle and waiting for the same event, which the stream holds.
+                const behind = messages === current && waitingSince !== null && next === waitingFor && state.last_seq >= Math.max(waitingFor, state.first_seq);
+                if (!behind) behindAt = 0;
+                else if (behindAt !== waitingFor) behindAt = waitingFor;
+                else {
+                  this.#report({ type: 'log_subscription_behind', data: { stream: this.#stream, nextSeq: next, lastSeq: state.last_seq } });
+                  current.stop();
+                }
+              })
+              // Unknown (a leader election, a reconnect): judged at the next check.
+              .catch(() => {})
+              .finally(() => {
+                checking = false;
+              });
           }, STALL_CHECK_EVERY_MS);
           for await (const m of current) {
             waitingSince = null;

@@ -24,6 +24,8 @@ export type { LoginThroughIdpOptions, LoginThroughIdpResult } from './login-thro
 export { loginThroughIdp } from './login-through-idp.ts';
 export type { NatsCluster, NatsServer, StartNatsServerOptions } from './nats-server.ts';
 export { startNatsCluster, startNatsServer } from './nats-server.ts';
+export type { NatsLossyProxy, ProxiedMessage } from './nats-lossy-proxy.ts';
+export { startNatsLossyProxy } from './nats-lossy-proxy.ts';
 export { getFreePort } from './ports.ts';
 export type { RedisServer, StartRedisServerOptions } from './redis-server.ts';
 export { startRedisServer } from './redis-server.ts';

@@ -311,6 +311,9 @@ async function openAdapters(
       } else if (s.type === 'log_subscription_stalled') {
         // A reader of the event log heard nothing from its consumer: events would stop being applied.
         logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader stalled: starting a new consumer');
+      } else if (s.type === 'log_subscription_behind') {
+        // Its consumer heartbeats but has not delivered an event the stream holds: events would stop being applied.
+        logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader behind the stream with nothing delivered: starting a new consumer');
       } else if (s.type === 'log_subscription_retry') {
         logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader failed: retrying');
       } else if (s.type !== 'ping' && s.type !== 'pingTimer') {
