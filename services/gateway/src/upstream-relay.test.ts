@@ -222,6 +222,12 @@ t.test('proxy relay and cancellation', async (t) => {
       const sized = path === '/die/sized';
       res.writeHead(200, sized ? { 'content-type': 'text/plain', 'content-length': String(1024 * 1024) } : { 'content-type': 'text/plain' });
       res.write(sized ? Buffer.alloc(256 * 1024, 'p') : Buffer.from('part one,'), () => setTimeout(() => res.socket?.destroy(), 50));
+    } else if (path === '/die/after-head') {
+      // A sized answer's head, then the upstream's socket is destroyed before any body byte.
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000', 'x-kind': 'doomed' });
+      res.flushHeaders();
+      setTimeout(() => res.socket?.destroy(), 50);
     } else if (path === '/no-content') {
       req.resume();
       res.writeHead(204, { 'x-kind': 'none' }).end();
@@ -644,6 +650,14 @@ t.test('proxy relay and cancellation', async (t) => {
     t.equal(r.head.status, 200, 'the answer had started');
     t.equal(r.head.headers.get('content-length'), String(1024 * 1024));
     t.ok(r.bytes < 1024 * 1024, 'fewer bytes than announced: the truncation shows', { bytes: r.bytes });
+    await stillServes(t);
+  });
+
+  t.test('the upstream dies after the head of a sized answer, before any body byte → the client gets a 502, not a cut answer', async (t) => {
+    const r = await download('/die/after-head', { keepBody: true, ms: 20_000 });
+    t.equal(r.head.status, 502, 'nothing of the answer had been sent: the client is told the upstream failed');
+    t.equal(r.head.headers.has('x-kind'), false, "none of the failed answer's headers");
+    t.match(r.body?.toString('latin1') ?? '', /Bad Gateway/);
     await stillServes(t);
   });
 

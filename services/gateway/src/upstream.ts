@@ -183,6 +183,17 @@ class ProxyExchange implements RelayHandler {
   #awaitingDrain = false;
   #clientGone = false;
   #done = false;
+  /**
+   * A sized answer's head is held until its first body bytes or its end (node would not send it
+   * before then either): a body that comes whole in one chunk goes out with it in one end(), and an
+   * upstream that fails before any body byte still gets the client a 502 rather than a cut answer.
+   */
+  #heldHead: string[] | null = null;
+  #heldStatus = 0;
+  /** The held answer's Content-Length. */
+  #heldLength = -1;
+  /** end() was called with the whole body (before the relay's onComplete). */
+  #ended = false;
   /** undici path with a request body: how long the body may stop coming (0: not watched) and the watch. */
   bodyStallMs = 0;
   #stallWatch: NodeJS.Timeout | null = null;
@@ -262,7 +273,7 @@ class ProxyExchange implements RelayHandler {
     // 1xx interim answers (100 Continue, 103 Early Hints) are not relayed.
     if (statusCode < 200) return true;
     let out: string[] = [];
-    let sized = false;
+    let length = -1;
     let named: Set<string> | null = null;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = latin1(rawHeaders[i]!).toLowerCase();
@@ -270,8 +281,10 @@ class ProxyExchange implements RelayHandler {
         if (name === 'connection') named = connectionNamed(latin1(rawHeaders[i + 1]!), named);
         continue;
       }
-      if (name === 'content-length') sized = true;
-      out.push(name, latin1(rawHeaders[i + 1]!));
+      const value = latin1(rawHeaders[i + 1]!);
+      // The parser refused conflicting or malformed lengths; a repeated equal one reads the same.
+      if (name === 'content-length') length = Number(value);
+      out.push(name, value);
     }
     // Headers the upstream's Connection header names are hop-by-hop too (RFC 9110 §7.6.1), as Go's proxy drops them.
     if (named !== null) out = withoutNamed(out, named);
@@ -280,15 +293,31 @@ class ProxyExchange implements RelayHandler {
     // undici stops taking that body when the answer ends, so nothing would read the rest of it and the
     // client would hang mid upload on a connection that cannot serve another request. It is closed instead.
     if (this.#lifecycle?.closing || !this.#req.complete) res.shouldKeepAlive = false;
-    res.writeHead(statusCode, out);
-    // Streams without a length (SSE, long polls) get their headers now; sized bodies go out with them.
-    if (!sized) res.flushHeaders();
     this.#resume = resume;
+    if (length >= 0) {
+      this.#heldHead = out;
+      this.#heldStatus = statusCode;
+      this.#heldLength = length;
+      return true;
+    }
+    // Streams without a length (SSE, long polls) get their headers now.
+    res.writeHead(statusCode, out);
+    res.flushHeaders();
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     const res = this.#res;
+    if (this.#heldHead !== null) {
+      res.writeHead(this.#heldStatus, this.#heldHead);
+      this.#heldHead = null;
+      if (chunk.length === this.#heldLength) {
+        // The whole body: head and body in one call (the relay's onComplete follows at once).
+        this.#ended = true;
+        res.end(chunk);
+        return true;
+      }
+    }
     if (res.write(chunk)) return true;
     // write() says false for any chunk over the high-water mark, even one the socket takes whole;
     // and node holds the head and first chunk (corked) until the next tick. Send them now: only bytes
@@ -313,7 +342,12 @@ class ProxyExchange implements RelayHandler {
   onComplete(): void {
     this.#done = true;
     this.#stopWatch();
-    this.#res.end();
+    const res = this.#res;
+    if (this.#heldHead !== null) {
+      res.writeHead(this.#heldStatus, this.#heldHead);
+      this.#heldHead = null;
+    }
+    if (!this.#ended) res.end();
     this.#observe?.(this.#answer, this.#method, this.#seconds());
     this.#observeRequest();
   }
