@@ -6,10 +6,18 @@ import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 /** Either kind of client; every command the store uses exists on both. */
 export type RedisClient = Redis | Cluster;
 
+/**
+ * How long a command waits for its answer. A Redis that stops answering without closing the
+ * connection (paused, frozen VM, a network partition that drops packets) would otherwise hold every
+ * command until TCP gives up, some 15 minutes: the requests that read it hung instead of failing.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 2_000;
+
 /** Options shared by every connection: fail a command fast rather than queue it for long (the gateway fails closed). */
 const COMMON_OPTIONS: RedisOptions = {
   lazyConnect: true,
   connectTimeout: 5_000,
+  commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
   // A command waits through at most two reconnect attempts, then fails: a request must not hang.
   maxRetriesPerRequest: 2,
   retryStrategy: (times) => Math.min(times * 100, 2_000),

@@ -252,6 +252,34 @@ t.test('a Redis that goes away makes reads fail (never a silent null) and ping f
   t.equal(await store.ping(), false);
 });
 
+t.test('a Redis that stops answering but keeps the connection open fails reads within seconds (never a hang); they work again once it answers', async (t) => {
+  const own = await startRedisServer();
+  let paused = false;
+  t.teardown(async () => {
+    if (paused) process.kill(own.pid, 'SIGCONT');
+    await own.stop();
+  });
+  const store = await createRedisStore({ redis: redisConfig({ url: own.url }) });
+  t.teardown(() => store.close());
+  const s = sampleSession();
+  await store.apply(at(1, createEvent('SessionStarted', s)));
+  // Stopped, not killed: the kernel keeps its sockets open, so no reset or FIN tells the client.
+  process.kill(own.pid, 'SIGSTOP');
+  paused = true;
+  const startedAt = Date.now();
+  await t.rejects(store.getLiveSession(s.sessionId), { code: 'PORTCULLIS_STORE_UNAVAILABLE', message: /read session got no answer within 2 s/ });
+  t.ok(Date.now() - startedAt < 10_000, `does not hang (${Date.now() - startedAt} ms)`);
+  await t.rejects(store.appliedSeq(), { code: 'PORTCULLIS_STORE_UNAVAILABLE' }, 'nor does the next command (on the new connection tried meanwhile)');
+  process.kill(own.pid, 'SIGCONT');
+  paused = false;
+  let back: unknown;
+  for (let i = 0; i < 100 && back === undefined; i++) {
+    back = await store.getLiveSession(s.sessionId).catch(() => undefined);
+    if (back === undefined) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.match(back, { sessionId: s.sessionId }, 'reads answer again once Redis does');
+});
+
 t.test('a Redis nobody listens on fails the start with a message naming it', async (t) => {
   const startedAt = Date.now();
   const err = await createRedisStore({ redis: redisConfig({ url: 'redis://:secret@127.0.0.1:1' }), startTimeoutMs: 2000 }).catch((e: unknown) => e);

@@ -3,7 +3,7 @@ import type { RedisConfig } from '@portcullis/config';
 import { SeqWaiters, type SequencedEvent } from '@portcullis/events';
 import { Cluster } from 'ioredis';
 import { StoreError, StoreErrorCode } from './errors.ts';
-import { createRedisClient, describeTarget, duplicateClient, type RedisClient } from './redis-client.ts';
+import { REDIS_COMMAND_TIMEOUT_MS, createRedisClient, describeTarget, duplicateClient, type RedisClient } from './redis-client.ts';
 import { createRedisKeys, type RedisKeys } from './redis-keys.ts';
 import { encodeRecordParts, encodeRefreshedTokens, parseRecord } from './redis-record.ts';
 import {
@@ -24,6 +24,9 @@ import type { SessionActivity, SessionRecord, SessionStore } from './types.ts';
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 const PING_TIMEOUT_MS = 1_000;
 const QUIT_TIMEOUT_MS = 2_000;
+/** ioredis's error for a command unanswered within its commandTimeout. */
+const COMMAND_TIMED_OUT = 'Command timed out';
+const FORCED_RECONNECT_EVERY_MS = 10_000;
 /** Keys per MGET / UNLINK call when walking many keys. */
 const BATCH = 500;
 /** Activity entries per script call: a report of hundreds is one call; a huge one does not block Redis in one go. */
@@ -101,6 +104,7 @@ class RedisSessionStore implements RedisStore {
   readonly #waiters = new SeqWaiters();
   #subscriber: Promise<RedisClient> | undefined;
   #closed = false;
+  #lastForcedReconnect = Number.NEGATIVE_INFINITY;
 
   constructor(client: RedisClient, cfg: RedisConfig) {
     client.defineCommand('portcullisApply', { numberOfKeys: 2, lua: APPLY_EVENT_LUA });
@@ -414,8 +418,28 @@ class RedisSessionStore implements RedisStore {
           cause: err,
         });
       }
+      if (message === COMMAND_TIMED_OUT) {
+        this.#reconnectSilentConnection();
+        throw new StoreError(
+          StoreErrorCode.Unavailable,
+          `${describeTarget(this.#cfg)}: ${what} got no answer within ${REDIS_COMMAND_TIMEOUT_MS / 1000} s (the connection is open but Redis is not answering)`,
+          { cause: err },
+        );
+      }
       throw new StoreError(StoreErrorCode.Unavailable, `${describeTarget(this.#cfg)}: ${what} failed: ${message}`, { cause: err });
     }
+  }
+
+  /**
+   * A connection that stays open but unanswered may lead to a server that is gone for good (a host
+   * lost without a reset, a Sentinel master replaced meanwhile): TCP would keep it for minutes.
+   * Reconnect (at most every 10 s), which also asks Sentinel or the Cluster where to go now.
+   */
+  #reconnectSilentConnection(): void {
+    const now = performance.now();
+    if (this.#closed || this.#client.status !== 'ready' || now - this.#lastForcedReconnect < FORCED_RECONNECT_EVERY_MS) return;
+    this.#lastForcedReconnect = now;
+    this.#client.disconnect(true);
   }
 }
 
