@@ -128,6 +128,10 @@ class MemorySessionStore implements SessionStore {
     return true;
   }
 
+  async releaseOnce(key: string): Promise<void> {
+    this.#consumed.delete(key);
+  }
+
   async dueForRefresh(now: number, limit: number): Promise<string[]> {
     const due = [...this.#refreshDue].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
     const out: string[] = [];

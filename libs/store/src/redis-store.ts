@@ -251,6 +251,10 @@ class RedisSessionStore implements RedisStore {
     return ok === 'OK';
   }
 
+  async releaseOnce(key: string): Promise<void> {
+    await this.#run('DEL', () => this.#client.del(this.#keys.once(key)));
+  }
+
   async dueForRefresh(now: number, limit: number): Promise<string[]> {
     if (limit < 1) return [];
     return this.#run('due for refresh', () =>

@@ -176,6 +176,10 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     t.equal(await store.consumeOnce('state-1', 60_000), true);
     t.equal(await store.consumeOnce('state-1', 60_000), false);
     t.equal(await store.consumeOnce('state-2', 60_000), true);
+    await store.releaseOnce('state-1');
+    t.equal(await store.consumeOnce('state-1', 60_000), true, 'a released key can be consumed again');
+    t.equal(await store.consumeOnce('state-1', 60_000), false);
+    await store.releaseOnce('never-consumed');
   });
 
   t.test('dueForRefresh: live sessions whose refreshAt has come, earliest first, at most limit', async (t) => {

@@ -46,6 +46,8 @@ export interface SessionProjection {
 /** Single-use keys (login state): true the first time `key` is consumed within `ttlMs`, false after. */
 export interface OnceStore {
   consumeOnce(key: string, ttlMs: number): Promise<boolean>;
+  /** Makes a consumed `key` consumable again: the action it guarded failed and may be retried. */
+  releaseOnce(key: string): Promise<void>;
 }
 
 /** One use of a session seen by a gateway (for idle timeouts). */

@@ -312,6 +312,37 @@ t.test('back-channel logout', async (t) => {
     t.ok(await h.store.getLiveSession(session.sessionId), 'the session is still live');
   });
 
+  t.test('the IdP retrying a token whose append failed (503) → accepted, on this replica or another', async (t) => {
+    const { session } = await login();
+    const bus = createMemoryBus();
+    t.teardown(() => bus.close());
+    let refusals = 0;
+    const flakyBus = {
+      ...bus,
+      log: {
+        ...bus.log,
+        append: async () => {
+          refusals++;
+          throw new Error('stream unavailable');
+        },
+      },
+    };
+    // A replica sharing the store (the jti memory) whose log append fails.
+    const service = createAuthService({ config: h.config, bus: flakyBus, store: h.store });
+    await service.start();
+    t.teardown(() => service.stop());
+    const body = `logout_token=${await sign(claimsFor({ sid: session.sid }))}`;
+    const failed = await bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body });
+    t.equal(failed.status, 503, 'the failed append is a 503: retry later');
+    t.equal(refusals, 1);
+    const again = await bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body });
+    t.equal(again.status, 503, 'the same replica retried: still 503 (not "already used")');
+    t.equal(refusals, 2, 'the retry reached the append');
+    // The IdP's next retry lands on a healthy replica.
+    await expectEnded(t, await post(body));
+    t.equal(await h.store.getLiveSession(session.sessionId), null, 'the session is dead');
+  });
+
   t.test('the log lines name each outcome and never hold a token', async (t) => {
     const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }));
     await postToken(token);

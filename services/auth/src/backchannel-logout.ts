@@ -20,7 +20,8 @@ export interface FinishedBackchannelLogout {
 /**
  * Handles one back-channel logout. The IdpSessionEnded event is appended before the 200, so a
  * success always means every replica will deny the ended sessions once `revokedAtSeq` is applied.
- * The `jti` is consumed only after every other check passed, so a refused token never burns it.
+ * The `jti` is consumed only after every other check passed, so a refused token never burns it,
+ * and released again when the event cannot be recorded, so the IdP's retry of a 503 is accepted.
  * @throws AuthError LOGOUT_REQUEST_INVALID / LOGOUT_TOKEN_INVALID / LOGOUT_TOKEN_REPLAYED (400);
  * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); LOG_UNAVAILABLE (503).
  */
@@ -45,7 +46,8 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
     timeoutMs: ctx.clients.timeoutMs,
   });
 
-  if (!(await ctx.store.consumeOnce(replayKey(claims.iss, claims.jti), replayWindowMs(config.backchannel_logout_max_age)))) {
+  const jtiKey = replayKey(claims.iss, claims.jti);
+  if (!(await ctx.store.consumeOnce(jtiKey, replayWindowMs(config.backchannel_logout_max_age)))) {
     throw new AuthError(
       AuthErrorCode.LogoutTokenReplayed,
       'The logout token was refused: its "jti" was already used (a replayed token).',
@@ -59,6 +61,10 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
   try {
     seq = await ctx.bus.log.append(createEvent('IdpSessionEnded', data));
   } catch (err) {
+    // The 503 tells the IdP to retry with this very token: its jti must not stay burnt (a retry
+    // would be refused as a replay and the sessions would live on). Best effort: a store that
+    // fails here too is already failing the retry.
+    await ctx.store.releaseOnce(jtiKey).catch(() => undefined);
     throw new AuthError(
       AuthErrorCode.LogUnavailable,
       'The logout could not be recorded, so the sessions are still active. Retry later.',

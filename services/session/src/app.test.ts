@@ -21,6 +21,7 @@ function flakyStore(errors: unknown[]): { store: SessionStore; applied: number[]
     listLiveSessions: (f, now) => inner.listLiveSessions(f, now),
     waitForApplied: (seq, ms) => inner.waitForApplied(seq, ms),
     consumeOnce: (k, ms) => inner.consumeOnce(k, ms),
+    releaseOnce: (k) => inner.releaseOnce(k),
     dueForRefresh: (now, limit) => inner.dueForRefresh(now, limit),
     postponeRefresh: (id, at) => inner.postponeRefresh(id, at),
     recordActivity: (entries) => inner.recordActivity(entries),
