@@ -1,6 +1,7 @@
 // Embedded (single-process) session projection held in memory. Not a mock: the supported
 // single-node mode, tested by the same contract tests as the Redis store.
 import { SeqWaiters, type SequencedEvent } from '@portcullis/events';
+import { UNKNOWN_SESSION_TOMBSTONE_MS } from './redis-scripts.ts';
 import type { SessionActivity, SessionRecord, SessionStore } from './types.ts';
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -15,6 +16,8 @@ class MemorySessionStore implements SessionStore {
   readonly #consumed = new Map<string, number>();
   /** Ended session id → its record's createdAt and expiry: a replayed copy of that SessionStarted stays dead. */
   readonly #ended = new Map<string, { createdAt: number; expiresAt: number }>();
+  /** IdP sessions (issuer, sid) a back-channel logout ended → until when: a login finishing under one later stays dead. */
+  readonly #idpEnded = new Map<string, number>();
   /** Session id → unix ms of its next refresh (live sessions with a refresh token only). */
   readonly #refreshDue = new Map<string, number>();
   /** Session id → unix ms of its latest recorded use (its start until a gateway reports one). */
@@ -37,6 +40,7 @@ class MemorySessionStore implements SessionStore {
       case 'SessionStarted': {
         const d = event.data;
         if (this.#ended.get(d.sessionId)?.createdAt === d.createdAt) break;
+        if (d.sid && (this.#idpEnded.get(idpKey(d.issuer, d.sid)) ?? 0) > Date.now()) break;
         this.#sessions.set(d.sessionId, { ...d, seq });
         // The schedule follows the record: a session started again under an expired one's id without a refresh is not due.
         if (d.refreshAt != null) this.#refreshDue.set(d.sessionId, d.refreshAt);
@@ -70,6 +74,7 @@ class MemorySessionStore implements SessionStore {
           ? [...(this.#byIdpSession.get(idpKey(issuer, sid)) ?? [])]
           : [...(this.#byUser.get(sub ?? '') ?? [])].filter((id) => this.#sessions.get(id)?.issuer === issuer);
         for (const id of ids) this.#remove(id);
+        if (sid) this.#idpEnded.set(idpKey(issuer, sid), Date.now() + UNKNOWN_SESSION_TOMBSTONE_MS);
         break;
       }
     }
@@ -191,6 +196,7 @@ class MemorySessionStore implements SessionStore {
     for (const [id, s] of this.#sessions) if (s.expiresAt <= now) this.#remove(id);
     for (const [k, until] of this.#consumed) if (until <= now) this.#consumed.delete(k);
     for (const [id, e] of this.#ended) if (e.expiresAt <= now) this.#ended.delete(id);
+    for (const [k, until] of this.#idpEnded) if (until <= now) this.#idpEnded.delete(k);
   }
 }
 

@@ -16,6 +16,8 @@ export const KeyKind = {
   userSessions: 'user',
   /** SET of session ids of an IdP session (issuer, sid). */
   idpSessions: 'idp',
+  /** Tombstone of an IdP session (issuer, sid) a back-channel logout ended: a later start under it is dead. */
+  idpEnded: 'idp-ended',
   /** Sequence of the user's last sign-out. */
   signOut: 'signout',
   /** Tombstone of an ended session, until the session would have expired anyway. */
@@ -44,6 +46,7 @@ export interface RedisKeys {
   session(sessionId: string): string;
   userSessions(sub: string): string;
   idpSessions(issuer: string, sid: string): string;
+  idpEnded(issuer: string, sid: string): string;
   signOut(sub: string): string;
   ended(sessionId: string): string;
   applied: string;
@@ -78,6 +81,7 @@ export function createRedisKeys(prefix: string): RedisKeys {
     // The issuer is length-prefixed (in UTF-8 bytes, as Lua's `#` counts) so no (issuer, sid) pair
     // can collide with another whatever characters they contain.
     idpSessions: (issuer, sid) => `${base}${KeyKind.idpSessions}:${Buffer.byteLength(issuer, 'utf8')}:${issuer}:${sid}`,
+    idpEnded: (issuer, sid) => `${base}${KeyKind.idpEnded}:${Buffer.byteLength(issuer, 'utf8')}:${issuer}:${sid}`,
     signOut: (sub) => `${base}${KeyKind.signOut}:${sub}`,
     ended: (id) => `${base}${KeyKind.ended}:${id}`,
     applied: `${base}${KeyKind.applied}`,
@@ -105,6 +109,7 @@ export const LUA_KEY_BUILDERS = `
 local function key_session(base, id) return base .. '${KeyKind.session}:' .. id end
 local function key_user_sessions(base, sub) return base .. '${KeyKind.userSessions}:' .. sub end
 local function key_idp_sessions(base, issuer, sid) return base .. '${KeyKind.idpSessions}:' .. #issuer .. ':' .. issuer .. ':' .. sid end
+local function key_idp_ended(base, issuer, sid) return base .. '${KeyKind.idpEnded}:' .. #issuer .. ':' .. issuer .. ':' .. sid end
 local function key_sign_out(base, sub) return base .. '${KeyKind.signOut}:' .. sub end
 local function key_ended(base, id) return base .. '${KeyKind.ended}:' .. id end
 local function key_refresh_due(base) return base .. '${KeyKind.refreshDue}' end

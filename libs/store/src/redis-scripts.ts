@@ -1,7 +1,10 @@
 // The Lua scripts of the Redis projection: one atomic apply per event, one-round-trip reads, session upkeep.
 import { LUA_KEY_BUILDERS } from './redis-keys.ts';
 
-/** A SessionEnded for a session the store does not hold is remembered this long (its expiry is unknown). */
+/**
+ * A SessionEnded for a session the store does not hold is remembered this long (its expiry is
+ * unknown); so is an IdP session a back-channel logout ended (for logins still finishing under it).
+ */
 export const UNKNOWN_SESSION_TOMBSTONE_MS = 24 * 60 * 60 * 1000;
 
 /** A user's sign-out watermark outlives the last session it ends by this much (a minute of slack for clocks). */
@@ -149,11 +152,13 @@ end
 if kind == 'SessionStarted' then
   local id, sub, issuer, sid, expires_at = a(1), a(2), a(3), a(4), tonumber(a(5))
   local provider, created_at, refresh_at = a(8), a(9), a(10)
-  -- Ended before (tombstone for this very record, or for an id never seen) or already expired (a
-  -- rebuild replaying old history): nothing to hold.
+  -- Ended before (tombstone for this very record, or for an id never seen), opened under an IdP
+  -- session a back-channel logout already ended (the login raced it), or already expired (a rebuild
+  -- replaying old history): nothing to hold.
   local tomb = redis.call('GET', key_ended(base, id))
   local created = string.format('%d', tonumber(created_at))
-  if (not tomb or (tomb ~= 'unknown' and tomb ~= created)) and expires_at > now then
+  local idp_ended = sid ~= '' and redis.call('EXISTS', key_idp_ended(base, issuer, sid)) == 1
+  if (not tomb or (tomb ~= 'unknown' and tomb ~= created)) and not idp_ended and expires_at > now then
     local skey = key_session(base, id)
     redis.call('SET', skey, a(6) .. '\\n' .. a(7))
     redis.call('PEXPIREAT', skey, a(5))
@@ -211,6 +216,8 @@ elseif kind == 'IdpSessionEnded' then
     local ikey = key_idp_sessions(base, issuer, sid)
     for _, id in ipairs(redis.call('SMEMBERS', ikey)) do end_session(id, false) end
     redis.call('DEL', ikey)
+    -- A login still in flight under this IdP session appends its SessionStarted after this event.
+    redis.call('SET', key_idp_ended(base, issuer, sid), ARGV[1], 'PX', ${UNKNOWN_SESSION_TOMBSTONE_MS})
   elseif sub ~= '' then
     for _, id in ipairs(redis.call('SMEMBERS', key_user_sessions(base, sub))) do
       local raw = redis.call('GET', key_session(base, id))
@@ -361,6 +368,6 @@ export const ECHO_KEYS_LUA = `${LUA_KEY_BUILDERS}
 local base, id, sub, issuer, sid, provider = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 return {
   key_session(base, id), key_user_sessions(base, sub), key_idp_sessions(base, issuer, sid), key_sign_out(base, sub),
-  key_ended(base, id), key_refresh_due(base), key_activity(base, provider)
+  key_ended(base, id), key_refresh_due(base), key_activity(base, provider), key_idp_ended(base, issuer, sid)
 }
 `;

@@ -65,6 +65,7 @@ t.test('the Lua key builders make exactly the keys redis-keys.ts makes', async (
     keys.ended(parts[0]),
     keys.refreshDue,
     keys.activity(parts[4]),
+    keys.idpEnded(parts[2], parts[3]),
   ]);
   t.not(keys.activity('a:b'), keys.activity('a'), 'provider names map to distinct keys');
   t.ok(keys.isKeptOnDrop(keys.activity('x')), 'activity is kept by dropProjection');
@@ -162,11 +163,12 @@ t.test('two stores applying the same events concurrently (interleaved, duplicate
     let event: SessionEvent;
     if (seq % 10 === 0) event = createEvent('UserSignedOut', { sub, provider: 'app', reason: 'sign_out' });
     else if (seq % 7 === 0 && started.length > 0) event = createEvent('SessionEnded', { sessionId: started[seq % started.length]!, reason: 'admin' });
-    else if (seq % 13 === 0) event = createEvent('IdpSessionEnded', { issuer: 'http://idp.test', sid: `${sub}-sid`, sub: null });
+    // An ended IdP session is never reused: sessions started after it get the next one.
+    else if (seq % 13 === 0) event = createEvent('IdpSessionEnded', { issuer: 'http://idp.test', sid: `${sub}-sid-${seq / 13 - 1}`, sub: null });
     else if (seq % 11 === 0 && started.length > 0)
       event = createEvent('SessionRefreshed', sampleRefresh(started[seq % started.length]!, { refreshAt: seq % 2 ? null : Date.now() + seq }));
     else {
-      const s = sampleSession({ sub, sid: `${sub}-sid`, claims: { sub, groups: [], n: seq }, refreshAt: seq % 3 ? Date.now() + seq : null });
+      const s = sampleSession({ sub, sid: `${sub}-sid-${Math.floor(seq / 13)}`, claims: { sub, groups: [], n: seq }, refreshAt: seq % 3 ? Date.now() + seq : null });
       started.push(s.sessionId);
       event = createEvent('SessionStarted', s);
     }

@@ -149,6 +149,22 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     t.ok(await store.getLiveSession(b.sessionId));
   });
 
+  t.test('a SessionStarted under an IdP session that already ended (a login racing its back-channel logout) is not live', async (t) => {
+    const store = await make();
+    t.teardown(() => store.close());
+    const late = sampleSession({ sid: 'gone' });
+    const otherIssuer = sampleSession({ sid: 'gone', issuer: 'http://other-idp.test' });
+    const otherSid = sampleSession({ sid: 'kept' });
+    await store.apply({ seq: 1, event: createEvent('IdpSessionEnded', { issuer: late.issuer, sid: 'gone', sub: null }) });
+    await store.apply(started(2, late));
+    await store.apply(started(3, otherIssuer));
+    await store.apply(started(4, otherSid));
+    t.equal(await store.getLiveSession(late.sessionId), null, 'the IdP session it belongs to has ended');
+    t.same((await store.listLiveSessions({ sub: 'alice' })).map((s) => s.sessionId).sort(), [otherIssuer.sessionId, otherSid.sessionId].sort());
+    t.ok(await store.getLiveSession(otherIssuer.sessionId), 'the same sid at another issuer is another IdP session');
+    t.ok(await store.getLiveSession(otherSid.sessionId));
+  });
+
   t.test('IdpSessionEnded by sub ends that user’s sessions from that issuer only', async (t) => {
     const store = await make();
     t.teardown(() => store.close());

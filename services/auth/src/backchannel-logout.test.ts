@@ -24,7 +24,10 @@ import {
   idpClientFor,
   listenLocal,
   type LocalKey,
+  loginAtIdp,
   loginThroughService,
+  requestCallback,
+  requestStart,
   startHarness,
   startJwksSwappingFront,
   startMergedKeySet,
@@ -178,6 +181,61 @@ t.test('back-channel logout', async (t) => {
     t.equal(await h.store.getLiveSession(session.sessionId), null, 'the session is dead');
     const { event } = (await readLast(h.bus))!;
     t.same(event, { type: 'IdpSessionEnded', data: { issuer: front.url, sid: session.sid, sub: null } });
+  });
+
+  t.test('a back-channel logout recorded while a login under that IdP session is finishing leaves that login no live session', async (t) => {
+    // A replica whose SessionStarted reaches the log only once the logout is recorded (a slow append,
+    // a userinfo call): the code was exchanged while the IdP session lived, so the IdP cannot refuse it.
+    const rpcBus = createMemoryBus();
+    t.teardown(() => rpcBus.close());
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    const log = new Proxy(h.bus.log, {
+      get(target, prop) {
+        if (prop === 'append') {
+          return async (event: Parameters<Bus['log']['append']>[0]) => {
+            if (event.type === 'SessionStarted') {
+              held();
+              await released;
+            }
+            return target.append(event);
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const service = createAuthService({ config: h.config, bus: { ...rpcBus, log }, store: h.store });
+    await service.start();
+    t.teardown(() => service.stop());
+
+    const browser = createBrowser();
+    browsers.push(browser);
+    const start = await requestStart(rpcBus, 'app');
+    const query = await loginAtIdp(browser, start.location!);
+    const finishing = requestCallback(rpcBus, { provider: 'app', query, stateCookies: cookiesFrom(start) });
+    await holding;
+    // The user signs out at the IdP meanwhile: its logout token is recorded before the login's start.
+    const replied = forwarder.nextReply();
+    const { final } = await browser.follow(`${front.url}/session/end?client_id=${CLIENT_ID}`);
+    t.equal(final.status, 200, 'the IdP shows its signed-out page');
+    await expectEnded(t, await replied);
+    const ended = (await readLast(h.bus))!.event;
+    release();
+    const callback = await finishing;
+    const cookie = verifySessionCookie(COOKIE_SECRET, cookiesFrom(callback)[sessionCookieName(CLIENT_ID)] ?? '');
+    t.ok(cookie, 'the login itself completed');
+    t.ok(await h.store.waitForApplied(cookie!.seq, 2000));
+    const startedEvent = (await readLast(h.bus))!.event;
+    t.equal(startedEvent.type, 'SessionStarted');
+    t.equal((startedEvent.data as { sid: string }).sid, (ended.data as { sid: string }).sid, 'the login was under the ended IdP session');
+    t.equal(await h.store.getLiveSession(cookie!.sessionId), null, 'the cookie opens nothing');
   });
 
   t.test('every refused request → 400 invalid_request, nothing recorded, the session lives', async (t) => {

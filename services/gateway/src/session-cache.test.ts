@@ -108,6 +108,20 @@ t.test('back-channel and single-session revocations are remembered the same way'
   for (const s of [bySid, bySub, one]) t.equal(await cache.getLiveSession(s.sessionId), null, s.sub);
 });
 
+t.test('a session started under an IdP session a back-channel logout already ended is not served (a login racing its logout)', async (t) => {
+  const { bus, cache, inner } = await setup(t);
+  await bus.log.append(createEvent('IdpSessionEnded', { issuer: 'http://idp', sid: 'idp-gone', sub: null }));
+  const late = started({ sid: 'idp-gone' });
+  const other = started({ sid: 'idp-live' });
+  await bus.log.append(createEvent('SessionStarted', late));
+  const seq = await bus.log.append(createEvent('SessionStarted', other));
+  t.ok(await cache.waitLocalApplied(seq, 1000));
+  t.ok(await inner.waitForApplied(seq, 1000));
+  t.equal(cache.peekLiveSession(late.sessionId), null, 'not served from memory');
+  t.equal(await cache.getLiveSession(late.sessionId), null, 'nor read into life');
+  t.ok(await cache.getLiveSession(other.sessionId), 'another IdP session lives');
+});
+
 t.test('disconnected → distrusted: every read goes to the store until caught up again', async (t) => {
   const { bus, cache, reads, trust } = await setup(t);
   const s = started();

@@ -24,7 +24,7 @@ interface Revocations {
   bySub: Map<string, number>;
   /** issuer + sub → seq (back-channel logout by sub). */
   byIssuerSub: Map<string, number>;
-  /** issuer + IdP sid → seq (back-channel logout by sid). */
+  /** issuer + IdP sid → seq (back-channel logout by sid): every session of it is dead, even one started later (a racing login). */
   byIdpSession: Map<string, number>;
   /** Ended session ids → seq. */
   bySession: Map<string, number>;
@@ -323,7 +323,7 @@ export class CachedSessionReader implements SessionReader {
       s.seq <= (r.bySub.get(s.sub) ?? 0) ||
       s.seq <= (r.bySession.get(s.sessionId) ?? 0) ||
       s.seq <= (r.byIssuerSub.get(key2(s.issuer, s.sub)) ?? 0) ||
-      (s.sid !== null && s.seq <= (r.byIdpSession.get(key2(s.issuer, s.sid)) ?? 0))
+      (s.sid !== null && r.byIdpSession.has(key2(s.issuer, s.sid)))
     );
   }
 
