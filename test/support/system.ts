@@ -21,6 +21,7 @@ export interface ProviderSpec {
   skip_path_regex?: string;
   scope_mappings?: Array<{ name: string; expression: string }>;
   post_logout_redirect_uri?: string;
+  intercept_header_auth?: boolean;
 }
 
 /** Renders the provider list (client ids = names; secrets fixed). */
@@ -40,6 +41,7 @@ export function providersYaml(specs: ProviderSpec[], idp: Idp, upstream: Upstrea
         s.cookie_domain ? `    cookie_domain: ${s.cookie_domain}` : '',
         s.skip_path_regex ? `    skip_path_regex: ${JSON.stringify(s.skip_path_regex)}` : '',
         s.post_logout_redirect_uri ? `    post_logout_redirect_uri: ${s.post_logout_redirect_uri}` : '',
+        s.intercept_header_auth === undefined ? '' : `    intercept_header_auth: ${s.intercept_header_auth}`,
         s.scope_mappings ? `    scope_mappings: ${JSON.stringify(s.scope_mappings)}` : '',
       ]
         .filter(Boolean)

@@ -57,13 +57,18 @@ export interface HeaderAuthRequest {
 
 /**
  * The answer to a {@link HeaderAuthRequest}. `ok: true` comes with the log position of the
- * SessionStarted (`seq`) the gateway waits for; `ok: false` with a short `reason` that holds no secret.
+ * SessionStarted (`seq`) the gateway waits for; `ok: false` with a short `reason` that holds no secret:
+ * {@link HEADER_AUTH_UNAVAILABLE} when the credential could not be checked (IdP or log down), any
+ * other reason when it was refused.
  */
 export interface HeaderAuthReply {
   ok: boolean;
   seq?: number;
   reason?: string;
 }
+
+/** The `reason` of a header check that could not be made (not a refusal of the credential). */
+export const HEADER_AUTH_UNAVAILABLE = 'unavailable';
 
 /** A page to render (the gateway owns the HTML). */
 export interface AuthPage {

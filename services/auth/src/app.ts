@@ -1,7 +1,7 @@
 // The auth service: builds per-provider state, serves the auth subjects on the bus, logs outcomes, runs the session refresher.
 import type { Bus, Subscription } from '@portcullis/bus';
 import type { PortcullisConfig } from '@portcullis/config';
-import { AUTH_SUBJECTS, type AuthReply, type HeaderAuthReply } from '@portcullis/events';
+import { AUTH_SUBJECTS, type AuthReply, HEADER_AUTH_UNAVAILABLE, type HeaderAuthReply } from '@portcullis/events';
 import { withSpan } from '@portcullis/telemetry';
 import type { OnceStore, SessionReader, SessionUpkeep } from '@portcullis/store';
 import type { AuthContext } from './auth-context.ts';
@@ -137,7 +137,7 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
       } catch (err) {
         const reason = headerAuthFailureReason(err);
         const code = err instanceof AuthError ? err.code : undefined;
-        if (reason !== 'unavailable') {
+        if (reason !== HEADER_AUTH_UNAVAILABLE) {
           logger?.warn({ subject: AUTH_SUBJECTS.headerAuth, provider, ok: false, reason, code }, 'header auth refused');
         } else {
           const detail = err instanceof AuthError ? { code, message: err.message, cause: describeCause(err.cause) } : { err: describeCause(err) };

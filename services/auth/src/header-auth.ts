@@ -1,6 +1,6 @@
 // `header_auth`: check an Authorization header (Bearer / Basic) and, if it authenticates someone, record a SessionStarted keyed by its hash.
 import { headerAuthSessionId } from '@portcullis/protocol';
-import { createEvent, type HeaderAuthReply, type HeaderAuthRequest, type SessionStarted } from '@portcullis/events';
+import { createEvent, HEADER_AUTH_UNAVAILABLE, type HeaderAuthReply, type HeaderAuthRequest, type SessionStarted } from '@portcullis/events';
 import { type Configuration, fetchUserInfo } from 'openid-client';
 import { type AccessTokenExpectations, type CheckedToken, introspectAccessToken, isJwtShaped, verifyJwtAccessToken } from './access-token.ts';
 import { type AuthContext, clientFor, lookupProvider } from './auth-context.ts';
@@ -100,7 +100,7 @@ export async function headerAuth(ctx: AuthContext, req: HeaderAuthRequest): Prom
 export function headerAuthFailureReason(err: unknown): string {
   if (err instanceof AuthError && err.code === AuthErrorCode.HeaderAuthRejected) return err.message;
   if (err instanceof AuthError && err.code === AuthErrorCode.MappingFailed) return 'scope mapping failed';
-  return 'unavailable';
+  return HEADER_AUTH_UNAVAILABLE;
 }
 
 async function checkBearer(

@@ -5,6 +5,7 @@ import {
   AUTH_SUBJECTS,
   type AuthReply,
   type CallbackRequest,
+  HEADER_AUTH_UNAVAILABLE,
   type HeaderAuthReply,
   type SignOutRequest,
   type StartLoginRequest,
@@ -587,6 +588,8 @@ export class GatewayHandler {
       const cached = await this.#deps.store.getLiveSession(sessionId);
       if (cached) return cached.provider === p.name ? cached : null;
       const reply = await this.#deps.rpc.request<HeaderAuthReply>(AUTH_SUBJECTS.headerAuth, { provider: p.name, authorization, sessionId }, AUTH_TIMEOUT_MS);
+      // Not checked is not refused: the client is told to retry, not that its credential is wrong.
+      if (!reply.ok && reply.reason === HEADER_AUTH_UNAVAILABLE) return this.#headerAuthUnavailable(p, null);
       if (!reply.ok || reply.seq === undefined) {
         this.#deps.observe?.decision?.(p.name, 'header_auth_refused');
         return null;
@@ -595,10 +598,14 @@ export class GatewayHandler {
       const s = await this.#deps.store.getLiveSession(sessionId);
       return s && s.provider === p.name ? s : null;
     } catch (err) {
-      this.#deps.log.error({ err, provider: p.name }, 'header authentication unavailable; failing closed');
-      this.#deps.observe?.decision?.(p.name, 'error');
-      return pageAnswer(503, 'Authentication unavailable', 'Credentials cannot be checked right now. Try again in a moment.');
+      return this.#headerAuthUnavailable(p, err);
     }
+  }
+
+  #headerAuthUnavailable(p: ProviderRuntime, err: unknown): RespondAnswer {
+    this.#deps.log.error(err === null ? { provider: p.name } : { err, provider: p.name }, 'header authentication unavailable; failing closed');
+    this.#deps.observe?.decision?.(p.name, 'error');
+    return pageAnswer(503, 'Authentication unavailable', 'Credentials cannot be checked right now. Try again in a moment.');
   }
 
   /** The identity headers of an allow-listed answer: the same for every request of a provider, built once. */
