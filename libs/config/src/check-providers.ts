@@ -1,6 +1,6 @@
 // Semantic checks of `providers`: URLs, secrets, cookie domain, regexes, CEL mappings, uniqueness.
 import { checkScopeMappings } from '@portcullis/expressions';
-import { compileSkipRules } from '@portcullis/protocol';
+import { compileSkipRules, externalHostKey } from '@portcullis/protocol';
 import { checkCertKeyPair } from './check-cluster.ts';
 import { CONTROL_CHARS } from './check-outpost.ts';
 import type { ConfigProblem } from './config-problem.ts';
@@ -33,6 +33,33 @@ export function checkProviders(providers: Loose<ProviderConfig[]>, sink: CheckSi
   });
   reportDuplicates(providers, 'name', sink.problems, 'give each provider its own name');
   reportDuplicates(providers, 'external_host', sink.problems, 'each external_host may belong to one provider only; change or remove one of them');
+  reportSharedHosts(providers, sink.problems);
+}
+
+/**
+ * Requests are routed to a provider by host (and port) alone, as in authentik: a second provider on
+ * the host of another, with another path or scheme, would never get a request (the first one would
+ * take them all, proxying them to its own upstream). Exact duplicates are reported by reportDuplicates.
+ */
+function reportSharedHosts(providers: NonNullable<Loose<ProviderConfig[]>>, problems: ConfigProblem[]): void {
+  const first = new Map<string, { index: number; externalHost: string }>();
+  providers.forEach((p, i) => {
+    const value = p?.external_host;
+    if (typeof value !== 'string') return;
+    const key = externalHostKey(value);
+    if (key === undefined) return;
+    const earlier = first.get(key);
+    if (earlier === undefined) {
+      first.set(key, { index: i, externalHost: value });
+      return;
+    }
+    if (earlier.externalHost.toLowerCase() === value.toLowerCase()) return;
+    problems.push({
+      path: `${joinIndex('providers', i)}.external_host`,
+      reason: `"${value}" has the host of providers[${earlier.index}] (${earlier.externalHost}); requests are routed by host, so this provider would never receive one`,
+      fix: 'give each provider its own host (e.g. a subdomain); a path in external_host does not separate providers',
+    });
+  });
 }
 
 function checkProvider(p: NonNullable<Loose<ProviderConfig>>, path: string, sink: CheckSink): void {

@@ -49,6 +49,18 @@ const bad: Array<{ name: string; config: Record<string, unknown>; path: string; 
     reason: /"https:\/\/app.company" is already used by providers\[0\]/,
   },
   {
+    name: 'two providers on one host with different paths (requests are routed by host: the second is never reached)',
+    config: {
+      providers: [
+        minimalProvider({ external_host: 'https://app.company/a' }),
+        minimalProvider({ name: 'b', client_id: 'b', external_host: 'https://app.company/b' }),
+      ],
+    },
+    path: 'providers[1].external_host',
+    reason: /"https:\/\/app.company\/b" has the host of providers\[0\] \(https:\/\/app.company\/a\).*never receive/,
+    fix: /own host/,
+  },
+  {
     name: 'a skip_path_regex line that does not compile, with its line number',
     config: withProvider({ skip_path_regex: '^/public/\n\n^/(?!admin)\n^/ok$' }),
     path: 'providers[0].skip_path_regex (line 3)',
