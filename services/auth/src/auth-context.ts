@@ -40,3 +40,20 @@ export function clientFor(ctx: AuthContext, provider: ProviderRuntime) {
   const { issuer, client_id, client_secret } = provider.config;
   return ctx.clients.get(issuer, client_id, client_secret);
 }
+
+/**
+ * Marks `key` used (true the first time); a store that does not answer is a 503 naming it (`title`
+ * heads the page or error), not an unexpected 500: nothing was done, and the same request may be retried.
+ * @throws AuthError STORE_UNAVAILABLE (503).
+ */
+export async function consumeOnceOrUnavailable(ctx: AuthContext, key: string, ttlMs: number, what: string, title: string): Promise<boolean> {
+  try {
+    return await ctx.store.consumeOnce(key, ttlMs);
+  } catch (err) {
+    throw new AuthError(AuthErrorCode.StoreUnavailable, `The session store is not answering, so ${what}. Nothing was changed; retry in a moment.`, {
+      statusCode: 503,
+      title,
+      cause: err,
+    });
+  }
+}

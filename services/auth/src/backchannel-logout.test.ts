@@ -5,8 +5,8 @@ import type { Bus } from '@portcullis/bus';
 import { createMemoryBus } from '@portcullis/bus';
 import { AUTH_SUBJECTS, type AuthReply } from '@portcullis/events';
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
-import type { SessionRecord } from '@portcullis/store';
-import { type Browser, createBrowser, DEMO_USERS, startIdp } from '@portcullis/testkit';
+import { createRedisStore, type SessionRecord } from '@portcullis/store';
+import { type Browser, createBrowser, DEMO_USERS, startIdp, startRedisServer } from '@portcullis/testkit';
 import { type JWTPayload, SignJWT } from 'jose';
 import t, { type Test } from 'tap';
 import { createAuthService } from './app.ts';
@@ -368,6 +368,29 @@ t.test('back-channel logout', async (t) => {
     t.match(reply.json?.['error_description'], /could not be recorded/);
     t.equal(reply.revokedAtSeq, undefined);
     t.ok(await h.store.getLiveSession(session.sessionId), 'the session is still live');
+  });
+
+  t.test('a session store that does not answer the jti check → 503 temporarily_unavailable (retry), not a 500', async (t) => {
+    const { session } = await login();
+    const bus = createMemoryBus();
+    t.teardown(() => bus.close());
+    // A replica whose Redis is gone: the jti cannot be checked, so nothing may be done.
+    const redis = await startRedisServer();
+    const deadStore = await createRedisStore({ redis: { url: redis.url, key_prefix: 'bcl-test:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null } });
+    t.teardown(() => deadStore.close());
+    redis.kill();
+    await redis.exited;
+    const service = createAuthService({ config: h.config, bus, store: deadStore });
+    await service.start();
+    t.teardown(() => service.stop());
+    const body = `logout_token=${await sign(claimsFor({ sid: session.sid }))}`;
+    const reply = await bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body }, 20_000);
+    t.equal(reply.status, 503, JSON.stringify(reply.json));
+    t.equal(reply.json?.['error'], 'temporarily_unavailable');
+    t.match(reply.json?.['error_description'], /session store is not answering/);
+    t.equal(await bus.log.lastSeq(), 0, 'nothing recorded');
+    // The IdP's retry on a healthy replica is accepted (the jti was never used).
+    await expectEnded(t, await post(body));
   });
 
   t.test('the IdP retrying a token whose append failed (503) → accepted, on this replica or another', async (t) => {

@@ -1,7 +1,7 @@
 // `backchannel_logout`: the IdP's POST of a logout token → validate it → record IdpSessionEnded before answering.
 import { createHash } from 'node:crypto';
 import { type AuthReply, type BackchannelLogoutRequest, createEvent } from '@portcullis/events';
-import type { AuthContext } from './auth-context.ts';
+import { type AuthContext, consumeOnceOrUnavailable } from './auth-context.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
 import { LOGOUT_TOKEN_CLOCK_SKEW_S, type LogoutTokenClaims, verifyLogoutToken } from './logout-token.ts';
 
@@ -23,7 +23,7 @@ export interface FinishedBackchannelLogout {
  * The `jti` is consumed only after every other check passed, so a refused token never burns it,
  * and released again when the event cannot be recorded, so the IdP's retry of a 503 is accepted.
  * @throws AuthError LOGOUT_REQUEST_INVALID / LOGOUT_TOKEN_INVALID / LOGOUT_TOKEN_REPLAYED (400);
- * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); LOG_UNAVAILABLE (503).
+ * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); STORE_UNAVAILABLE (503); LOG_UNAVAILABLE (503).
  */
 export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogoutRequest): Promise<FinishedBackchannelLogout> {
   const token = readLogoutToken(req);
@@ -47,7 +47,14 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
   });
 
   const jtiKey = replayKey(claims.iss, claims.jti);
-  if (!(await ctx.store.consumeOnce(jtiKey, replayWindowMs(config.backchannel_logout_max_age)))) {
+  const firstUse = await consumeOnceOrUnavailable(
+    ctx,
+    jtiKey,
+    replayWindowMs(config.backchannel_logout_max_age),
+    'the logout token cannot be checked for reuse',
+    'Logout failed',
+  );
+  if (!firstUse) {
     throw new AuthError(
       AuthErrorCode.LogoutTokenReplayed,
       'The logout token was refused: its "jti" was already used (a replayed token).',

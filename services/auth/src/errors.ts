@@ -25,6 +25,8 @@ export const AuthErrorCode = {
   MappingFailed: 'PORTCULLIS_AUTH_MAPPING_FAILED',
   /** The session log refused the event (bus down): no session was created or revoked. */
   LogUnavailable: 'PORTCULLIS_AUTH_LOG_UNAVAILABLE',
+  /** The session store (Redis) did not answer a single-use check (login state, logout token jti): nothing was done. */
+  StoreUnavailable: 'PORTCULLIS_AUTH_STORE_UNAVAILABLE',
   /** A back-channel logout POST that is not a form with exactly one `logout_token`. */
   LogoutRequestInvalid: 'PORTCULLIS_AUTH_LOGOUT_REQUEST_INVALID',
   /** A back-channel logout token that fails validation (signature, alg, iss, aud, iat, exp, events, sid/sub, nonce, jti). */

@@ -1,7 +1,8 @@
 // Callback against a real oidc-provider: the happy path, every refusal, replicas and restarts.
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
 import { AUTH_SUBJECTS } from '@portcullis/events';
-import { DEMO_USERS, startIdp, subjectFor } from '@portcullis/testkit';
+import { createRedisStore } from '@portcullis/store';
+import { DEMO_USERS, startIdp, startRedisServer, subjectFor } from '@portcullis/testkit';
 import t from 'tap';
 import { createAuthService } from './app.ts';
 import { loginStateCookieName } from './login-state.ts';
@@ -281,6 +282,33 @@ t.test('the session log refusing the append → 503 "sessions are unavailable", 
   t.equal(callback.status, 503);
   t.match(callback.page?.title, /Sessions are unavailable/);
   t.same(callback.setCookies, []);
+});
+
+t.test('a session store that does not answer the state check → 503 "try again", no session, and the same callback then succeeds', async (t) => {
+  const idp = await startTestIdp();
+  t.teardown(() => idp.close());
+  const h = await startHarness(buildConfig([buildProvider(idp.issuer)]));
+  t.teardown(() => h.close());
+  // This replica's Redis is gone; another replica (below) shares the healthy store.
+  const redis = await startRedisServer();
+  const deadStore = await createRedisStore({ redis: { url: redis.url, key_prefix: 'login-test:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null } });
+  t.teardown(() => deadStore.close());
+  redis.kill();
+  await redis.exited;
+  const broken = createAuthService({ config: h.config, bus: h.bus, store: deadStore });
+  await broken.start();
+  const start = await requestStart(h.bus, 'app');
+  const query = await loginAtIdp(h.browser, start.location!);
+  const failed = await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(start) });
+  t.equal(failed.status, 503);
+  t.match(failed.page?.message, /session store is not answering/);
+  t.same(failed.setCookies.filter((c) => c.startsWith(sessionCookieName(CLIENT_ID))), [], 'no session cookie');
+  t.equal(await h.bus.log.lastSeq(), 0, 'no session recorded');
+  await broken.stop();
+  await h.startAuth();
+  const retried = await requestCallback(h.bus, { provider: 'app', query, stateCookies: cookiesFrom(start) });
+  t.equal(retried.status, 302, 'the state was not used up: the retried callback signs in');
+  t.ok(cookiesFrom(retried)[sessionCookieName(CLIENT_ID)]);
 });
 
 t.test('a restarted auth service finishes a login started before the restart', async (t) => {

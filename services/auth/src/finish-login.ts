@@ -3,7 +3,7 @@ import type { SessionStarted } from '@portcullis/events';
 import { type AuthReply, type CallbackRequest, createEvent } from '@portcullis/events';
 import { cookieKeyId, randomToken, serializeCookie, serializeDeletionCookie, signSessionCookie } from '@portcullis/protocol';
 import type { ServerMetadata } from 'openid-client';
-import { type AuthContext, clientFor, lookupProvider } from './auth-context.ts';
+import { type AuthContext, clientFor, consumeOnceOrUnavailable, lookupProvider } from './auth-context.ts';
 import { pageReply, redirectReply } from './auth-replies.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
 import { exchangeCode } from './exchange-code.ts';
@@ -79,7 +79,7 @@ export async function finishLogin(ctx: AuthContext, req: CallbackRequest): Promi
   }
   const oidc = await clientFor(ctx, provider);
   refuseForeignResponse(params, oidc.serverMetadata());
-  if (!(await ctx.store.consumeOnce(loginStateOnceKey(state), LOGIN_STATE_TTL_SECONDS * 1000))) {
+  if (!(await consumeOnceOrUnavailable(ctx, loginStateOnceKey(state), LOGIN_STATE_TTL_SECONDS * 1000, 'the sign-in cannot be completed', 'Sign-in failed'))) {
     throw new AuthError(AuthErrorCode.StateReplayed, INVALID_STATE_MESSAGE, { statusCode: 400 });
   }
 
