@@ -16,7 +16,10 @@ export interface UpkeepLogger {
 /** Dependencies of {@link createSessionUpkeep}. */
 export interface SessionUpkeepDeps {
   bus: { log: EventLog; rpc: Pick<RequestBus, 'serve'> };
-  store: Pick<SessionUpkeep, 'recordActivity' | 'idleSessions'> & OnceStore & Pick<SessionReader, 'waitForApplied'> & Pick<SessionUpkeep, 'forEachLiveSessionPage'>;
+  store: Pick<SessionUpkeep, 'recordActivity' | 'idleSessions'> &
+    OnceStore &
+    Pick<SessionReader, 'waitForApplied' | 'appliedSeq'> &
+    Pick<SessionUpkeep, 'forEachLiveSessionPage'>;
   /** The running config (only `providers` is read); replaced by `reload`. */
   config: { providers: readonly UpkeepProvider[] };
   /**
@@ -76,6 +79,15 @@ export function createSessionUpkeep(deps: SessionUpkeepDeps): SessionUpkeepServi
   let sweeping: Promise<void> | undefined;
   let reconciling: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
+  /** The latest sweep failed (store unreachable): the next one first checks that the store answers again. */
+  let storeFailed = false;
+  /**
+   * Sweeps end nothing before this (unix ms). While the store was down, gateways kept the uses it
+   * could not record and send them with their next report, one report interval (the grace) after it
+   * answers again, plus the report's own time: until then the store holds stale last uses, and a
+   * session in use all along would look idle.
+   */
+  let holdUntil = 0;
   /** Providers (or everything) a failed reconcile still owes a look at. */
   let owed: 'all' | Set<string> = new Set();
 
@@ -86,6 +98,13 @@ export function createSessionUpkeep(deps: SessionUpkeepDeps): SessionUpkeepServi
   const sweep = async (): Promise<void> => {
     if (!hasIdleTimeouts()) return;
     try {
+      if (storeFailed) {
+        await deps.store.appliedSeq();
+        storeFailed = false;
+        holdUntil = now() + graceMs() + sweepMs();
+        log?.info({ hold_ms: holdUntil - now() }, 'the store answers again; idle sessions are ended once the gateways reported the uses it missed');
+      }
+      if (now() < holdUntil) return;
       const result = await sweepIdleSessions({ log: deps.bus.log, store: deps.store }, providers, { now: now(), sweepMs: sweepMs(), graceMs: graceMs() });
       for (const [provider, ended] of Object.entries(result.ended)) {
         const p = providers.find((x) => x.name === provider);
@@ -93,6 +112,7 @@ export function createSessionUpkeep(deps: SessionUpkeepDeps): SessionUpkeepServi
         deps.onEnded?.(provider, 'idle', ended);
       }
     } catch (err) {
+      storeFailed = true;
       log?.warn({ err }, 'idle sweep failed; retrying on the next interval (is the store reachable?)');
     }
   };
