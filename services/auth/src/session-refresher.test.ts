@@ -1,5 +1,6 @@
 // Session refresh against a real oidc-provider, the embedded bus and store: sealed tokens at login, refresh, refusal, outages, one refresh per session across replicas.
 import { createServer, type Server } from 'node:http';
+import type { EventLog } from '@portcullis/bus';
 import type { ProviderConfig } from '@portcullis/config';
 import type { SequencedEvent, SessionEvent, SessionRefreshedData, SessionStartedData } from '@portcullis/events';
 import { createEvent } from '@portcullis/events';
@@ -88,7 +89,7 @@ function testClock() {
 function refresherFor(
   s: Setup,
   clock: { now: () => number },
-  opts: { providers?: ProviderConfig[]; lockMs?: number; logger?: RecordingLogger; batch?: number; intervalMs?: number } = {},
+  opts: { providers?: ProviderConfig[]; lockMs?: number; logger?: RecordingLogger; batch?: number; intervalMs?: number; log?: EventLog } = {},
 ): { refresher: SessionRefresher; outcomes: Array<[string, RefreshOutcome]>; clients: OidcClients; logger: RecordingLogger } {
   const runtimes = new Map((opts.providers ?? [s.provider]).map((p) => [p.name, buildProviderRuntime(p)]));
   const clients = new OidcClients(
@@ -103,7 +104,7 @@ function refresherFor(
   const outcomes: Array<[string, RefreshOutcome]> = [];
   const logger = opts.logger ?? createRecordingLogger();
   const refresher = createSessionRefresher({
-    log: s.h.bus.log,
+    log: opts.log ?? s.h.bus.log,
     store: s.h.store,
     providers: () => ({ providers: runtimes, clients }),
     timeoutMs: TIMEOUT_MS,
@@ -400,6 +401,53 @@ t.test('the IdP down: the session is kept and postponed with back-off, then refr
 function waitForLock(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 300));
 }
+
+t.test('the log refusing a granted (rotated) refresh: the replica keeps it and records it later; no replica reuses the spent token', async (t) => {
+  const s = await setup(t);
+  const session = await login(s);
+  const clock = testClock();
+  clock.at = session.refreshAt!;
+  // Replica A's bus is down for its first append; replica B's works.
+  let refuse = true;
+  const log = s.h.bus.log;
+  const flakyLog: EventLog = {
+    append: (e) => (refuse ? Promise.reject(new Error('stream unavailable')) : log.append(e)),
+    lastSeq: () => log.lastSeq(),
+    subscribe: (from, handler, onError) => log.subscribe(from, handler, onError),
+  };
+  const a = refresherFor(s, clock, { log: flakyLog, lockMs: 200 });
+  const b = refresherFor(s, clock, { lockMs: 200 });
+
+  await a.refresher.tick();
+  t.same(a.outcomes, [['app', 'failed']]);
+  t.equal(s.issuedRefreshTokens.length, 2, 'the IdP granted the refresh and rotated the token');
+  t.match(a.logger.lines.find((l) => l.level === 'error')?.m, /refreshed at the identity provider, but the session log refused the result/);
+  t.ok(await s.h.store.getLiveSession(session.sessionId, clock.at), 'the session is kept');
+
+  // Due again after the back-off: replica B must not refresh with the spent token (the IdP would revoke the grant).
+  clock.at += 30_000;
+  await waitForLock();
+  await b.refresher.tick();
+  t.same(b.outcomes, [], 'replica B leaves it to the replica holding the refresh');
+  t.same(s.grantErrors(), [], 'no spent token reached the IdP');
+
+  refuse = false;
+  const grants = s.refreshGrants();
+  await a.refresher.tick();
+  t.same(a.outcomes.at(-1), ['app', 'refreshed'], JSON.stringify(a.logger.lines.at(-1)));
+  t.equal(s.refreshGrants(), grants, 'recorded without asking the IdP again');
+  await applied(s);
+  const refreshed = await s.h.store.getLiveSession(session.sessionId, clock.at);
+  t.ok(refreshed && refreshed.refreshAt! > clock.at, 'the session holds the refresh');
+  t.equal(ofType(await readLog(s), 'SessionEnded').length, 0, 'and was never ended');
+
+  // The next refresh, by either replica, uses the token the kept refresh recorded.
+  clock.at = refreshed!.refreshAt!;
+  await waitForLock();
+  await b.refresher.tick();
+  t.same(b.outcomes.at(-1), ['app', 'refreshed']);
+  t.same(s.grantErrors(), [], 'the rotation chain is intact');
+});
 
 t.test('two replicas ticking at once: one refresh grant reaches the IdP, and rotation keeps working', async (t) => {
   const s = await setup(t);

@@ -1,6 +1,6 @@
 // Background refresh of sessions' IdP tokens: once per session cluster-wide, claims and mappings recomputed, a refusal ends the session.
 import type { EventLog } from '@portcullis/bus';
-import { createEvent } from '@portcullis/events';
+import { createEvent, type SessionEvent } from '@portcullis/events';
 import { decodeJwt } from 'jose';
 import type { OnceStore, SessionReader, SessionRecord, SessionUpkeep } from '@portcullis/store';
 import type { AuthLogger } from './app.ts';
@@ -82,6 +82,12 @@ export function createSessionRefresher(deps: SessionRefresherDeps): SessionRefre
   const lockMs = deps.lockMs ?? Math.max(FIRST_BACKOFF_MS, 4 * deps.timeoutMs);
   /** Consecutive failures per session (this replica's view), for the back-off. */
   const failures = new Map<string, number>();
+  /**
+   * Refreshes the IdP granted but the log did not take (bus down), by session id, with the lock key
+   * this replica keeps holding for them. With refresh token rotation the old token is spent: the
+   * session's next attempt must record this event, never ask the IdP again with the old token.
+   */
+  const unsent = new Map<string, { event: SessionEvent; lockKey: string }>();
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let stopping = false;
@@ -139,15 +145,26 @@ export function createSessionRefresher(deps: SessionRefresherDeps): SessionRefre
     const seen = await store.getLiveSession(id, at);
     if (seen === null) {
       failures.delete(id);
+      unsent.delete(id);
       return;
     }
     // Refreshed elsewhere meanwhile (its next refresh is in the future): nothing to do.
-    if (seen.refreshAt != null && seen.refreshAt > at) return;
+    if (seen.refreshAt != null && seen.refreshAt > at) {
+      unsent.delete(id);
+      return;
+    }
+    const lockKey = `${LOCK_PREFIX}${id}:${seen.refreshAt ?? 0}`;
+    const kept = unsent.get(id);
     // One lock per scheduled refresh: a replica that took it refreshes; the others skip this cycle.
-    if (!(await store.consumeOnce(`${LOCK_PREFIX}${id}:${seen.refreshAt ?? 0}`, lockMs))) return;
+    // (A replica keeping an unrecorded refresh of this session still holds that lock.)
+    if (kept?.lockKey !== lockKey && !(await store.consumeOnce(lockKey, lockMs))) return;
     onLocked();
     const session = await store.getLiveSession(id, at);
     if (session === null) return;
+    if (kept?.lockKey === lockKey) {
+      await recordRefresh(session, kept.event, lockKey, ctx.providers.get(session.provider));
+      return;
+    }
 
     const provider = ctx.providers.get(session.provider);
     if (!provider?.config.refresh || provider.config.issuer !== session.issuer || !session.refreshToken) {
@@ -216,25 +233,49 @@ export function createSessionRefresher(deps: SessionRefresherDeps): SessionRefre
     });
     const refreshToken =
       refreshed.refreshToken === null ? session.refreshToken : sealRefreshToken(config.cookie_secret, refreshed.refreshToken, id, session.expiresAt, at);
+    const event = createEvent('SessionRefreshed', {
+      sessionId: id,
+      claims,
+      accessToken: refreshed.accessToken,
+      idToken: refreshed.idToken ?? session.idToken,
+      refreshToken,
+      refreshAt,
+      refreshedAt: at,
+    });
+    await recordRefresh(session, event, lockKey, provider);
+  }
+
+  /**
+   * Appends a granted refresh. When the log refuses it, the event is kept (with its refresh lock,
+   * held until the retry) and appended, not refreshed again, at the session's next attempt: with
+   * refresh token rotation the token it replaces is spent, and using it would end the session.
+   */
+  async function recordRefresh(session: SessionRecord, event: SessionEvent, lockKey: string, provider: ProviderRuntime | undefined): Promise<void> {
+    const id = session.sessionId;
+    const name = provider?.config.name ?? session.provider;
     try {
-      await log.append(
-        createEvent('SessionRefreshed', {
-          sessionId: id,
-          claims,
-          accessToken: refreshed.accessToken,
-          idToken: refreshed.idToken ?? session.idToken,
-          refreshToken,
-          refreshAt,
-          refreshedAt: at,
-        }),
-      );
+      await log.append(event);
     } catch (err) {
-      // With refresh token rotation the new token is lost here: the next attempt will likely be refused.
-      await keepAfterFailure(session, provider, err, who);
+      const attempt = backoff(id);
+      unsent.delete(id);
+      unsent.set(id, { event, lockKey });
+      // Bounded like `failures`: the oldest kept refreshes go first (their sessions may end at their next refresh).
+      if (unsent.size > 10_000) unsent.delete(unsent.keys().next().value!);
+      await store.postponeRefresh(id, now() + attempt.delayMs).catch(() => {});
+      // Held until this replica retries: another would refresh with the spent token.
+      await store.releaseOnce(lockKey).catch(() => {});
+      await store.consumeOnce(lockKey, attempt.delayMs + lockMs).catch(() => false);
+      logger?.error(
+        { provider: name, issuer: session.issuer, sub: session.sub, seq: session.seq, attempt: attempt.count, retryInSeconds: attempt.delayMs / 1000, err: describe(err) },
+        `A session of provider "${name}" was refreshed at the identity provider, but the session log refused the result (${describe(err).message}). ` +
+          `This replica keeps it and records it in ${attempt.delayMs / 1000} s. Check the bus (NATS JetStream) connection.`,
+      );
+      deps.onOutcome?.(name, 'failed');
       return;
     }
+    unsent.delete(id);
     failures.delete(id);
-    deps.onOutcome?.(config.name, 'refreshed');
+    deps.onOutcome?.(name, 'refreshed');
   }
 
   /** Appends SessionEnded (one id per session, so replicas ending it at once record it once). */
