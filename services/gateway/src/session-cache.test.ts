@@ -383,3 +383,38 @@ t.test('a gateway started after a sign-out that the store has not applied yet do
   await cache.getLiveSession(later.sessionId);
   t.equal(reads(), 3, 'cached');
 });
+
+t.test('a revocation is remembered for revocationMemoryMs after its latest record, then forgotten', async (t) => {
+  const realNow = Date.now;
+  let now = realNow();
+  Date.now = () => now;
+  t.teardown(() => {
+    Date.now = realNow;
+  });
+  const bus = createMemoryBus();
+  const store = createMemoryStore();
+  const alice = started({ sessionId: 'sa', sub: 'alice', claims: { sub: 'alice' } });
+  const bob = started({ sessionId: 'sb', sub: 'bob', claims: { sub: 'bob' } });
+  // The store holds both sessions and never sees the sign-outs (a store lagging behind the log).
+  for (const s of [alice, bob]) {
+    const e = createEvent('SessionStarted', s);
+    await store.apply({ seq: await bus.log.append(e), event: e });
+  }
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 1000 });
+  await cache.start();
+  t.teardown(async () => {
+    await cache.stop();
+    await store.close();
+  });
+  const signOut = async (sub: string) => cache.waitLocalApplied(await bus.log.append(createEvent('UserSignedOut', { sub, provider: 'app', reason: 'sign_out' })), 1000);
+  await signOut('alice');
+  await signOut('bob');
+  t.equal(await cache.getLiveSession('sa'), null, "alice's session is revoked by the remembered sign-out");
+  now += 600;
+  await signOut('bob');
+  now += 600;
+  // A later fact makes the cache forget what is older than the memory: alice's sign-out, not bob's (renewed).
+  await cache.waitLocalApplied(await bus.log.append(createEvent('SessionEnded', { sessionId: 'other', reason: 'admin' })), 1000);
+  t.equal(await cache.getLiveSession('sb'), null, "bob's sign-out, remembered again 600 ms later, is kept");
+  t.equal((await cache.getLiveSession('sa'))?.sessionId, 'sa', "alice's, older than any session, is forgotten (the memory stays bounded)");
+});

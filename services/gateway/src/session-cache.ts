@@ -30,6 +30,8 @@ interface Revocations {
   bySession: Map<string, number>;
   /** Insertion times, to forget facts older than any session. */
   added: Array<{ at: number; map: Map<string, number>; key: string }>;
+  /** Per map, key → when its fact was last remembered: a fact is forgotten once its latest record is. */
+  lastAt: Map<Map<string, number>, Map<string, number>>;
 }
 
 const key2 = (a: string, b: string) => `${a}\u0000${b}`;
@@ -52,7 +54,7 @@ export class CachedSessionReader implements SessionReader {
   readonly #max: number;
   readonly #sessions = new Map<string, SessionRecord>();
   readonly #bySub = new Map<string, Set<string>>();
-  readonly #rev: Revocations = { bySub: new Map(), byIssuerSub: new Map(), byIdpSession: new Map(), bySession: new Map(), added: [] };
+  readonly #rev: Revocations = { bySub: new Map(), byIssuerSub: new Map(), byIdpSession: new Map(), bySession: new Map(), added: [], lastAt: new Map() };
   /** Session id → seq and local time of its latest SessionRefreshed (insertion order = time order). */
   readonly #refreshes = new Map<string, { seq: number; at: number }>();
   #applied = 0;
@@ -331,13 +333,25 @@ export class CachedSessionReader implements SessionReader {
     map.set(key, Math.max(seq, map.get(key) ?? 0));
     const now = Date.now();
     this.#rev.added.push({ at: now, map, key });
+    let times = this.#rev.lastAt.get(map);
+    if (times === undefined) {
+      times = new Map();
+      this.#rev.lastAt.set(map, times);
+    }
+    times.set(key, now);
     // Forget facts older than any session could be (they can no longer matter).
     const horizon = now - this.#opts.revocationMemoryMs;
     let drop = 0;
     while (drop < this.#rev.added.length && this.#rev.added[drop]!.at < horizon) drop++;
     if (drop > 0) {
+      // (Not a search of `added` per dropped fact: a burst of facts expiring among many newer ones
+      // would then block the event loop for seconds.)
       for (const old of this.#rev.added.splice(0, drop)) {
-        if (!this.#rev.added.some((a) => a.map === old.map && a.key === old.key)) old.map.delete(old.key);
+        const times = this.#rev.lastAt.get(old.map);
+        if ((times?.get(old.key) ?? 0) < horizon) {
+          old.map.delete(old.key);
+          times?.delete(old.key);
+        }
       }
     }
   }
