@@ -102,13 +102,20 @@ async function main(argv: string[]): Promise<number> {
     // With a shared config bucket the cluster-wide document drives reloads; otherwise the file does.
     let stopWatching: () => void;
     if (bucket && 'watchDocument' in running.bus) {
+      // SIGHUP's default action ends the process: here it reloads nothing, and says so.
+      const onHup = () => logger.warn({ bucket }, 'SIGHUP ignored: this process follows the shared config in NATS KV; change it with `portcullis config push`');
+      process.on('SIGHUP', onHup);
+      let stopShared: () => void = () => {};
       try {
-        stopWatching = await watchSharedConfig({ bus: running.bus as NatsBus, bucket, local: config, logger, apply: (next) => running.reload(next) });
+        stopShared = await watchSharedConfig({ bus: running.bus as NatsBus, bucket, local: config, logger, apply: (next) => running.reload(next) });
         logger.info({ bucket }, 'following the shared config in NATS KV (file changes are not watched)');
       } catch (err) {
         logger.error({ bucket, err: (err as Error).message }, 'cannot watch the shared config bucket; running on the file config');
-        stopWatching = () => {};
       }
+      stopWatching = () => {
+        process.off('SIGHUP', onHup);
+        stopShared();
+      };
     } else {
       stopWatching = watchConfig({
         file: parsed.values.config ?? process.env.PORTCULLIS_CONFIG,
