@@ -99,3 +99,42 @@ t.test('SIGHUP to a process that follows the shared config does not end it: it i
   await r.body.dump();
   t.equal(r.statusCode, 302, 'the gateway still serves');
 });
+
+t.test('reading or pushing the shared config leaves the event stream retention the services set (the local file may allow shorter sessions)', async (t) => {
+  const env = { PORTCULLIS_CLUSTER__NATS__CONFIG_BUCKET: BUCKET };
+  const c = await startCluster({ gateway: 1, auth: 1, session: 1, env: () => env });
+  t.teardown(() => c.close());
+  /** The stream's max_age in seconds, as a NATS node reports it. */
+  const maxAge = async (): Promise<number | undefined> => {
+    for (const s of c.nats.servers) {
+      const res = await fetch(`${s.monitorUrl}/jsz?streams=true&config=true`).catch(() => null);
+      const jsz = (await res?.json().catch(() => null)) as { account_details?: Array<{ stream_detail?: Array<{ name: string; config?: { max_age?: number } }> }> } | null;
+      const detail = jsz?.account_details?.flatMap((a) => a.stream_detail ?? []).find((d) => d.name === 'PORTCULLIS_SESSIONS');
+      if (detail?.config?.max_age !== undefined) return detail.config.max_age / 1e9;
+    }
+    return undefined;
+  };
+  const dir = t.testdir({});
+  const push = (file: string) =>
+    spawnSync(BIN, ['config', 'push', file, '--config', c.configFile], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  // The document allows week-long sessions; the file every process and the admin start from, a day.
+  const week = join(dir, 'week.yaml');
+  writeFileSync(week, readFileSync(c.configFile, 'utf8').replace('    scopes: [openid, profile, email, groups]\n', '    scopes: [openid, profile, email, groups]\n    access_token_validity: 604800\n'));
+  t.equal(push(week).status, 0);
+  for (const m of c.members) {
+    await c.stop(m);
+    await c.start(m);
+  }
+  const weekAndADay = 604_800 + 86_400;
+  t.equal(await maxAge(), weekAndADay, 'replicas started on the document keep events for its sessions');
+  // An operator pushes a change from a shell whose local file still says a day.
+  const next = join(dir, 'next.yaml');
+  writeFileSync(next, readFileSync(week, 'utf8').replace('    access_token_validity: 604800\n', '    access_token_validity: 604800\n    skip_path_regex: "^/open/"\n'));
+  t.equal(push(next).status, 0);
+  t.equal(await maxAge(), weekAndADay, 'the push did not cut the retention to the local file\'s sessions (events of week-long sessions would be purged)');
+  // A replica restarting reads the document first: that read must not cut it either (checked at its end state and by the push above).
+  const gateway = c.gateways()[0]!;
+  await c.stop(gateway);
+  await c.start(gateway);
+  t.equal(await maxAge(), weekAndADay, 'a restarted replica leaves it as well');
+});

@@ -1,4 +1,5 @@
 // Cluster bus: the session event log on NATS JetStream and request/reply on core NATS.
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConfig } from '@portcullis/config';
 import { buildConnectOptions, connectNats, settleWithin } from './nats-connection.ts';
@@ -19,8 +20,12 @@ export interface NatsBusOptions {
   nats: NatsConfig;
   /** Connection name shown by the server, e.g. "portcullis-gateway@host". */
   name: string;
-  /** Stream `max_age`: events older than any session can go. */
-  streamMaxAgeSeconds: number;
+  /**
+   * Stream `max_age`: events older than any session can go. null: the stream is left as it is (a
+   * connection that only reads or writes config documents, whose caller does not know the sessions'
+   * lifetimes: the cluster's document may allow longer sessions than its local file).
+   */
+  streamMaxAgeSeconds: number | null;
   /** Connection events (disconnect, reconnect, ...) and subscriber retries, for the caller to log. */
   onStatus?: (s: { type: string; data?: unknown }) => void;
   /** Bound of the first connection; default 10 s. */
@@ -64,7 +69,10 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
 
   let jsm: Awaited<ReturnType<typeof ensureStream>>['jsm'];
   try {
-    ({ jsm } = await ensureStream(nc, { name: opts.nats.stream, replicas: opts.nats.replicas, maxAgeSeconds: opts.streamMaxAgeSeconds }));
+    jsm =
+      opts.streamMaxAgeSeconds === null
+        ? await jetstreamManager(nc)
+        : (await ensureStream(nc, { name: opts.nats.stream, replicas: opts.nats.replicas, maxAgeSeconds: opts.streamMaxAgeSeconds })).jsm;
   } catch (err) {
     await nc.close();
     throw err;

@@ -7,7 +7,6 @@ import { type NatsBus, createNatsBus } from '@portcullis/bus';
 import { type ClusterConfig, type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/telemetry';
 import { loadConfigOrReport } from './load-config-or-report.ts';
-import { streamMaxAgeSeconds } from './session-lifetimes.ts';
 
 /** The key of the shared document in `cluster.nats.config_bucket`. */
 export const SHARED_CONFIG_KEY = 'portcullis.yaml';
@@ -33,7 +32,7 @@ export function mergeShared(local: PortcullisConfig, shared: PortcullisConfig): 
  */
 export async function sharedConfigAtStart(local: PortcullisConfig, bucket: string, logger: Logger): Promise<PortcullisConfig> {
   if (!local.cluster) return local;
-  const bus = await openConfigBus(local, local.cluster.nats, 'portcullis-config-read', 10_000);
+  const bus = await openConfigBus(local.cluster.nats, 'portcullis-config-read', 10_000);
   let text: string | undefined;
   try {
     text = await bus.readDocument(bucket, SHARED_CONFIG_KEY);
@@ -60,14 +59,13 @@ function validShared(text: string, logger: Logger, bucket: string, instead: stri
   return null;
 }
 
-/** A short-lived connection for reading or writing the config document (`purpose` names it in NATS). */
-function openConfigBus(local: PortcullisConfig, nats: ClusterConfig['nats'], purpose: string, startTimeoutMs: number): Promise<NatsBus> {
-  return createNatsBus({
-    nats,
-    name: `${purpose}@${hostname()}`,
-    streamMaxAgeSeconds: streamMaxAgeSeconds(local),
-    startTimeoutMs,
-  });
+/**
+ * A short-lived connection for reading or writing the config document (`purpose` names it in NATS).
+ * It leaves the event stream alone: the local file's session lifetimes may be shorter than the
+ * document's, and setting the stream's max_age from them would purge events of live sessions.
+ */
+function openConfigBus(nats: ClusterConfig['nats'], purpose: string, startTimeoutMs: number): Promise<NatsBus> {
+  return createNatsBus({ nats, name: `${purpose}@${hostname()}`, streamMaxAgeSeconds: null, startTimeoutMs });
 }
 
 /**
@@ -128,7 +126,7 @@ export async function runConfigCommand(args: string[]): Promise<number> {
   }
   let bus: NatsBus;
   try {
-    bus = await openConfigBus(local, local.cluster.nats, 'portcullis-admin-config', 5_000);
+    bus = await openConfigBus(local.cluster.nats, 'portcullis-admin-config', 5_000);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 1;
