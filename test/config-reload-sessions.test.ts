@@ -50,4 +50,16 @@ t.test('config reload and sessions', async (t) => {
     t.equal(await status('keep'), 200, 'the untouched session survived both reloads');
     t.same(await liveProviders(), ['keep']);
   });
+
+  t.test('changing a provider\'s issuer ends its sessions: they were authenticated by another identity provider', async (t) => {
+    const next = {
+      ...original,
+      providers: original.providers.map((p) => (p.name === 'keep' ? { ...p, issuer: 'http://127.0.0.1:1/another-idp' } : p)),
+    };
+    await sys.portcullis.reload(next);
+    t.equal(await status('keep'), 302, 'the session of the old identity provider sends the user to log in');
+    const until = Date.now() + 10_000;
+    while ((await liveProviders()).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    t.same(await liveProviders(), [], 'and it was ended');
+  });
 });

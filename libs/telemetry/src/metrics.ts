@@ -22,7 +22,7 @@ export interface Metrics {
   eventsProjected: Counter<'type'>;
   /** Session refreshes at the IdP by outcome: refreshed, refused (session ended), failed (IdP unreachable; retried). */
   sessionRefreshes: Counter<'provider' | 'outcome'>;
-  /** Sessions the session service ended on its own, by cause: idle, provider_removed, cookie_secret_changed. */
+  /** Sessions the session service ended on its own, by cause: idle, provider_removed, cookie_secret_changed, issuer_changed. */
   sessionsEnded: Counter<'provider' | 'cause'>;
   /** Session uses reported by the gateway to the session service, by result (ok, failed: kept for the next report). */
   activityReported: Counter<'result'>;

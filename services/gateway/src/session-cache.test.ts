@@ -170,7 +170,7 @@ function appProvider() {
     testConfig(`
 outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
 providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: 'http://127.0.0.1:1' })}
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: 'http://127.0.0.1:1', issuer: 'http://idp' })}
 `),
   );
   return p!;

@@ -75,9 +75,13 @@ function awaitFreshSession(store: SessionReader, value: SessionCookieValue): Pro
   ]);
 }
 
-/** The session a verified cookie names counts only for its provider and at the version the cookie was written at. */
+/**
+ * The session a verified cookie names counts only for its provider, at the version the cookie was
+ * written at, and while the provider still trusts the issuer that authenticated it (a reload that
+ * changes `issuer` must not keep the old identity provider's users signed in).
+ */
 function matchCookie(p: ProviderRuntime, value: SessionCookieValue, session: SessionRecord | null): SessionCheck {
-  if (!session || session.provider !== p.name || session.seq !== value.seq) return STALE;
+  if (!session || session.provider !== p.name || session.seq !== value.seq || session.issuer !== p.config.issuer) return STALE;
   return { session, staleCookie: false };
 }
 

@@ -5,7 +5,7 @@ import { createEvent } from '@portcullis/events';
 import type { OnceStore, SessionReader, SessionUpkeep } from '@portcullis/store';
 
 /** The provider fields the session upkeep reads. */
-export type UpkeepProvider = Pick<ProviderConfig, 'name' | 'idle_timeout' | 'cookie_secret'>;
+export type UpkeepProvider = Pick<ProviderConfig, 'name' | 'idle_timeout' | 'cookie_secret'> & Partial<Pick<ProviderConfig, 'issuer'>>;
 
 /** Sessions asked for per store read. */
 const IDLE_BATCH = 500;

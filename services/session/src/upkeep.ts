@@ -40,7 +40,7 @@ export interface SessionUpkeepDeps {
   /** Clock (unix ms); default Date.now. */
   now?: () => number;
   /** Sessions this upkeep ended, by provider and cause (metrics). */
-  onEnded?: (provider: string, cause: 'idle' | 'provider_removed' | 'cookie_secret_changed', count: number) => void;
+  onEnded?: (provider: string, cause: 'idle' | 'provider_removed' | 'cookie_secret_changed' | 'issuer_changed', count: number) => void;
 }
 
 /** The running upkeep. */
@@ -152,6 +152,10 @@ export function createSessionUpkeep(deps: SessionUpkeepDeps): SessionUpkeepServi
       for (const [provider, ended] of Object.entries(result.secretChanged)) {
         log?.info({ provider, ended, cause: 'cookie secret changed' }, `sessions of provider "${provider}" ended: its cookie secret changed`);
         deps.onEnded?.(provider, 'cookie_secret_changed', ended);
+      }
+      for (const [provider, ended] of Object.entries(result.issuerChanged)) {
+        log?.info({ provider, ended, cause: 'issuer changed' }, `sessions of provider "${provider}" ended: its issuer changed`);
+        deps.onEnded?.(provider, 'issuer_changed', ended);
       }
       log?.info({ scope: todo === 'all' ? 'all' : [...todo], providers: providers.map((p) => p.name) }, 'sessions reconciled with the config');
     } catch (err) {
