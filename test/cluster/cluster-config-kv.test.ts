@@ -137,4 +137,8 @@ t.test('reading or pushing the shared config leaves the event stream retention t
   await c.stop(gateway);
   await c.start(gateway);
   t.equal(await maxAge(), weekAndADay, 'a restarted replica leaves it as well');
+  // So does an admin command run from that shell.
+  const list = spawnSync(BIN, ['sessions', 'list', '--config', c.configFile], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  t.equal(list.status, 0, list.stderr);
+  t.equal(await maxAge(), weekAndADay, "'portcullis sessions' leaves it as well");
 });

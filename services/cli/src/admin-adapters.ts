@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import { type NatsBus, createNatsBus } from '@portcullis/bus';
 import type { ClusterConfig, PortcullisConfig } from '@portcullis/config';
 import { type RedisStore, createRedisStore } from '@portcullis/store';
-import { streamMaxAgeSeconds } from './session-lifetimes.ts';
 
 /** An admin command waits this long for NATS and for Redis before it gives up (exit 1). */
 const ADMIN_CONNECT_TIMEOUT_MS = 5_000;
@@ -16,8 +15,10 @@ export interface AdminAdapters {
 }
 
 /**
- * Connects to the cluster's NATS (the stream is checked with the same limits the services use) and
- * Redis. Rejects with the bus's or the store's own error, which names the target and what to check.
+ * Connects to the cluster's NATS and Redis. The stream is used as the services set it up: an admin
+ * shell's config file may allow shorter sessions than the cluster's, and setting the stream's
+ * max_age from it would make NATS drop events of live sessions. Rejects with the bus's or the
+ * store's own error, which names the target and what to check.
  */
 export async function openAdminAdapters(
   config: PortcullisConfig & { cluster: ClusterConfig },
@@ -27,7 +28,7 @@ export async function openAdminAdapters(
   const bus = await createNatsBus({
     nats: config.cluster.nats,
     name: `portcullis-admin-${command}@${hostname()}`,
-    streamMaxAgeSeconds: streamMaxAgeSeconds(config),
+    streamMaxAgeSeconds: null,
     startTimeoutMs: ADMIN_CONNECT_TIMEOUT_MS,
     onStatus: (s) => {
       if (s.type === 'disconnect' || s.type === 'reconnect') note(`NATS ${s.type}ed`);
