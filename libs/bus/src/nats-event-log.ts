@@ -11,7 +11,7 @@ import { buildEventSubject } from './nats-subjects.ts';
 import type { EventLog, Subscription } from './types.ts';
 
 /** An append keeps retrying a leaderless stream this long (a re-election took 4.5–7 s here). */
-const APPEND_BUDGET_MS = 10_000;
+export const APPEND_BUDGET_MS = 10_000;
 /** Per-attempt wait for a PubAck; short so a dead leader is given up on quickly. */
 const PUBLISH_TIMEOUT_MS = 2_000;
 const LAST_SEQ_BUDGET_MS = 10_000;

@@ -1,5 +1,5 @@
 // Background refresh of sessions' IdP tokens: once per session cluster-wide, claims and mappings recomputed, a refusal ends the session.
-import type { EventLog } from '@portcullis/bus';
+import { APPEND_BUDGET_MS, type EventLog } from '@portcullis/bus';
 import { createEvent, type SessionEvent } from '@portcullis/events';
 import { decodeJwt } from 'jose';
 import type { OnceStore, SessionReader, SessionRecord, SessionUpkeep } from '@portcullis/store';
@@ -38,9 +38,10 @@ export interface SessionRefresherDeps {
   /** Due sessions handled per pass at most. Default 50. */
   batch?: number;
   /**
-   * How long one replica holds a session's refresh lock. It must outlast one refresh (discovery, token
-   * and userinfo calls, each bounded by `timeoutMs`, and the append). Default: 30 s (the first failure
-   * back-off, so a retry finds the lock free), or 4 × `timeoutMs` when that is longer.
+   * How long one replica holds a session's refresh lock. It must outlast one refresh: the wait for the
+   * store to catch up, discovery, token, key set and userinfo calls (each bounded by `timeoutMs`) and
+   * the append (retried up to the bus's budget), else another replica could use a token the IdP is
+   * rotating. Default: that sum, or 30 s (the first failure back-off) when that is longer.
    */
   lockMs?: number;
   logger?: AuthLogger;
@@ -79,7 +80,7 @@ export function createSessionRefresher(deps: SessionRefresherDeps): SessionRefre
   const now = deps.now ?? Date.now;
   const intervalMs = deps.intervalMs ?? 1000;
   const batch = deps.batch ?? 50;
-  const lockMs = deps.lockMs ?? Math.max(FIRST_BACKOFF_MS, 4 * deps.timeoutMs);
+  const lockMs = deps.lockMs ?? Math.max(FIRST_BACKOFF_MS, SYNC_TIMEOUT_MS + 4 * deps.timeoutMs + APPEND_BUDGET_MS);
   /** Consecutive failures per session (this replica's view), for the back-off. */
   const failures = new Map<string, number>();
   /**
