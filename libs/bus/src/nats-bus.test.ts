@@ -16,6 +16,18 @@ const openBus = (name = 'test', over = {}): Promise<NatsBus> =>
 
 const signedOut = (sub: string) => createEvent('UserSignedOut', { sub, provider: 'p', reason: 'test' });
 
+/** Subscribes from the first event, appends one and waits for it; returns the sequences seen (growing). */
+async function followFromStart(t: import('tap').Test, bus: NatsBus): Promise<number[]> {
+  const seen: number[] = [];
+  const sub = bus.log.subscribe(1, (e) => {
+    seen.push(e.seq);
+  });
+  t.teardown(() => sub.close());
+  await bus.log.append(signedOut('one'));
+  await waitUntil(() => seen.length === 1, 5000, 'the first event');
+  return seen;
+}
+
 t.test('NATS bus meets the bus contract', async (t) => {
   runBusContract(t, () => openBus());
 });
@@ -181,13 +193,7 @@ t.test('connected() turns false when the server goes away and true when it is ba
   t.teardown(() => current.stop());
   const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 3600 });
   t.teardown(() => bus.close());
-  const seen: number[] = [];
-  const sub = bus.log.subscribe(1, (e) => {
-    seen.push(e.seq);
-  });
-  t.teardown(() => sub.close());
-  await bus.log.append(signedOut('one'));
-  await waitUntil(() => seen.length === 1, 5000, 'the first event');
+  const seen = await followFromStart(t, bus);
   t.equal(bus.connected(), true);
   own.kill();
   await own.exited;
@@ -208,13 +214,7 @@ t.test('a subscriber whose consumer heartbeats but lost a delivery starts a new 
   const statuses: string[] = [];
   const bus = await createNatsBus({ nats: buildTestNatsConfig([proxy.url]), name: 't', streamMaxAgeSeconds: 3600, onStatus: (s) => statuses.push(s.type) });
   t.teardown(() => bus.close());
-  const seen: number[] = [];
-  const sub = bus.log.subscribe(1, (e) => {
-    seen.push(e.seq);
-  });
-  t.teardown(() => sub.close());
-  await bus.log.append(signedOut('one'));
-  await waitUntil(() => seen.length === 1, 5000, 'the first event');
+  const seen = await followFromStart(t, bus);
   // The last event's delivery is lost: no later event reveals the gap, and heartbeats keep coming.
   const lost = proxy.dropNext((m) => m.reply.startsWith('$JS.ACK.PORTCULLIS_SESSIONS.'));
   await bus.log.append(signedOut('two'));

@@ -5,8 +5,8 @@ import type { Bus } from '@portcullis/bus';
 import { createMemoryBus } from '@portcullis/bus';
 import { AUTH_SUBJECTS, type AuthReply } from '@portcullis/events';
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
-import { createRedisStore, type SessionRecord } from '@portcullis/store';
-import { type Browser, createBrowser, DEMO_USERS, startIdp, startRedisServer } from '@portcullis/testkit';
+import type { SessionRecord } from '@portcullis/store';
+import { type Browser, createBrowser, DEMO_USERS, startIdp } from '@portcullis/testkit';
 import { type JWTPayload, SignJWT } from 'jose';
 import t, { type Test } from 'tap';
 import { createAuthService } from './app.ts';
@@ -26,6 +26,7 @@ import {
   type LocalKey,
   loginAtIdp,
   loginThroughService,
+  openDeadRedisStore,
   requestCallback,
   requestStart,
   startHarness,
@@ -375,11 +376,8 @@ t.test('back-channel logout', async (t) => {
     const bus = createMemoryBus();
     t.teardown(() => bus.close());
     // A replica whose Redis is gone: the jti cannot be checked, so nothing may be done.
-    const redis = await startRedisServer();
-    const deadStore = await createRedisStore({ redis: { url: redis.url, key_prefix: 'bcl-test:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null } });
+    const deadStore = await openDeadRedisStore();
     t.teardown(() => deadStore.close());
-    redis.kill();
-    await redis.exited;
     const service = createAuthService({ config: h.config, bus, store: deadStore });
     await service.start();
     t.teardown(() => service.stop());

@@ -1,8 +1,7 @@
 // Callback against a real oidc-provider: the happy path, every refusal, replicas and restarts.
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
 import { AUTH_SUBJECTS } from '@portcullis/events';
-import { createRedisStore } from '@portcullis/store';
-import { DEMO_USERS, startIdp, startRedisServer, subjectFor } from '@portcullis/testkit';
+import { DEMO_USERS, startIdp, subjectFor } from '@portcullis/testkit';
 import t from 'tap';
 import { createAuthService } from './app.ts';
 import { loginStateCookieName } from './login-state.ts';
@@ -17,6 +16,7 @@ import {
   idpClientFor,
   loginAtIdp,
   loginThroughService,
+  openDeadRedisStore,
   requestCallback,
   requestStart,
   startHarness,
@@ -290,11 +290,8 @@ t.test('a session store that does not answer the state check → 503 "try again"
   const h = await startHarness(buildConfig([buildProvider(idp.issuer)]));
   t.teardown(() => h.close());
   // This replica's Redis is gone; another replica (below) shares the healthy store.
-  const redis = await startRedisServer();
-  const deadStore = await createRedisStore({ redis: { url: redis.url, key_prefix: 'login-test:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null } });
+  const deadStore = await openDeadRedisStore();
   t.teardown(() => deadStore.close());
-  redis.kill();
-  await redis.exited;
   const broken = createAuthService({ config: h.config, bus: h.bus, store: deadStore });
   await broken.start();
   const start = await requestStart(h.bus, 'app');

@@ -6,8 +6,8 @@ import { type Bus, createMemoryBus } from '@portcullis/bus';
 import type { PortcullisConfig, ProviderConfig } from '@portcullis/config';
 import { AUTH_SUBJECTS, type AuthReply, type CallbackRequest, type SignOutRequest } from '@portcullis/events';
 import { createSessionService, type SessionService } from '@portcullis/session';
-import { createMemoryStore, type SessionStore } from '@portcullis/store';
-import { type Browser, createBrowser, DEMO_USERS, type Idp, type IdpClient, loginThroughIdp, startIdp } from '@portcullis/testkit';
+import { createMemoryStore, createRedisStore, type RedisStore, type SessionStore } from '@portcullis/store';
+import { type Browser, createBrowser, DEMO_USERS, type Idp, type IdpClient, loginThroughIdp, startIdp, startRedisServer } from '@portcullis/testkit';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { type AuthLogger, type AuthService, createAuthService } from './app.ts';
 import { buildRedirectUri } from './provider-runtime.ts';
@@ -303,4 +303,13 @@ export async function startMergedKeySet(extra: JWK[]): Promise<{ url: string; se
   });
   const url = await listenLocal(server);
   return { url: `${url}/jwks`, setIdpPort: (p) => (idpPort = p), close: () => closeLocal(server) };
+}
+
+/** A Redis store whose redis-server has been killed (a replica whose Redis is gone); the caller closes it. */
+export async function openDeadRedisStore(): Promise<RedisStore> {
+  const redis = await startRedisServer();
+  const store = await createRedisStore({ redis: { url: redis.url, key_prefix: 'dead:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null } });
+  redis.kill();
+  await redis.exited;
+  return store;
 }
