@@ -234,3 +234,34 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'https:/
   const direct = await ask('/outpost.goauthentik.io/sign_out', { host: 'app.company' });
   t.equal(direct.kind === 'respond' && direct.status, 200);
 });
+
+t.test('forward auth: the host of the original URL picks the provider; a client-sent X-Forwarded-Host cannot bring another provider\'s session', async (t) => {
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'a', mode: 'forward_single', external_host: 'https://a.company', client_id: 'client-a' })}
+${providerYaml({ name: 'b', mode: 'forward_single', external_host: 'https://b.company', client_id: 'client-b' })}
+`);
+  const gw = await startTestGateway(config);
+  t.teardown(() => gw.close());
+  // Mallory may use app b, not app a; she holds b's session cookie.
+  const cookieB = await gw.login('b', { sub: 'mallory', preferred_username: 'mallory' });
+  const ask = (url: string, headers: Record<string, string>) =>
+    gw.gateway.handler.handle({ method: 'GET', url, headers: { ...headers, cookie: cookieB }, peer: '127.0.0.1', encrypted: false });
+  const checks: Array<[string, string, Record<string, string>]> = [
+    // authentik's nginx snippet sets Host and X-Original-URL only: nginx passes the client's X-Forwarded-Host (and X-Original-URI) along.
+    ['nginx, X-Original-URL', '/outpost.goauthentik.io/auth/nginx', { host: 'a.company', 'x-original-url': 'https://a.company/admin', 'x-forwarded-host': 'b.company' }],
+    ['nginx, both X-Original-* ', '/outpost.goauthentik.io/auth/nginx', { host: 'a.company', 'x-original-url': 'https://a.company/admin', 'x-original-uri': '/admin', 'x-forwarded-host': 'b.company' }],
+    ['envoy', '/outpost.goauthentik.io/auth/envoy/admin', { host: 'a.company', 'x-forwarded-host': 'b.company' }],
+  ];
+  for (const [label, url, headers] of checks) {
+    const a = await ask(url, headers);
+    t.equal(a.kind, 'respond', label);
+    if (a.kind !== 'respond') continue;
+    t.not(a.status, 200, `${label}: a request for a.company is not let through on b's session`);
+    t.notOk(a.headers.some(([k, v]) => k.toLowerCase() === 'x-authentik-username' && v === 'mallory'), `${label}: no identity headers of b`);
+  }
+  // The same session on its own host still passes.
+  const own = await ask('/outpost.goauthentik.io/auth/nginx', { host: 'b.company', 'x-original-url': 'https://b.company/x', 'x-original-uri': '/x', 'x-forwarded-host': 'b.company' });
+  t.equal(own.kind === 'respond' && own.status, 200);
+});

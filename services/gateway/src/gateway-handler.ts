@@ -394,6 +394,16 @@ export class GatewayHandler {
       );
       return textAnswer(500, 'configuration error');
     }
+    // The provider was picked by Host / X-Forwarded-Host, which a front proxy may pass on from the
+    // client (nginx with authentik's snippet sets only Host and X-Original-URL): the URL being
+    // checked must be one of this provider's, or another provider's cookie would decide for it.
+    if (this.#route(original.url.host, original.url.protocol === 'https:' ? 'https' : 'http') !== this.providers.indexOf(p)) {
+      this.#deps.log.warn(
+        { provider: p.name, flavour, peer: req.peer, host: original.url.host },
+        'forward auth for a URL whose host is not this provider\'s (the request\'s Host / X-Forwarded-Host name another): refusing. Make the front proxy set X-Forwarded-Host (or Host) to the original host',
+      );
+      return textAnswer(500, 'configuration error');
+    }
     const originalQuery = original.url.search.slice(1);
     if (flavour !== 'nginx') {
       if (queryFlag(originalQuery, CALLBACK_FLAG)) return neverAPass(this.#callback(p, req, originalQuery));
@@ -655,7 +665,8 @@ function stateCookieReachesCallback(p: ProviderRuntime, host: string): boolean {
 const SCHEME_AND_AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
 
 /**
- * True when nginx sent both original-URL headers and they name different targets. nginx sends
+ * True when nginx sent both original-URL headers and they name different targets (path, or a host
+ * other than X-Forwarded-Host / Host, which X-Original-URI is rebuilt against). nginx sends
  * `$scheme://$http_host$request_uri` and `$request_uri`: compared as sent, since the URL parser
  * re-encodes (quotes, braces, UTF-8) and resolves dot segments that nginx passes unchanged.
  */
@@ -664,7 +675,10 @@ function originalHeadersDisagree(req: IncomingRequest): boolean {
   const full = headerValue(req.headers, 'x-original-url');
   if (!uri || !full) return false;
   const prefix = SCHEME_AND_AUTHORITY.exec(full);
-  return prefix === null || full.slice(prefix[0].length) !== uri;
+  if (prefix === null || full.slice(prefix[0].length) !== uri) return true;
+  // X-Original-URI is rebuilt against X-Forwarded-Host (else Host): it must name X-Original-URL's host.
+  const host = headerValue(req.headers, 'x-forwarded-host')?.split(',')[0]?.trim() || headerValue(req.headers, 'host');
+  return host === undefined || prefix[0].slice(prefix[0].indexOf('//') + 2).toLowerCase() !== host.toLowerCase();
 }
 
 /** Cookies whose name starts with `prefix` (the login-state cookies of one provider). */
