@@ -58,6 +58,13 @@ t.test('normalizePath never allow-lists paths with dot segments, raw or encoded'
   for (const [raw, expected] of cases) t.same(normalizePath(raw), { path: expected, skipEligible: false }, JSON.stringify(raw));
 });
 
+t.test('normalizePath never allow-lists dot segments with path parameters (Tomcat, Jetty and Spring read "..;x" as "..")', async (t) => {
+  for (const raw of ['/public/..;/admin', '/public/..;jsessionid=1/admin', '/public/.;/x', '/public/%2e%2e;/admin', '/public/x/..;']) {
+    t.equal(normalizePath(raw)?.skipEligible, false, JSON.stringify(raw));
+  }
+  for (const raw of ['/public/a;b/x', '/public/..a;/x', '/public/;/x']) t.equal(normalizePath(raw)?.skipEligible, true, `${JSON.stringify(raw)} has no dot segment`);
+});
+
 t.test('normalizePath marks hidden separators and backslashes as not skip-eligible', async (t) => {
   const cases: Array<[string, string]> = [
     ['/public%2F..%2Fadmin', '/admin'],

@@ -6,7 +6,7 @@ export interface NormalizedPath {
   path: string;
   /**
    * False when the raw path hid a separator or delimiter (`%2F`, `%5C`, `%3F`, `%23`), held a raw
-   * backslash, or had `.`/`..` segments (raw or encoded): the upstream may split or resolve such a
+   * backslash, or had `.`/`..` segments (raw or encoded, also with a `;` parameter: `..;x`): the upstream may split or resolve such a
    * path differently from us, so it must not be allow-listed. Browsers never send any of these.
    */
   skipEligible: boolean;
@@ -16,6 +16,8 @@ export interface NormalizedPath {
 const NEEDS_WORK = /%|\/\.|\/\/|\\|[\x00\r\n]|^[^/]/;
 const ENCODED_DELIMITER = /%(?:2f|5c|3f|23)/i;
 const FORBIDDEN_DECODED = /[\x00\r\n]/;
+/** A `.` or `..` segment followed by a `;` path parameter. */
+const DOT_SEGMENT_WITH_PARAMETER = /^\.\.?;/;
 
 /**
  * Normalises the path of a request target (no query) for skip-rule matching (HOT). Percent-decodes
@@ -65,6 +67,9 @@ function removeDotSegments(path: string): { path: string; hadDotSegments: boolea
       if (i === last) trailingSlash = true;
       continue;
     }
+    // `..;x` and `.;x`: Tomcat, Jetty and Spring drop the `;` path parameter and then resolve the
+    // dot segment (`/public/..;/admin` is `/admin` to them); kept as a segment here, never allow-listed.
+    if (segment.charCodeAt(0) === 0x2e /* . */ && DOT_SEGMENT_WITH_PARAMETER.test(segment)) hadDotSegments = true;
     output.push(segment);
   }
   if (output.length === 0) return { path: '/', hadDotSegments };

@@ -50,7 +50,7 @@ ${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https:/
 
   t.test('dot segments and backslashes in the original path are never allow-listed (the upstream may not resolve them)', async (t) => {
     const fwd = { host: 'portcullis', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.company' };
-    for (const uri of ['/private/../public/x', '/private/%2e%2e/public/x', '/private/%2E./public/x', '/private\\..\\public\\x', '/public\\x', '/public/./x']) {
+    for (const uri of ['/private/../public/x', '/private/%2e%2e/public/x', '/private/%2E./public/x', '/private\\..\\public\\x', '/public\\x', '/public/./x', '/public/..;/private', '/public/.;/x']) {
       t.equal((await nginx(uri)).statusCode, 401, `nginx X-Original-URI ${uri}`);
       const url = await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'app.company', 'x-original-url': `https://app.company${uri}` } });
       t.equal(url.statusCode, 401, `nginx X-Original-URL ${uri}`);
