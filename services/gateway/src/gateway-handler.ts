@@ -374,7 +374,7 @@ export class GatewayHandler {
       // lets a client supply its own X-Original-URI (which wins) and pick the path that is judged.
       this.#deps.log.warn(
         { provider: p.name, peer: req.peer },
-        'X-Original-URI and X-Original-URL disagree: refusing. Set both in nginx (proxy_set_header X-Original-URI $request_uri) so a client cannot supply one',
+        'X-Original-URI and X-Original-URL disagree (in path, or X-Original-URL names another host:port than X-Forwarded-Host/Host): refusing. Set both in nginx (proxy_set_header X-Original-URI $request_uri) so a client cannot supply one, and X-Forwarded-Host to $http_host, the host:port X-Original-URL names',
       );
       return textAnswer(500, 'configuration error');
     }
