@@ -2,8 +2,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getFreePort } from '@portcullis/testkit';
-import t from 'tap';
+import { getFreePort, startUpstream } from '@portcullis/testkit';
+import t, { type Test } from 'tap';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
@@ -164,4 +164,50 @@ t.test('--services with an unknown role → exit 2 naming the choices', async (t
   const r = runCli(['run', '--services', 'gateway,frontend']);
   t.equal(r.status, 2);
   t.match(r.stderr, /gateway, auth, session/);
+});
+
+/** `run` in front of a real upstream, with `/__stream` allowed without login; resolves once /ready says 200. */
+async function runServing(t: Test) {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const [http, metrics] = [await getFreePort(), await getFreePort()];
+  const dir = t.testdir({});
+  const file = join(dir, 'portcullis.yaml');
+  writeFileSync(file, `${VALID(http, metrics).replace('http://127.0.0.1:1\n', `${upstream.url}\n`)}    skip_path_regex: "^/__stream"\n`);
+  const child = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  for (let i = 0; ; i++) {
+    if (i > 200) throw new Error('portcullis did not become ready');
+    const ready = await fetch(`http://127.0.0.1:${metrics}/ready`).then((r) => r.status, () => 0);
+    if (ready === 200) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // A download that takes about 2 s: in flight when the signals arrive.
+  const download = fetch(`http://127.0.0.1:${http}/__stream?chunks=4&delay=500`, { headers: { host: `app.localhost:${http}` } })
+    .then(async (r) => `${r.status} ${(await r.text()).split('\n').filter(Boolean).length} lines`)
+    .catch((err: Error) => `failed: ${err.message}`);
+  await new Promise((r) => setTimeout(r, 300));
+  return { child, exit, download, metrics, http, log: () => stdout };
+}
+
+t.test('a second SIGTERM or SIGINT during the graceful stop does not kill the process: in-flight requests still finish, exit 0', async (t) => {
+  for (const signals of [['SIGTERM', 'SIGTERM'], ['SIGINT', 'SIGINT'], ['SIGINT', 'SIGTERM']] as const) {
+    await t.test(signals.join(' then '), async (t) => {
+      const run = await runServing(t);
+      // As under `npx portcullis run` (npm forwards the signal the terminal or systemd also sent to node),
+      // or an operator pressing Ctrl-C again.
+      run.child.kill(signals[0]);
+      await new Promise((r) => setTimeout(r, 200));
+      run.child.kill(signals[1]);
+      t.equal(await run.download, '200 4 lines', 'the in-flight download finished');
+      t.same(await run.exit, { code: 0, signal: null }, 'exit 0, not killed by the signal');
+    });
+  }
 });

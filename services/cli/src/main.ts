@@ -126,7 +126,12 @@ async function main(argv: string[]): Promise<number> {
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string): void => {
-        if (stopping) return;
+        if (stopping) {
+          // A repeated signal (npm forwarding the one the terminal or systemd also sent, Ctrl-C again) must
+          // not end the process: with no listener left, its default action would cut every in-flight request.
+          logger.info({ signal }, 'already shutting down: in-flight requests finish first (at most outpost.shutdown_grace_seconds)');
+          return;
+        }
         stopping = true;
         stopWatching();
         logger.info({ signal }, 'shutting down');
@@ -141,8 +146,8 @@ async function main(argv: string[]): Promise<number> {
           },
         );
       };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
     });
   }
   process.stderr.write(command ? `unknown command "${command}"\n\n${USAGE}` : USAGE);
