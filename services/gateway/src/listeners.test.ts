@@ -92,3 +92,34 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhos
   t.equal(await streamEnded, 'cut', 'the stream was cut, not ended as if complete');
   t.ok(gw.warnings.includes('shutdown grace over: closing the connections still open'), 'logged');
 });
+
+t.test('stop() closes a keep-alive connection once its in-flight answer ends, without waiting out the grace', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const [http, https] = [await getFreePort(), await getFreePort()];
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: null }, shutdown_grace_seconds: 6 }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhost:${http}`, internal_host: upstream.url })}
+`);
+  const gw = await startTestGateway(config, { https: true });
+  t.teardown(() => gw.close());
+  await gw.gateway.start();
+  const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+  // Keep-alive clients (as browsers and front proxies are): each answer's head went out before the stop began.
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false }, keepAliveTimeout: 60_000 });
+  t.teardown(() => dispatcher.close());
+  const downloads = await Promise.all(
+    [`http://127.0.0.1:${http}`, `https://127.0.0.1:${https}`].map((base) =>
+      request(`${base}/__stream?chunks=3&delay=300`, { dispatcher, headers: { host: `app.localhost:${http}`, cookie } }),
+    ),
+  );
+  for (const d of downloads) t.equal(d.statusCode, 200, 'the download started');
+  const started = Date.now();
+  const stopped = gw.gateway.stop();
+  for (const d of downloads) t.equal((await d.body.text()).split('\n').filter(Boolean).length, 3, 'the download finished whole');
+  await stopped;
+  const took = Date.now() - started;
+  t.ok(took < 3_000, `stop() returned when the answers ended (${took} ms; the grace is 6 s)`);
+  t.notOk(gw.warnings.includes('shutdown grace over: closing the connections still open'), 'no connection was left to the grace');
+});

@@ -372,6 +372,9 @@ export function parseListen(addr: string): { host: string; port: number } {
   return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port: Number(m[2]) };
 }
 
+/** While stopping, how often connections that went idle since (their answer ended) are closed. */
+const IDLE_REAP_MS = 100;
+
 /** Builds the gateway from its dependencies; nothing listens until `start`. */
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const slot: HandlerSlot = { handler: new GatewayHandler(deps) };
@@ -412,10 +415,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         for (const socket of upgraded) socket.destroy();
         deps.log.warn({ graceSeconds, upgradedSockets: open }, 'shutdown grace over: closing the connections still open');
       }, graceSeconds * 1000);
+      // close() closes the connections idle at that moment only: one whose answer was under way (its
+      // head already said keep-alive) would stay open, idle, until the grace is over. Close each as its
+      // answer ends.
+      const reaper = setInterval(() => {
+        http.server.closeIdleConnections();
+        https?.server.closeIdleConnections();
+      }, IDLE_REAP_MS);
       try {
         await Promise.all([http.close(), https?.close()]);
       } finally {
         clearTimeout(timer);
+        clearInterval(reaper);
       }
       await pools.close();
     },
