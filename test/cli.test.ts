@@ -211,3 +211,19 @@ t.test('a second SIGTERM or SIGINT during the graceful stop does not kill the pr
     });
   }
 });
+
+t.test('once SIGTERM arrives /ready answers 503 (the HTTP listener no longer accepts), while in-flight requests finish', async (t) => {
+  const run = await runServing(t);
+  run.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  const refused = await fetch(`http://127.0.0.1:${run.http}/outpost.goauthentik.io/ping`).then(
+    (r) => `answered ${r.status}`,
+    () => 'refused',
+  );
+  t.equal(refused, 'refused', 'new connections to the HTTP listener are refused');
+  const ready = await fetch(`http://127.0.0.1:${run.metrics}/ready`);
+  t.equal(ready.status, 503, 'a load balancer polling /ready takes the process out of rotation');
+  t.match(await ready.json(), { status: 'not ready', process: 'stopping' });
+  t.equal(await run.download, '200 4 lines', 'the in-flight download finished');
+  t.same(await run.exit, { code: 0, signal: null });
+});

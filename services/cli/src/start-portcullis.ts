@@ -76,7 +76,11 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
   // The metrics listener starts first: until the gateway's own listeners are bound, a process with the
   // gateway role is not ready (a pod marked ready then would refuse the traffic sent to it).
   let gatewayListening = false;
+  // From the first moment of a stop: the listeners refuse new connections, so a load balancer
+  // polling /ready must take the process out of rotation (the metrics listener closes last).
+  let stopping = false;
   const readiness = async (): Promise<Readiness> => {
+    if (stopping) return { ready: false, checks: { process: 'stopping' } };
     if (roles.has('gateway') && !gatewayListening) return { ready: false, checks: { gateway: 'starting' } };
     if (!config.cluster) return { ready: true, checks: { mode: 'embedded' } };
     const nats = (bus as Bus & { connected?: () => boolean }).connected?.() ?? true;
@@ -273,6 +277,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
       bus,
       store,
       async stop() {
+        stopping = true;
         for (const timer of timers) clearInterval(timer);
         for (const stop of stops) await stop().catch((err: unknown) => logger.error({ err }, 'error while stopping'));
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
