@@ -227,3 +227,22 @@ t.test('once SIGTERM arrives /ready answers 503 (the HTTP listener no longer acc
   t.equal(await run.download, '200 4 lines', 'the in-flight download finished');
   t.same(await run.exit, { code: 0, signal: null });
 });
+
+t.test('a listen address in use: exit 1 naming the setting and the fix', async (t) => {
+  const { createServer } = await import('node:net');
+  for (const key of ['http', 'https', 'metrics'] as const) {
+    await t.test(`outpost.listen.${key}`, async (t) => {
+      const ports = { http: await getFreePort(), https: await getFreePort(), metrics: await getFreePort() };
+      const squatter = createServer();
+      await new Promise<void>((resolve) => squatter.listen(ports[key], '127.0.0.1', resolve));
+      t.teardown(() => squatter.close());
+      const dir = t.testdir({
+        'p.yaml': VALID(ports.http, ports.metrics).replace('https: null', `https: "127.0.0.1:${ports.https}"`),
+      });
+      const r = runCli(['run', '--config', join(dir, 'p.yaml')]);
+      t.equal(r.status, 1);
+      t.match(r.stderr, `outpost.listen.${key}: 127.0.0.1:${ports[key]} is already in use`);
+      t.match(r.stderr, new RegExp(`— .*PORTCULLIS_OUTPOST__LISTEN__${key.toUpperCase()}`), 'the fix names the setting to change');
+    });
+  }
+});

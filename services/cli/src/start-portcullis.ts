@@ -290,8 +290,31 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
     metricsServer?.close();
     await bus.close().catch(() => {});
     await store.close().catch(() => {});
-    throw err;
+    throw listenFailure(err, config) ?? err;
   }
+}
+
+/** Why a listener could not bind, per node's error code, and what to do about it. */
+const LISTEN_FAILURES: Record<string, { reason: string; fix: string }> = {
+  EADDRINUSE: { reason: 'is already in use (another process listens there)', fix: 'stop that process, or' },
+  EACCES: { reason: 'may not be bound by this user (ports below 1024 need privileges)', fix: 'use a port from 1024 up, or' },
+  EADDRNOTAVAIL: { reason: 'names an address this machine does not have', fix: 'use one of its addresses (or 0.0.0.0), or' },
+};
+
+/**
+ * A listener that failed to bind, as a config problem line (`<path>: <reason> — <fix>`) naming the
+ * setting; null for any other error. node's message alone names neither the setting nor the fix.
+ */
+function listenFailure(err: unknown, config: PortcullisConfig): Error | null {
+  const e = err as NodeJS.ErrnoException & { port?: number };
+  const known = e?.syscall === 'listen' && e.code ? LISTEN_FAILURES[e.code] : undefined;
+  if (!known) return null;
+  const listen = config.outpost.listen;
+  const key = (['http', 'https', 'metrics'] as const).find((k) => listen[k] && parseListen(listen[k]).port === e.port);
+  if (!key) return null;
+  const env = `PORTCULLIS_OUTPOST__LISTEN__${key.toUpperCase()}`;
+  const off = key === 'http' ? '' : ' (null turns this listener off)';
+  return new Error(`outpost.listen.${key}: ${listen[key]} ${known.reason} — ${known.fix} set outpost.listen.${key} (or ${env}) to a free address${off}`, { cause: err });
 }
 
 /** Embedded: in-process bus and store. Cluster: NATS JetStream and Redis, with their state logged. */
