@@ -1,22 +1,28 @@
 // Real listeners: WebSocket upgrades through proxy mode, the HTTPS listener's default certificate, and the shutdown grace.
 import { getFreePort, startUpstream } from '@portcullis/testkit';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Agent, WebSocket, request } from 'undici';
 import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
 
-t.test('listeners', async (t) => {
-  const upstream = await startUpstream({ name: 'ws-echo' });
-  t.teardown(() => upstream.close());
+/** A proxy-mode gateway for `upstream` on free HTTP and HTTPS ports (`outpost` adds settings), logged in as alice. */
+async function startProxyGateway(t: Test, upstreamUrl: string, outpost = '') {
   const [http, https] = [await getFreePort(), await getFreePort()];
   const config = testConfig(`
-outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: null } }
+outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: null }${outpost} }
 providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhost:${http}`, internal_host: upstream.url })}
+${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhost:${http}`, internal_host: upstreamUrl })}
 `);
   const gw = await startTestGateway(config, { https: true });
   t.teardown(() => gw.close());
   await gw.gateway.start();
   const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+  return { gw, http, https, cookie };
+}
+
+t.test('listeners', async (t) => {
+  const upstream = await startUpstream({ name: 'ws-echo' });
+  t.teardown(() => upstream.close());
+  const { http, https, cookie } = await startProxyGateway(t, upstream.url);
 
   const open = (headers: Record<string, string>) =>
     new Promise<WebSocket>((resolve, reject) => {
@@ -96,16 +102,7 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhos
 t.test('stop() closes a keep-alive connection once its in-flight answer ends, without waiting out the grace', async (t) => {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
-  const [http, https] = [await getFreePort(), await getFreePort()];
-  const config = testConfig(`
-outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: null }, shutdown_grace_seconds: 6 }
-providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhost:${http}`, internal_host: upstream.url })}
-`);
-  const gw = await startTestGateway(config, { https: true });
-  t.teardown(() => gw.close());
-  await gw.gateway.start();
-  const cookie = await gw.login('app', { sub: 'alice', preferred_username: 'alice' });
+  const { gw, http, https, cookie } = await startProxyGateway(t, upstream.url, ', shutdown_grace_seconds: 6');
   // Keep-alive clients (as browsers and front proxies are): each answer's head went out before the stop began.
   const dispatcher = new Agent({ connect: { rejectUnauthorized: false }, keepAliveTimeout: 60_000 });
   t.teardown(() => dispatcher.close());
@@ -119,7 +116,8 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: `http://app.localhos
   const stopped = gw.gateway.stop();
   for (const d of downloads) t.equal((await d.body.text()).split('\n').filter(Boolean).length, 3, 'the download finished whole');
   await stopped;
-  const took = Date.now() - started;
-  t.ok(took < 3_000, `stop() returned when the answers ended (${took} ms; the grace is 6 s)`);
-  t.notOk(gw.warnings.includes('shutdown grace over: closing the connections still open'), 'no connection was left to the grace');
+  t.notOk(
+    gw.warnings.includes('shutdown grace over: closing the connections still open'),
+    `no connection was left to the grace (stop() took ${Date.now() - started} ms; the grace is 6 s)`,
+  );
 });
