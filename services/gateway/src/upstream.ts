@@ -308,9 +308,7 @@ class ProxyExchange implements RelayHandler {
 
   onData(chunk: Buffer): boolean {
     const res = this.#res;
-    if (this.#heldHead !== null) {
-      res.writeHead(this.#heldStatus, this.#heldHead);
-      this.#heldHead = null;
+    if (this.#writeHeldHead()) {
       if (chunk.length === this.#heldLength) {
         // The whole body: head and body in one call (the relay's onComplete follows at once).
         this.#ended = true;
@@ -339,15 +337,19 @@ class ProxyExchange implements RelayHandler {
     return false;
   }
 
+  /** Writes a held head (see {@link #heldHead}); true when there was one. */
+  #writeHeldHead(): boolean {
+    if (this.#heldHead === null) return false;
+    this.#res.writeHead(this.#heldStatus, this.#heldHead);
+    this.#heldHead = null;
+    return true;
+  }
+
   onComplete(): void {
     this.#done = true;
     this.#stopWatch();
-    const res = this.#res;
-    if (this.#heldHead !== null) {
-      res.writeHead(this.#heldStatus, this.#heldHead);
-      this.#heldHead = null;
-    }
-    if (!this.#ended) res.end();
+    this.#writeHeldHead();
+    if (!this.#ended) this.#res.end();
     this.#observe?.(this.#answer, this.#method, this.#seconds());
     this.#observeRequest();
   }
