@@ -137,6 +137,10 @@ class MemorySessionStore implements SessionStore {
     this.#consumed.delete(key);
   }
 
+  async idpSessionEnded(issuer: string, sid: string): Promise<boolean> {
+    return (this.#idpEnded.get(idpKey(issuer, sid)) ?? 0) > Date.now();
+  }
+
   async dueForRefresh(now: number, limit: number): Promise<string[]> {
     const due = [...this.#refreshDue].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
     const out: string[] = [];

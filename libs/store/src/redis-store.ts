@@ -255,6 +255,10 @@ class RedisSessionStore implements RedisStore {
     await this.#run('DEL', () => this.#client.del(this.#keys.once(key)));
   }
 
+  async idpSessionEnded(issuer: string, sid: string): Promise<boolean> {
+    return (await this.#run('EXISTS idp-ended', () => this.#client.exists(this.#keys.idpEnded(issuer, sid)))) === 1;
+  }
+
   async dueForRefresh(now: number, limit: number): Promise<string[]> {
     if (limit < 1) return [];
     return this.#run('due for refresh', () =>

@@ -165,6 +165,17 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     t.ok(await store.getLiveSession(otherSid.sessionId));
   });
 
+  t.test('idpSessionEnded tells which IdP sessions a back-channel logout ended, per issuer and sid', async (t) => {
+    const store = await make();
+    t.teardown(() => store.close());
+    t.equal(await store.idpSessionEnded('http://idp.test', 'gone'), false, 'nothing ended yet');
+    await store.apply({ seq: 1, event: createEvent('IdpSessionEnded', { issuer: 'http://idp.test', sid: 'gone', sub: null }) });
+    await store.apply({ seq: 2, event: createEvent('IdpSessionEnded', { issuer: 'http://idp.test', sid: null, sub: 'bob' }) });
+    t.equal(await store.idpSessionEnded('http://idp.test', 'gone'), true);
+    t.equal(await store.idpSessionEnded('http://other-idp.test', 'gone'), false, 'the same sid at another issuer is another IdP session');
+    t.equal(await store.idpSessionEnded('http://idp.test', 'kept'), false);
+  });
+
   t.test('IdpSessionEnded by sub ends that user’s sessions from that issuer only', async (t) => {
     const store = await make();
     t.teardown(() => store.close());

@@ -93,7 +93,17 @@ export interface SessionUpkeep {
   forEachLiveSessionPage(onPage: (sessions: SessionRecord[]) => Promise<void>, pageSize?: number): Promise<void>;
 }
 
+/**
+ * IdP sessions a back-channel logout ended (an IdpSessionEnded with a `sid`, remembered 24 h): a
+ * SessionStarted under one of them holds nothing, so a credential carrying its `sid` is refused before
+ * anything is appended.
+ */
+export interface IdpSessionTombstones {
+  /** True when an IdpSessionEnded for (`issuer`, `sid`) was applied within the last 24 h. */
+  idpSessionEnded(issuer: string, sid: string): Promise<boolean>;
+}
+
 /** Everything a process needs from the store. */
-export interface SessionStore extends SessionReader, SessionProjection, OnceStore, SessionUpkeep {
+export interface SessionStore extends SessionReader, SessionProjection, OnceStore, SessionUpkeep, IdpSessionTombstones {
   close(): Promise<void>;
 }

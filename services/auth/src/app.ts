@@ -3,7 +3,7 @@ import type { Bus, Subscription } from '@portcullis/bus';
 import type { PortcullisConfig } from '@portcullis/config';
 import { AUTH_SUBJECTS, type AuthReply, HEADER_AUTH_UNAVAILABLE, type HeaderAuthReply } from '@portcullis/events';
 import { withSpan } from '@portcullis/telemetry';
-import type { OnceStore, SessionReader, SessionUpkeep } from '@portcullis/store';
+import type { IdpSessionTombstones, OnceStore, SessionReader, SessionUpkeep } from '@portcullis/store';
 import type { AuthContext } from './auth-context.ts';
 import { errorReply, oauthErrorReply } from './auth-replies.ts';
 import { backchannelLogout } from './backchannel-logout.ts';
@@ -40,7 +40,7 @@ export interface AuthServiceDeps {
    * Single-use login state and back-channel logout `jti`s; for session refresh, the live sessions,
    * which are due, and the cluster-wide refresh lock.
    */
-  store: OnceStore & SessionReader & SessionUpkeep;
+  store: OnceStore & SessionReader & SessionUpkeep & IdpSessionTombstones;
   logger?: AuthLogger;
   /** Upper bound of every IdP HTTP call (discovery, token, userinfo, introspection, JWKS). Default 5000 ms. */
   idpTimeoutMs?: number;

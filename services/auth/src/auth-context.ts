@@ -1,6 +1,6 @@
 // What every handler of the auth service shares: providers by name, OIDC clients, key sets, the bus, the once-store.
 import type { Bus } from '@portcullis/bus';
-import type { OnceStore, SessionReader } from '@portcullis/store';
+import type { IdpSessionTombstones, OnceStore, SessionReader } from '@portcullis/store';
 import { AuthError, AuthErrorCode } from './errors.ts';
 import type { OidcClients } from './oidc-clients.ts';
 import type { ProviderRuntime } from './provider-runtime.ts';
@@ -13,8 +13,11 @@ export interface AuthContext {
   /** The IdPs' signing keys (back-channel logout tokens are verified against them). */
   readonly keySets: RemoteKeySets;
   readonly bus: Bus;
-  /** Single-use keys; sessions are read only to find what the gateway does not hold (the ID token at sign-out). */
-  readonly store: OnceStore & Pick<SessionReader, 'getLiveSession'>;
+  /**
+   * Single-use keys; sessions are read only to find what the gateway does not hold (the ID token at
+   * sign-out); IdP sessions a back-channel logout ended, so a credential under one appends nothing.
+   */
+  readonly store: OnceStore & Pick<SessionReader, 'getLiveSession'> & IdpSessionTombstones;
   /** Clock in unix ms. */
   readonly now: () => number;
 }

@@ -302,6 +302,17 @@ t.test('header authentication', async (t) => {
     t.equal(await h.store.getLiveSession(session.sessionId), null);
   });
 
+  t.test('a JWT under an IdP session a back-channel logout ended is refused, and nothing is appended for it', async (t) => {
+    const ended = await h.bus.log.append(createEvent('IdpSessionEnded', { issuer: front.url, sid: 'ended-idp-session', sub: null }));
+    await h.store.waitForApplied(ended, 2000);
+    const header = `Bearer ${await sign(claimsFor({ sub: 'svc-ended', sid: 'ended-idp-session' }))}`;
+    const before = await h.bus.log.lastSeq();
+    for (let i = 0; i < 3; i++) t.same(await ask(header), { ok: false, reason: 'the identity provider ended this session' });
+    t.equal(await h.bus.log.lastSeq(), before, 'no SessionStarted that could only hold nothing');
+    const other = `Bearer ${await sign(claimsFor({ sub: 'svc-ended', sid: 'another-idp-session' }))}`;
+    t.equal((await ask(other)).ok, true, 'another IdP session of the same user is unaffected');
+  });
+
   t.test('a sessionId not derived from the credential is refused as unavailable and logged as an error', async (t) => {
     const before = await h.bus.log.lastSeq();
     const authorization = `Bearer ${aliceLogin.accessToken}`;

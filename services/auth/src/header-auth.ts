@@ -4,7 +4,7 @@ import { createEvent, HEADER_AUTH_UNAVAILABLE, type HeaderAuthReply, type Header
 import { type Configuration, fetchUserInfo } from 'openid-client';
 import { type AccessTokenExpectations, type CheckedToken, introspectAccessToken, isJwtShaped, verifyJwtAccessToken } from './access-token.ts';
 import { type AuthContext, clientFor, lookupProvider } from './auth-context.ts';
-import { parseAuthorizationHeader, TOKEN_BASIC_USER } from './authorization-header.ts';
+import { headerAuthRejected, parseAuthorizationHeader, TOKEN_BASIC_USER } from './authorization-header.ts';
 import { exchangeBasicCredentials } from './basic-credentials.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
 import type { ProviderRuntime } from './provider-runtime.ts';
@@ -34,7 +34,7 @@ interface Authenticated {
  * mappings evaluated now, so once per cache period) and answers `{ ok: true, seq }`. The session
  * lasts `header_auth_cache_seconds`, never past the token's `exp`. Nothing is appended on failure.
  * @throws AuthError HEADER_AUTH_REJECTED (the reply's reason), BAD_REQUEST, MAPPING_FAILED,
- * LOG_UNAVAILABLE, IDP_* — the caller turns them into `{ ok: false, reason }`.
+ * LOG_UNAVAILABLE, STORE_UNAVAILABLE, IDP_* — the caller turns them into `{ ok: false, reason }`.
  */
 export async function headerAuth(ctx: AuthContext, req: HeaderAuthRequest): Promise<FinishedHeaderAuth> {
   const provider = lookupProvider(ctx, req.provider);
@@ -65,18 +65,23 @@ export async function headerAuth(ctx: AuthContext, req: HeaderAuthRequest): Prom
   }
 
   const { checked } = found;
+  const sid = checked.claims['sid'];
+  const idpSid = typeof sid === 'string' && sid !== '' ? sid : null;
+  if (idpSid !== null && (await idpSessionEnded(ctx, config.issuer, idpSid))) {
+    // Its SessionStarted would hold nothing (the store's tombstone), so every request would append one in vain.
+    throw headerAuthRejected('the identity provider ended this session');
+  }
   const userinfo = await readUserinfo(oidc, found, expected);
   const claims = computeSessionClaims(checked.claims, userinfo, provider.mappings, config);
   const now = ctx.now();
   const cacheEnd = now + config.header_auth_cache_seconds * 1000;
   const expiresAt = checked.exp === null ? cacheEnd : Math.min(cacheEnd, checked.exp * 1000);
-  const sid = checked.claims['sid'];
   const event: SessionStarted = createEvent('SessionStarted', {
     sessionId: req.sessionId,
     provider: config.name,
     issuer: config.issuer,
     sub: checked.sub,
-    sid: typeof sid === 'string' && sid !== '' ? sid : null,
+    sid: idpSid,
     claims,
     accessToken: found.accessToken,
     idToken: found.idToken,
@@ -91,6 +96,15 @@ export async function headerAuth(ctx: AuthContext, req: HeaderAuthRequest): Prom
     throw new AuthError(AuthErrorCode.LogUnavailable, 'The session log refused the header-auth session.', { statusCode: 503, cause: err });
   }
   return { reply: { ok: true, seq }, sub: checked.sub, method: found.method };
+}
+
+/** Whether a back-channel logout ended this IdP session; a store that does not answer is 'unavailable' (503), never a pass. */
+async function idpSessionEnded(ctx: AuthContext, issuer: string, sid: string): Promise<boolean> {
+  try {
+    return await ctx.store.idpSessionEnded(issuer, sid);
+  } catch (err) {
+    throw new AuthError(AuthErrorCode.StoreUnavailable, 'The session store is not answering, so the credential cannot be checked.', { statusCode: 503, cause: err });
+  }
 }
 
 /**

@@ -28,6 +28,7 @@ function flakyStore(errors: unknown[]): { store: SessionStore; applied: number[]
     lastActivity: (id) => inner.lastActivity(id),
     idleSessions: (provider, before, limit) => inner.idleSessions(provider, before, limit),
     forEachLiveSessionPage: (onPage, size) => inner.forEachLiveSessionPage(onPage, size),
+    idpSessionEnded: (issuer, sid) => inner.idpSessionEnded(issuer, sid),
     close: () => inner.close(),
     async apply(e: SequencedEvent) {
       handed.push(e.seq);
