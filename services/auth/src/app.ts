@@ -173,8 +173,10 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
           );
         }
       }
-      subscriptions = [
-        serve(ctx, AUTH_SUBJECTS.start, async (payload) => ({ reply: await startLogin(ctx, parseStartLoginRequest(payload)) })),
+      // Kept one by one as they are made: a start that fails halfway leaves stop() every one to close.
+      subscriptions = [];
+      subscriptions.push(serve(ctx, AUTH_SUBJECTS.start, async (payload) => ({ reply: await startLogin(ctx, parseStartLoginRequest(payload)) })));
+      subscriptions.push(
         serve(ctx, AUTH_SUBJECTS.callback, async (payload) => {
           const request = parseCallbackRequest(payload);
           const done = await finishLogin(ctx, request);
@@ -189,11 +191,15 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
           }
           return { reply: done.reply, log: { sub: done.sub, seq: done.sessionSeq } };
         }),
+      );
+      subscriptions.push(
         serve(ctx, AUTH_SUBJECTS.signOut, async (payload) => {
           const request = parseSignOutRequest(payload);
           const done = await signOut(ctx, request);
           return { reply: done.reply, log: { sub: request.session?.sub, seq: done.reply.revokedAtSeq, idpSkipped: done.idpSkipped } };
         }),
+      );
+      subscriptions.push(
         serve(
           ctx,
           AUTH_SUBJECTS.backchannelLogout,
@@ -204,8 +210,8 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
           },
           oauthErrorReply,
         ),
-        serveHeaderAuth(ctx),
-      ];
+      );
+      subscriptions.push(serveHeaderAuth(ctx));
       current = ctx;
       refresher = createSessionRefresher({
         log: deps.bus.log,

@@ -257,12 +257,27 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
       async reload(next) {
         const refused = restartOnlyChanges(current, next);
         if (refused.length > 0) throw new StartupError(`these changes need a restart, so nothing was applied: ${refused.join(', ')}`);
-        gateway?.reload(next);
+        // All or nothing: what can fail (the new auth service's start, the gateway's new handler and
+        // certificates) runs before anything is swapped, and is undone if a later step fails.
+        let nextAuth: AuthService | null = null;
         if (auth) {
-          // Start the new auth service before stopping the old one: both serve the subjects for a
-          // moment, so no login request finds nobody to answer.
-          const nextAuth = createAuthService({ config: next, bus: authBus, store, logger: authLogger, onRefresh });
-          await nextAuth.start();
+          // Started before the old one stops: both serve the subjects for a moment, so no login
+          // request finds nobody to answer.
+          nextAuth = createAuthService({ config: next, bus: authBus, store, logger: authLogger, onRefresh });
+          try {
+            await nextAuth.start();
+          } catch (err) {
+            await nextAuth.stop().catch(() => {});
+            throw new StartupError(`the auth service could not start with the new configuration, so nothing was applied: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+          }
+        }
+        try {
+          gateway?.reload(next);
+        } catch (err) {
+          await nextAuth?.stop().catch(() => {});
+          throw err;
+        }
+        if (auth && nextAuth) {
           const previous = auth;
           auth = nextAuth;
           await previous.stop();

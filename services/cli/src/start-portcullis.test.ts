@@ -1,0 +1,74 @@
+// startPortcullis's reload is all or nothing: a new auth service that cannot start leaves the running configuration whole.
+import type { Subscription } from '@portcullis/bus';
+import { loadConfig, type PortcullisConfig } from '@portcullis/config';
+import { createLogger } from '@portcullis/telemetry';
+import { getFreePort } from '@portcullis/testkit';
+import t from 'tap';
+import { request } from 'undici';
+import { startPortcullis } from './start-portcullis.ts';
+
+function configFor(http: number, skip: string): PortcullisConfig {
+  const loaded = loadConfig({
+    env: {},
+    text: `
+log_level: silent
+outpost: { listen: { http: "127.0.0.1:${http}", https: null, metrics: null } }
+providers:
+  - name: app
+    mode: forward_single
+    external_host: http://app.localhost:${http}
+    issuer: http://127.0.0.1:1/
+    client_id: app
+    client_secret: secret
+    cookie_secret: reload-test-cookie-secret-0123456789abcdef
+    skip_path_regex: "${skip}"
+`,
+  });
+  if (!loaded.ok) throw new Error(loaded.problems.map((p) => `${p.path}: ${p.reason}`).join('\n'));
+  return loaded.config;
+}
+
+t.test('a reload whose new auth service fails to start changes nothing, and leaves no half-started service behind', async (t) => {
+  const http = await getFreePort();
+  const running = await startPortcullis({
+    config: configFor(http, '^/public/'),
+    roles: new Set(['gateway', 'auth', 'session']),
+    logger: createLogger({ level: 'silent', service: 'portcullis-test' }),
+  });
+  t.teardown(() => running.stop());
+  const decide = async (path: string) => {
+    const r = await request(`http://127.0.0.1:${http}/outpost.goauthentik.io/auth/nginx`, { headers: { host: `app.localhost:${http}`, 'x-original-uri': path } });
+    await r.body.dump();
+    return r.statusCode;
+  };
+  t.equal(await decide('/open/a'), 401, 'before: /open/ is not allow-listed');
+
+  // The bus refuses the new service's third subscription (as a NATS connection closing under it would).
+  const rpc = running.bus.rpc;
+  const serve = rpc.serve.bind(rpc);
+  let calls = 0;
+  const opened: string[] = [];
+  const closed: string[] = [];
+  rpc.serve = (subject, handler): Subscription => {
+    if (++calls === 3) throw new Error('connection closed');
+    const sub = serve(subject, handler);
+    opened.push(subject);
+    return {
+      close: async () => {
+        closed.push(subject);
+        await sub.close();
+      },
+    };
+  };
+  await t.rejects(running.reload(configFor(http, '^/(public|open)/')), {
+    code: 'PORTCULLIS_STARTUP',
+    message: /auth service could not start with the new configuration, so nothing was applied: connection closed/,
+  });
+  t.equal(await decide('/open/a'), 401, 'the gateway still runs the old configuration');
+  t.equal(opened.length, 2, 'two subscriptions were made before the failure');
+  t.same(closed.sort(), opened.sort(), 'and both were closed again');
+
+  rpc.serve = serve;
+  await running.reload(configFor(http, '^/(public|open)/'));
+  t.equal(await decide('/open/a'), 200, 'the same reload applies once the auth service can start');
+});
