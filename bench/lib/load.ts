@@ -1,5 +1,6 @@
 // Load generation with autocannon: warm-up, then measured runs of the baseline and the subjects alternated (A/B/A/B) to cancel drift.
 import autocannon from 'autocannon';
+import { runPaced } from './paced-load.ts';
 import { cpuSeconds, processTree } from './processes.ts';
 
 /** One thing to put load on. */
@@ -51,9 +52,14 @@ export interface LoadSettings {
   warmup: number;
   rounds: number;
   connections: number;
+  /**
+   * Offered load in req/s over all connections, sent open-loop at evenly spaced instants (`runPaced`);
+   * unset: autocannon, each connection sending its next request as soon as the last is answered.
+   */
+  rate?: number;
 }
 
-/** Runs autocannon once against `t` for `seconds`. */
+/** Runs autocannon once against `t` for `seconds`, every connection sending as soon as it is answered. */
 export async function runOnce(t: LoadTarget, seconds: number, connections: number): Promise<RunResult> {
   const pids = t.pid === undefined ? [] : processTree(t.pid);
   const cpu = () => pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
@@ -75,6 +81,11 @@ export async function runOnce(t: LoadTarget, seconds: number, connections: numbe
   return { rps: ok / result.duration, latency, requests: ok, errors: wrong + result.errors + result.timeouts, cpuUs };
 }
 
+/** One run as the settings say: paced at `s.rate`, or saturated with autocannon. */
+function runLoad(t: LoadTarget, seconds: number, s: LoadSettings): Promise<RunResult> {
+  return s.rate === undefined ? runOnce(t, seconds, s.connections) : runPaced(t, seconds, s.connections, s.rate);
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -87,14 +98,14 @@ const median = (xs: number[]): number => {
  */
 export async function compare(targets: LoadTarget[], s: LoadSettings, log: (msg: string) => void): Promise<TargetResult[]> {
   for (const t of targets) {
-    const w = await runOnce(t, s.warmup, s.connections);
+    const w = await runLoad(t, s.warmup, s);
     if (w.requests === 0) throw new Error(`warm-up of ${t.label} (${t.url}) got no ${t.expectStatus} answer (errors: ${w.errors})`);
   }
   const runs = new Map<string, RunResult[]>(targets.map((t) => [t.label, []]));
   for (let r = 0; r < s.rounds; r++) {
     const order = r % 2 === 0 ? targets : [...targets].reverse();
     for (const t of order) {
-      const run = await runOnce(t, s.duration, s.connections);
+      const run = await runLoad(t, s.duration, s);
       runs.get(t.label)!.push(run);
       log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${Number.isFinite(run.cpuUs) ? `, CPU ${run.cpuUs.toFixed(1)} µs/req` : ''}${run.errors ? `, ${run.errors} errors` : ''}`);
     }
@@ -105,7 +116,7 @@ export async function compare(targets: LoadTarget[], s: LoadSettings, log: (msg:
 /** Mean throughput and median percentiles of a target's runs. */
 export function summarize(label: string, runs: RunResult[]): TargetResult {
   const latency = {} as Record<PercentileKey, number>;
-  for (const k of PERCENTILES) latency[k] = median(runs.map((r) => r.latency[k]));
+  for (const k of PERCENTILES) latency[k] = Math.round(median(runs.map((r) => r.latency[k])) * 100) / 100;
   return {
     label,
     runs,

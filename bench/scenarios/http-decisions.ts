@@ -84,27 +84,50 @@ export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s:
     expectStatus: 200,
     pid: bare.pid,
   };
+  log('  saturated (each connection sends as soon as it is answered)');
   const [b, p] = await compare([baseline, subject], s, log);
   const r = ratio(p!, b!);
+  // Latency is judged below saturation: at saturation a closed loop of N connections waits N / throughput
+  // on average (Little's law), 100 / 31 000 req/s = 3.2 ms even for the bare server, so its p99 measures the queue.
+  const rate = Math.round(b!.rps * PACED_SHARE);
+  log(`  paced: ${rate} req/s over ${s.connections} connections (${PACED_SHARE * 100} % of the bare server's saturated throughput)`);
+  const [bp, pp] = await compare([baseline, subject], { ...s, rate }, log);
+  const kept = pp!.rps / rate;
   return {
     id: 1,
     title: 'Forward-auth decision (cluster mode, valid session)',
-    comparisons: [{ name: 'auth/nginx, valid session', baseline: b!.label, targets: [b!, p!] }],
+    comparisons: [
+      { name: 'auth/nginx, valid session, saturated', baseline: b!.label, targets: [b!, p!] },
+      { name: `auth/nginx, valid session, paced at ${rate} req/s`, baseline: bp!.label, targets: [bp!, pp!] },
+    ],
     figures: [
       { name: 'throughput ratio (portcullis / bare)', value: fmt(r) },
-      { name: 'portcullis p99', value: p!.latency.p99, unit: 'ms' },
+      { name: `p99 saturated, portcullis / bare (mean wait at saturation = ${s.connections} connections ÷ throughput)`, value: `${p!.latency.p99} / ${b!.latency.p99}`, unit: 'ms' },
+      { name: `p50 / p99 / p99.9 paced at ${rate} req/s, portcullis`, value: `${pp!.latency.p50} / ${pp!.latency.p99} / ${pp!.latency.p99_9}`, unit: 'ms' },
+      { name: `p50 / p99 / p99.9 paced at ${rate} req/s, bare`, value: `${bp!.latency.p50} / ${bp!.latency.p99} / ${bp!.latency.p99_9}`, unit: 'ms' },
+      { name: 'paced: share of the offered rate portcullis answered', value: fmt(kept) },
       { name: 'server CPU per request, portcullis vs bare → capacity ratio (bare / portcullis)', value: cpuFigure(p!, b!) },
     ],
     targets: [
       { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: fmt(r), met: r >= 0.8 },
-      { what: `p99 at ${s.connections} connections`, target: '≤ 5 ms', measured: `${p!.latency.p99} ms`, met: p!.latency.p99 <= 5 },
+      {
+        what: `p99 at ${s.connections} connections, paced at ${PACED_SHARE * 100} % of the bare server's throughput`,
+        target: '≤ 5 ms',
+        measured: `${pp!.latency.p99} ms`,
+        // An answer rate short of the offered one means a queue, which the percentiles would not show.
+        met: pp!.latency.p99 <= 5 && kept >= 0.97,
+      },
     ],
     notes: [
       'Gateway: one `portcullis run --services gateway` process (cluster block: 3-node NATS JetStream + Redis; separate auth and session processes); the session is a warm cache hit.',
       'Baseline: node:http in its own process answering 200 with the 12 X-authentik-* headers Portcullis sent for the same session.',
+      `Saturated: every connection sends its next request when the last is answered, so latency is mostly queueing (Little's law: mean latency = ${s.connections} connections ÷ throughput). Paced: the same ${s.connections} keep-alive connections carry a fixed ${rate} req/s in all, each request sent at its own scheduled instant and its latency counted from that instant (queueing included; lib/paced-load.ts), ${PACED_SHARE * 100} % of what the bare server answered saturated; the p99 target is judged there, and only if Portcullis kept up with ≥ 97 % of the offered rate.`,
     ],
   };
 }
+
+/** Share of the bare server's saturated throughput offered in scenario 1's paced latency run. */
+const PACED_SHARE = 0.5;
 
 /**
  * The headers gateway 0 adds to a proxied request of the bench session (identity, X-Forwarded-*,
