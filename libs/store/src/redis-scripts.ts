@@ -133,7 +133,11 @@ local function end_session(id, tombstone_if_unknown)
   local tomb = key_ended(base, id)
   redis.call('ZREM', key_refresh_due(base), id)
   if not raw then
-    if tombstone_if_unknown then redis.call('SET', tomb, 'unknown', 'PX', ${UNKNOWN_SESSION_TOMBSTONE_MS}) end
+    -- NX: a session ended twice (two enders racing) keeps the tombstone of its first end, which names
+    -- the ended record and expires with it; 'unknown' would refuse every new session under the id
+    -- (a header credential checked again) for 24 h. Its TTL is not extended either: past the
+    -- record's expiry a replayed start of it is refused anyway (expired).
+    if tombstone_if_unknown then redis.call('SET', tomb, 'unknown', 'PX', ${UNKNOWN_SESSION_TOMBSTONE_MS}, 'NX') end
     return
   end
   local rec = record_identity(raw)

@@ -128,6 +128,20 @@ t.test('a session ended once stays ended when its SessionStarted is appended aga
   t.same(await store.listLiveSessions({ sub: s.sub }), []);
 });
 
+t.test('a second SessionEnded leaves the tombstone as the first wrote it: same value, same expiry (the session’s own)', async (t) => {
+  const prefix = freshPrefix();
+  const store = await openStore(t, { key_prefix: prefix });
+  const s = sampleSession({ expiresAt: Date.now() + 60_000 });
+  await store.apply(at(1, createEvent('SessionStarted', s)));
+  await store.apply(at(2, createEvent('SessionEnded', { sessionId: s.sessionId, reason: 'idle' })));
+  const tomb = createRedisKeys(prefix).ended(s.sessionId);
+  t.equal(await raw.get(tomb), String(s.createdAt), 'the tombstone names the ended record');
+  await store.apply(at(3, createEvent('SessionEnded', { sessionId: s.sessionId, reason: 'admin' })));
+  t.equal(await raw.get(tomb), String(s.createdAt), 'still the ended record, not "unknown"');
+  const pttl = await raw.pttl(tomb);
+  t.ok(pttl > 0 && pttl <= 60_000, `it still expires with the session, not in 24 h (${pttl} ms left)`);
+});
+
 t.test('listLiveSessions lists a user’s live sessions in log order and leaves out expired ones', async (t) => {
   const store = await openStore(t);
   const a = sampleSession();

@@ -125,6 +125,21 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     t.equal((await store.getLiveSession(again.sessionId))?.seq, 4, 'the credential checked again is a live session');
   });
 
+  t.test('a second SessionEnded for an ended session keeps its tombstone: a new session under the id starts, a replay of the ended one does not', async (t) => {
+    // Two enders racing (the idle sweeper and the refresher, or an admin revoke): the second meets no record.
+    const store = await make();
+    t.teardown(() => store.close());
+    const first = sampleSession({ sessionId: 'header-credential-hash-2', sub: 'svc' });
+    await store.apply(started(1, first));
+    await store.apply({ seq: 2, event: createEvent('SessionEnded', { sessionId: first.sessionId, reason: 'idle' }) });
+    await store.apply({ seq: 3, event: createEvent('SessionEnded', { sessionId: first.sessionId, reason: 'refresh failed' }) });
+    await store.apply(started(4, first));
+    t.equal(await store.getLiveSession(first.sessionId), null, 'a replayed copy of the ended session stays dead');
+    const again = sampleSession({ sessionId: 'header-credential-hash-2', sub: 'svc', createdAt: first.createdAt + 1 });
+    await store.apply(started(5, again));
+    t.equal((await store.getLiveSession(again.sessionId))?.seq, 5, 'the credential checked again is a live session (not locked out for 24 h)');
+  });
+
   t.test('SessionEnded ends one session only', async (t) => {
     const store = await make();
     t.teardown(() => store.close());
