@@ -13,7 +13,8 @@ class MemorySessionStore implements SessionStore {
   readonly #byIdpSession = new Map<string, Set<string>>();
   /** sub → seq of the user's last sign-out; sessions with seq ≤ it are dead whatever else says. */
   readonly #signOutWatermark = new Map<string, number>();
-  readonly #consumed = new Map<string, number>();
+  /** Consumed single-use key → until when, and the outcome settled under it. */
+  readonly #consumed = new Map<string, { until: number; outcome: string | null }>();
   /** Ended session id → its record's createdAt and expiry: a replayed copy of that SessionStarted stays dead. */
   readonly #ended = new Map<string, { createdAt: number; expiresAt: number }>();
   /** IdP sessions (issuer, sid) a back-channel logout ended → until when: a login finishing under one later stays dead. */
@@ -127,9 +128,9 @@ class MemorySessionStore implements SessionStore {
 
   async consumeOnce(key: string, ttlMs: number): Promise<boolean> {
     const now = Date.now();
-    const until = this.#consumed.get(key);
-    if (until !== undefined && until > now) return false;
-    this.#consumed.set(key, now + ttlMs);
+    const held = this.#consumed.get(key);
+    if (held !== undefined && held.until > now) return false;
+    this.#consumed.set(key, { until: now + ttlMs, outcome: null });
     return true;
   }
 
@@ -139,6 +140,16 @@ class MemorySessionStore implements SessionStore {
 
   async idpSessionEnded(issuer: string, sid: string): Promise<boolean> {
     return (this.#idpEnded.get(idpKey(issuer, sid)) ?? 0) > Date.now();
+  }
+
+  async settleOnce(key: string, outcome: string): Promise<void> {
+    const held = this.#consumed.get(key);
+    if (held !== undefined && held.until > Date.now()) held.outcome = outcome;
+  }
+
+  async onceOutcome(key: string): Promise<string | null> {
+    const held = this.#consumed.get(key);
+    return held !== undefined && held.until > Date.now() ? held.outcome : null;
   }
 
   async dueForRefresh(now: number, limit: number): Promise<string[]> {
@@ -198,7 +209,7 @@ class MemorySessionStore implements SessionStore {
 
   #sweep(now: number): void {
     for (const [id, s] of this.#sessions) if (s.expiresAt <= now) this.#remove(id);
-    for (const [k, until] of this.#consumed) if (until <= now) this.#consumed.delete(k);
+    for (const [k, { until }] of this.#consumed) if (until <= now) this.#consumed.delete(k);
     for (const [id, e] of this.#ended) if (e.expiresAt <= now) this.#ended.delete(id);
     for (const [k, until] of this.#idpEnded) if (until <= now) this.#idpEnded.delete(k);
   }

@@ -29,6 +29,8 @@ const COMMAND_TIMED_OUT = 'Command timed out';
 const FORCED_RECONNECT_EVERY_MS = 10_000;
 /** Keys per MGET / UNLINK call when walking many keys. */
 const BATCH = 500;
+/** Prefix of a settled single-use key's value (its outcome follows); a consumed, unsettled key holds '1'. */
+const ONCE_OUTCOME_MARK = '=';
 /** Activity entries per script call: a report of hundreds is one call; a huge one does not block Redis in one go. */
 const ACTIVITY_BATCH = 1000;
 
@@ -257,6 +259,17 @@ class RedisSessionStore implements RedisStore {
 
   async idpSessionEnded(issuer: string, sid: string): Promise<boolean> {
     return (await this.#run('EXISTS idp-ended', () => this.#client.exists(this.#keys.idpEnded(issuer, sid)))) === 1;
+  }
+
+  async settleOnce(key: string, outcome: string): Promise<void> {
+    // XX: only a key still consumed; KEEPTTL: the outcome lives exactly as long as the consumption.
+    await this.#run('SET XX', () => this.#client.set(this.#keys.once(key), `${ONCE_OUTCOME_MARK}${outcome}`, 'KEEPTTL', 'XX'));
+  }
+
+  async onceOutcome(key: string): Promise<string | null> {
+    const value = await this.#run('GET', () => this.#client.get(this.#keys.once(key)));
+    // A bare consumption holds '1' (consumeOnce); an outcome is marked so that no outcome can pass for one.
+    return value?.startsWith(ONCE_OUTCOME_MARK) ? value.slice(ONCE_OUTCOME_MARK.length) : null;
   }
 
   async dueForRefresh(now: number, limit: number): Promise<string[]> {

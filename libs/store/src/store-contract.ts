@@ -224,6 +224,28 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     await store.releaseOnce('never-consumed');
   });
 
+  t.test('settleOnce keeps an outcome under a consumed key until it is released; never consumes a key', async (t) => {
+    const store = await make();
+    t.teardown(() => store.close());
+    await store.settleOnce('jti-0', 'ignored');
+    t.equal(await store.onceOutcome('jti-0'), null, 'a key never consumed holds no outcome');
+    t.equal(await store.consumeOnce('jti-0', 60_000), true, 'settling a key that is not consumed does not consume it');
+    t.equal(await store.onceOutcome('jti-0'), null, 'consumed, not settled yet');
+    await store.settleOnce('jti-0', '{"seq":7}');
+    t.equal(await store.onceOutcome('jti-0'), '{"seq":7}');
+    t.equal(await store.consumeOnce('jti-0', 60_000), false, 'a settled key stays consumed');
+    t.equal(await store.onceOutcome('jti-1'), null);
+    await store.releaseOnce('jti-0');
+    t.equal(await store.onceOutcome('jti-0'), null, 'released: the outcome goes with it');
+    t.equal(await store.consumeOnce('jti-0', 60_000), true);
+    t.equal(await store.onceOutcome('jti-0'), null, 'consumed again: no outcome of the earlier use');
+    t.equal(await store.consumeOnce('short', 30), true);
+    await store.settleOnce('short', '1');
+    await new Promise((r) => setTimeout(r, 80));
+    t.equal(await store.onceOutcome('short'), null, 'the outcome expires with the key');
+    t.equal(await store.consumeOnce('short', 60_000), true);
+  });
+
   t.test('dueForRefresh: live sessions whose refreshAt has come, earliest first, at most limit', async (t) => {
     const store = await make();
     t.teardown(() => store.close());

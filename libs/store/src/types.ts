@@ -43,11 +43,19 @@ export interface SessionProjection {
   apply(e: SequencedEvent): Promise<void>;
 }
 
-/** Single-use keys (login state): true the first time `key` is consumed within `ttlMs`, false after. */
+/** Single-use keys (login state, logout-token jti): true the first time `key` is consumed within `ttlMs`, false after. */
 export interface OnceStore {
   consumeOnce(key: string, ttlMs: number): Promise<boolean>;
   /** Makes a consumed `key` consumable again: the action it guarded failed and may be retried. */
   releaseOnce(key: string): Promise<void>;
+  /**
+   * Keeps `outcome` (what the action guarded by `key` did) under a consumed `key` until the key
+   * expires, so a repeated request can learn it instead of being refused. Nothing when `key` is not
+   * consumed (expired or released): an outcome never consumes a key.
+   */
+  settleOnce(key: string, outcome: string): Promise<void>;
+  /** The outcome settled under `key`; null when there is none (not consumed, released, or consumed and not settled yet). */
+  onceOutcome(key: string): Promise<string | null>;
 }
 
 /** One use of a session seen by a gateway (for idle timeouts). */

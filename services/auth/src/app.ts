@@ -204,9 +204,17 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
           ctx,
           AUTH_SUBJECTS.backchannelLogout,
           async (payload) => {
-            const done = await backchannelLogout(ctx, parseBackchannelLogoutRequest(payload));
+            const request = parseBackchannelLogoutRequest(payload);
+            const done = await backchannelLogout(ctx, request);
             // The token itself is never logged: only whose sessions ended.
-            return { reply: done.reply, log: { issuer: done.claims.iss, sid: done.claims.sid, sub: done.claims.sub, seq: done.reply.revokedAtSeq } };
+            const log = { issuer: done.claims.iss, sid: done.claims.sid, sub: done.claims.sub, seq: done.reply.revokedAtSeq, repeated: done.repeated };
+            if (!done.outcomeKept) {
+              logger?.warn(
+                { subject: AUTH_SUBJECTS.backchannelLogout, provider: request.provider, ...log },
+                'back-channel logout recorded, but the session store did not keep its outcome: a redelivery of this token will get 503 until it is too old',
+              );
+            }
+            return { reply: done.reply, log };
           },
           oauthErrorReply,
         ),

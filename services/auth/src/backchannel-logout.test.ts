@@ -5,8 +5,8 @@ import type { Bus } from '@portcullis/bus';
 import { createMemoryBus } from '@portcullis/bus';
 import { AUTH_SUBJECTS, type AuthReply } from '@portcullis/events';
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
-import type { SessionRecord } from '@portcullis/store';
-import { type Browser, createBrowser, DEMO_USERS, startIdp } from '@portcullis/testkit';
+import { createRedisStore, type SessionRecord } from '@portcullis/store';
+import { type Browser, createBrowser, DEMO_USERS, startIdp, startRedisServer } from '@portcullis/testkit';
 import { type JWTPayload, SignJWT } from 'jose';
 import t, { type Test } from 'tap';
 import { createAuthService } from './app.ts';
@@ -291,16 +291,94 @@ t.test('back-channel logout', async (t) => {
     t.ok(await h.store.getLiveSession(session.sessionId), 'the session is still live');
   });
 
-  t.test('a replayed jti → 400, recorded once', async (t) => {
+  t.test('a replayed token whose logout is recorded → 200 with the same revokedAtSeq, recorded once; its jti on another token → 400', async (t) => {
     // An IdP session nobody has here: the first delivery succeeds and ends nothing.
-    const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }));
-    await expectEnded(t, await postToken(token));
+    const jti = randomUUID();
+    const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }, { jti }));
+    const first = await postToken(token);
+    await expectEnded(t, first);
     const seq = await h.bus.log.lastSeq();
     const again = await postToken(token);
-    t.equal(again.status, 400);
-    t.equal(again.json?.['error'], 'invalid_request');
-    t.match(again.json?.['error_description'], /already used/);
+    t.equal(again.status, 200, JSON.stringify(again.json));
+    t.equal(again.revokedAtSeq, first.revokedAtSeq, 'the gateway confirms the same revocation again');
     t.equal(await h.bus.log.lastSeq(), seq, 'the replay appended nothing');
+    // The same jti on a token with other content is not a redelivery: a replayed jti, refused.
+    const reused = await postToken(await sign(claimsFor({ sid: `gone-${randomUUID()}` }, { jti })));
+    t.equal(reused.status, 400);
+    t.equal(reused.json?.['error'], 'invalid_request');
+    t.match(reused.json?.['error_description'], /already used/);
+    t.equal(reused.revokedAtSeq, undefined);
+    t.equal(await h.bus.log.lastSeq(), seq, 'the reused jti appended nothing');
+  });
+
+  t.test('the IdP retrying a token whose logout was recorded but not confirmed (gateway 503) → 200 again, on any replica (jti memory in Redis), nothing appended twice', async (t) => {
+    const redis = await startRedisServer();
+    t.teardown(() => redis.stop());
+    // The jti memory of a cluster: one Redis shared by every auth replica.
+    const jtiStore = await createRedisStore({
+      redis: { url: redis.url, key_prefix: 'bcl:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null },
+    });
+    t.teardown(() => jtiStore.close());
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    // Replica A's append is held until the test lets it go (a slow stream leader).
+    const heldLog = new Proxy(h.bus.log, {
+      get(target, prop) {
+        if (prop === 'append') {
+          return async (event: Parameters<Bus['log']['append']>[0]) => {
+            held();
+            await released;
+            return target.append(event);
+          };
+        }
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const rpcA = createMemoryBus();
+    const rpcB = createMemoryBus();
+    t.teardown(() => Promise.all([rpcA.close(), rpcB.close()]));
+    const replicaA = createAuthService({ config: h.config, bus: { ...rpcA, log: heldLog }, store: jtiStore });
+    const replicaB = createAuthService({ config: h.config, bus: { ...rpcB, log: h.bus.log }, store: jtiStore });
+    await replicaA.start();
+    await replicaB.start();
+    t.teardown(() => Promise.all([replicaA.stop(), replicaB.stop()]));
+    const ask = (bus: Bus, body: string) => bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body });
+
+    const { session } = await login();
+    const body = `logout_token=${await sign(claimsFor({ sid: session.sid }))}`;
+    const before = await h.bus.log.lastSeq();
+    const firstDelivery = ask(rpcA, body);
+    await holding;
+    // The IdP gave up on the first delivery and retries elsewhere while it is still being recorded.
+    const meanwhile = await ask(rpcB, body);
+    t.equal(meanwhile.status, 503, 'not "already used": the first delivery has not recorded anything yet');
+    t.equal(meanwhile.json?.['error'], 'temporarily_unavailable');
+    t.match(meanwhile.json?.['error_description'], /still being recorded/);
+    t.equal(meanwhile.revokedAtSeq, undefined);
+    release();
+    const first = await firstDelivery;
+    t.equal(first.status, 200);
+    t.equal(first.revokedAtSeq, before + 1, 'recorded');
+    // The gateway that carried the first delivery could not confirm the revocation in time and
+    // answered 503 (the event is recorded): the IdP retries the very same token.
+    for (const [name, bus] of [
+      ['another replica', rpcB],
+      ['the same replica', rpcA],
+    ] as const) {
+      const retry = await ask(bus, body);
+      t.equal(retry.status, 200, `${name}: ${JSON.stringify(retry.json)}`);
+      t.equal(retry.revokedAtSeq, first.revokedAtSeq, `${name}: the gateway waits for the recorded revocation again`);
+    }
+    t.equal(await h.bus.log.lastSeq(), before + 1, 'the logout was recorded once');
+    t.ok(await h.store.waitForApplied(first.revokedAtSeq!, 2000));
+    t.equal(await h.store.getLiveSession(session.sessionId), null, 'the session is dead');
   });
 
   t.test('an ES256 token from the same key set is accepted', async (t) => {
@@ -423,11 +501,14 @@ t.test('back-channel logout', async (t) => {
   });
 
   t.test('the log lines name each outcome and never hold a token', async (t) => {
-    const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }));
+    const jti = randomUUID();
+    const token = await sign(claimsFor({ sid: `gone-${randomUUID()}` }, { jti }));
     await postToken(token);
     await postToken(token);
+    await postToken(await sign(claimsFor({ sid: `gone-${randomUUID()}` }, { jti })));
     const lines = logger.lines.filter((l) => (l.o as { subject?: string }).subject === AUTH_SUBJECTS.backchannelLogout);
     t.ok(lines.some((l) => l.level === 'info'), 'successes are logged');
+    t.ok(lines.some((l) => l.level === 'info' && (l.o as { repeated?: boolean }).repeated === true), 'a redelivery is logged as one');
     t.ok(lines.some((l) => l.level === 'warn' && (l.o as { code?: string }).code === 'PORTCULLIS_AUTH_LOGOUT_TOKEN_REPLAYED'), 'refusals are logged with their code');
     const all = JSON.stringify(logger.lines);
     t.notOk(all.includes(token.split('.')[2]!), 'no token signature in the logs');

@@ -15,6 +15,23 @@ export const MAX_BACKCHANNEL_BODY_BYTES = 64 * 1024;
 export interface FinishedBackchannelLogout {
   reply: AuthReply;
   claims: Pick<LogoutTokenClaims, 'iss' | 'sid' | 'sub'>;
+  /** True when this token's logout was recorded by an earlier delivery and only confirmed again. */
+  repeated: boolean;
+  /**
+   * False when the logout was recorded but its outcome could not be kept under the `jti` (the store
+   * failed right after): a redelivery of this token then gets 503s until the token is too old.
+   */
+  outcomeKept: boolean;
+}
+
+/**
+ * What is kept under a consumed `jti` once its logout is recorded: the log sequence of the
+ * IdpSessionEnded event and a digest of the token, so a redelivery of that very token is confirmed
+ * (not refused as a replay) while another token that reuses the `jti` still is.
+ */
+interface RecordedLogout {
+  seq: number;
+  token: string;
 }
 
 /**
@@ -22,8 +39,16 @@ export interface FinishedBackchannelLogout {
  * success always means every replica will deny the ended sessions once `revokedAtSeq` is applied.
  * The `jti` is consumed only after every other check passed, so a refused token never burns it,
  * and released again when the event cannot be recorded, so the IdP's retry of a 503 is accepted.
+ *
+ * Once recorded, the event's sequence is kept under the `jti`: the IdP redelivers a token when it
+ * got no 200 (the gateway answers 503 when it cannot confirm the revocation everywhere in time), and
+ * that redelivery is answered like the first delivery — 200 with the same `revokedAtSeq`, nothing
+ * appended again — so the gateway confirms the revocation again (200, or 503 while it still cannot).
+ * A replay of a token whose logout is done gets the same 200: it ends nothing new (it never appends),
+ * and a 400 would make the IdP believe the logout failed. The same `jti` on another token is refused.
  * @throws AuthError LOGOUT_REQUEST_INVALID / LOGOUT_TOKEN_INVALID / LOGOUT_TOKEN_REPLAYED (400);
- * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); STORE_UNAVAILABLE (503); LOG_UNAVAILABLE (503).
+ * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); STORE_UNAVAILABLE (503); LOG_UNAVAILABLE (503);
+ * LOGOUT_TOKEN_PENDING (503, an earlier delivery of the token is still being recorded).
  */
 export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogoutRequest): Promise<FinishedBackchannelLogout> {
   const token = readLogoutToken(req);
@@ -45,8 +70,10 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
     now: ctx.now(),
     timeoutMs: ctx.clients.timeoutMs,
   });
+  const logged = { iss: claims.iss, sid: claims.sid, sub: claims.sub };
 
   const jtiKey = replayKey(claims.iss, claims.jti);
+  const tokenDigest = createHash('sha256').update(token).digest('hex');
   const firstUse = await consumeOnceOrUnavailable(
     ctx,
     jtiKey,
@@ -55,11 +82,8 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
     'Logout failed',
   );
   if (!firstUse) {
-    throw new AuthError(
-      AuthErrorCode.LogoutTokenReplayed,
-      'The logout token was refused: its "jti" was already used (a replayed token).',
-      { statusCode: 400, title: 'Logout token refused' },
-    );
+    const seq = await recordedSeqOf(ctx, jtiKey, tokenDigest);
+    return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: true, outcomeKept: true };
   }
 
   // With a sid the IdP ended one of its sessions; with only a sub it ended every session of that user.
@@ -78,7 +102,64 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
       { statusCode: 503, title: 'Logout failed', cause: err },
     );
   }
-  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: { iss: claims.iss, sid: claims.sid, sub: claims.sub } };
+  const recorded: RecordedLogout = { seq, token: tokenDigest };
+  // The logout is recorded whatever happens next: a store failing now costs only the idempotent
+  // redelivery (reported in the log line), never the 200 this delivery has earned.
+  const outcomeKept = await ctx.store.settleOnce(jtiKey, JSON.stringify(recorded)).then(
+    () => true,
+    () => false,
+  );
+  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: false, outcomeKept };
+}
+
+/**
+ * The log sequence recorded by an earlier delivery of this very token (its `jti` is consumed).
+ * @throws AuthError LOGOUT_TOKEN_REPLAYED (400) when the `jti` was used by another token;
+ * LOGOUT_TOKEN_PENDING (503) when the earlier delivery has recorded nothing yet; STORE_UNAVAILABLE (503).
+ */
+async function recordedSeqOf(ctx: AuthContext, jtiKey: string, tokenDigest: string): Promise<number> {
+  let outcome: string | null;
+  try {
+    outcome = await ctx.store.onceOutcome(jtiKey);
+  } catch (err) {
+    throw new AuthError(
+      AuthErrorCode.StoreUnavailable,
+      'The session store is not answering, so an earlier delivery of this logout token cannot be looked up. Nothing was changed; retry in a moment.',
+      { statusCode: 503, title: 'Logout failed', cause: err },
+    );
+  }
+  const recorded = parseRecordedLogout(outcome);
+  if (recorded === null) {
+    // Consumed without an outcome: an earlier delivery is between its jti check and its append
+    // (it records the logout, or releases the jti when it cannot). Either way a retry is answered.
+    throw new AuthError(
+      AuthErrorCode.LogoutTokenPending,
+      'An earlier delivery of this logout token is still being recorded. Retry in a moment.',
+      { statusCode: 503, title: 'Logout pending' },
+    );
+  }
+  if (recorded.token !== tokenDigest) {
+    throw new AuthError(
+      AuthErrorCode.LogoutTokenReplayed,
+      'The logout token was refused: its "jti" was already used by another logout token (a replayed jti).',
+      { statusCode: 400, title: 'Logout token refused' },
+    );
+  }
+  return recorded.seq;
+}
+
+/** A {@link RecordedLogout} kept under a jti, or null for none (or for something this version did not write). */
+function parseRecordedLogout(outcome: string | null): RecordedLogout | null {
+  if (outcome === null) return null;
+  try {
+    const value = JSON.parse(outcome) as Partial<RecordedLogout>;
+    if (Number.isSafeInteger(value.seq) && (value.seq as number) > 0 && typeof value.token === 'string') {
+      return { seq: value.seq as number, token: value.token };
+    }
+  } catch {
+    // Not ours: treated as no outcome (503, retry) rather than trusted.
+  }
+  return null;
 }
 
 /**

@@ -31,8 +31,10 @@ export const AuthErrorCode = {
   LogoutRequestInvalid: 'PORTCULLIS_AUTH_LOGOUT_REQUEST_INVALID',
   /** A back-channel logout token that fails validation (signature, alg, iss, aud, iat, exp, events, sid/sub, nonce, jti). */
   LogoutTokenInvalid: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_INVALID',
-  /** A back-channel logout token whose `jti` was already used (a replay). */
+  /** A back-channel logout token whose `jti` was already used by another token (a replayed jti). */
   LogoutTokenReplayed: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_REPLAYED',
+  /** A redelivered back-channel logout token whose first delivery is still being recorded (503, retry). */
+  LogoutTokenPending: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_PENDING',
   /** An `Authorization` header (Bearer or Basic) that does not authenticate anyone; the message is the short reason. */
   HeaderAuthRejected: 'PORTCULLIS_AUTH_HEADER_AUTH_REJECTED',
   /** Anything unexpected. */

@@ -22,6 +22,8 @@ function flakyStore(errors: unknown[]): { store: SessionStore; applied: number[]
     waitForApplied: (seq, ms) => inner.waitForApplied(seq, ms),
     consumeOnce: (k, ms) => inner.consumeOnce(k, ms),
     releaseOnce: (k) => inner.releaseOnce(k),
+    settleOnce: (k, outcome) => inner.settleOnce(k, outcome),
+    onceOutcome: (k) => inner.onceOutcome(k),
     dueForRefresh: (now, limit) => inner.dueForRefresh(now, limit),
     postponeRefresh: (id, at) => inner.postponeRefresh(id, at),
     recordActivity: (entries) => inner.recordActivity(entries),
