@@ -88,4 +88,6 @@ export interface AuthReply {
   /** A JSON body instead of a page (back-channel logout errors). */
   json?: Record<string, unknown>;
   revokedAtSeq?: number;
+  /** For a 503: when the same request may succeed, in whole seconds (the gateway sends it as Retry-After). */
+  retryAfterSeconds?: number;
 }

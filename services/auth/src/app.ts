@@ -44,6 +44,8 @@ export interface AuthServiceDeps {
   logger?: AuthLogger;
   /** Upper bound of every IdP HTTP call (discovery, token, userinfo, introspection, JWKS). Default 5000 ms. */
   idpTimeoutMs?: number;
+  /** Least time between two fetches of an IdP's key set for a token naming a key it lacks. Default 30 000 ms (tests shorten it). */
+  keySetCooldownMs?: number;
   /** Called for every due session the refresher handled (metrics): refreshed, refused (ended) or failed (kept, retried). */
   onRefresh?: (provider: string, outcome: RefreshOutcome) => void;
 }
@@ -81,7 +83,7 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
       })),
       { timeoutMs },
     );
-    return { providers, clients, keySets: new RemoteKeySets(timeoutMs), bus: deps.bus, store: deps.store, now: Date.now };
+    return { providers, clients, keySets: new RemoteKeySets(timeoutMs, deps.keySetCooldownMs), bus: deps.bus, store: deps.store, now: Date.now };
   }
 
   /**

@@ -34,7 +34,9 @@ export function errorReply(err: unknown, setCookies: string[] = []): AuthReply {
 export function oauthErrorReply(err: unknown): AuthReply {
   if (err instanceof AuthError && err.expose) {
     const error = err.statusCode < 500 ? 'invalid_request' : err.statusCode === 503 ? 'temporarily_unavailable' : 'server_error';
-    return { status: err.statusCode, setCookies: [], json: { error, error_description: err.message } };
+    const reply: AuthReply = { status: err.statusCode, setCookies: [], json: { error, error_description: err.message } };
+    if (err.retryAfterSeconds !== undefined) reply.retryAfterSeconds = err.retryAfterSeconds;
+    return reply;
   }
   return {
     status: 500,

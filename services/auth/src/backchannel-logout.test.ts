@@ -107,11 +107,14 @@ t.test('back-channel logout', async (t) => {
   const otherIdp = await startTestIdp([idpClientFor(OTHER_HOST)]);
   t.teardown(() => otherIdp.close());
 
+  // No re-fetch cool-down: a token naming an unknown key is judged against a set fetched for it (a
+  // final 400); within the cool-down it is a 503 (see the key-rotation test below).
   const h = await startHarness(
     buildConfig([
       buildProvider(front.url, { backchannel_logout_max_age: MAX_AGE }),
       buildProvider(otherIdp.issuer, { name: 'other', external_host: OTHER_HOST }),
     ]),
+    { keySetCooldownMs: 0 },
   );
   t.teardown(() => h.close());
   forwarder.bus = h.bus;
@@ -361,6 +364,7 @@ t.test('back-channel logout', async (t) => {
     t.equal(meanwhile.status, 503, 'not "already used": the first delivery has not recorded anything yet');
     t.equal(meanwhile.json?.['error'], 'temporarily_unavailable');
     t.match(meanwhile.json?.['error_description'], /still being recorded/);
+    t.equal(meanwhile.retryAfterSeconds, 1, 'retry in a second');
     t.equal(meanwhile.revokedAtSeq, undefined);
     release();
     const first = await firstDelivery;
@@ -514,6 +518,70 @@ t.test('back-channel logout', async (t) => {
     t.notOk(all.includes(token.split('.')[2]!), 'no token signature in the logs');
     t.notOk(all.includes(token.split('.')[1]!), 'no token payload in the logs');
   });
+});
+
+t.test('an IdP that rotated its signing key since our last key-set fetch (within the re-fetch cool-down) → 503 with Retry-After, accepted once the set is fetched again; a bad signature stays 400', async (t) => {
+  const current = await createLocalKey('RS256');
+  const rotated = await createLocalKey('RS256');
+  // Same kid as `current`, different key: a published key whose signature does not match.
+  const impostor = { ...(await createLocalKey('RS256')), kid: current.kid };
+  const unpublished = await createLocalKey('RS256');
+  const published = [current.publicJwk];
+  const keySet = await startMergedKeySet(published);
+  t.teardown(() => keySet.close());
+  const front = await startJwksSwappingFront();
+  t.teardown(() => front.close());
+  const idp = await startIdp({ clients: [idpClientFor()], issuer: front.url });
+  t.teardown(() => idp.close());
+  keySet.setIdpPort(idp.port);
+  front.target(idp.port, keySet.url);
+  // The default cool-down (30 s): the key set is fetched again for an unknown kid at most that often.
+  const h = await startHarness(buildConfig([buildProvider(front.url)]));
+  t.teardown(() => h.close());
+  await h.startAuth();
+  /** Another auth replica on the same log and store, with its own key-set cache (fetched on its first token). */
+  async function replica(): Promise<Bus> {
+    const bus = createMemoryBus();
+    t.teardown(() => bus.close());
+    const service = createAuthService({ config: h.config, bus: { ...bus, log: h.bus.log }, store: h.store });
+    await service.start();
+    t.teardown(() => service.stop());
+    return bus;
+  }
+  const sign = (key: LocalKey) =>
+    new SignJWT({ iss: front.url, aud: CLIENT_ID, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), sid: `gone-${randomUUID()}`, events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } })
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'logout+jwt' })
+      .sign(key.privateKey);
+  const post = (bus: Bus, token: string) =>
+    bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body: `logout_token=${token}` });
+
+  t.equal((await post(h.bus, await sign(current))).status, 200, 'a first logout: the key set is fetched');
+  // The IdP rotates to a new key and signs its next logout token with it, within the cool-down.
+  published.push(rotated.publicJwk);
+  const token = await sign(rotated);
+  const before = await h.bus.log.lastSeq();
+  const early = await post(h.bus, token);
+  t.equal(early.status, 503, `not a final 400: ${JSON.stringify(early.json)}`);
+  t.equal(early.json?.['error'], 'temporarily_unavailable');
+  t.match(early.json?.['error_description'], /not in the key set .* fetched again/);
+  t.ok(early.retryAfterSeconds !== undefined && early.retryAfterSeconds >= 1 && early.retryAfterSeconds <= 30, `Retry-After within the cool-down (${early.retryAfterSeconds})`);
+  t.equal(early.revokedAtSeq, undefined);
+  t.equal(await h.bus.log.lastSeq(), before, 'nothing recorded');
+
+  const forged = await post(h.bus, await sign(impostor));
+  t.equal(forged.status, 400, 'a published kid with a bad signature is refused for good, cool-down or not');
+  t.match(forged.json?.['error_description'], /signature is not valid/);
+  t.equal(forged.retryAfterSeconds, undefined);
+
+  // The IdP's retry reaches a replica that fetches the set now (as this one does once the cool-down
+  // is over): accepted, since the 503 used up nothing.
+  const retry = await post(await replica(), token);
+  t.equal(retry.status, 200, JSON.stringify(retry.json));
+  t.equal(retry.revokedAtSeq, before + 1);
+  // A kid still unknown right after a fetch is final.
+  const unknown = await post(await replica(), await sign(unpublished));
+  t.equal(unknown.status, 400);
+  t.match(unknown.json?.['error_description'], /not signed by any key/);
 });
 
 t.test('back-channel logout when the IdP cannot be reached → 503 temporarily_unavailable', async (t) => {

@@ -48,7 +48,8 @@ interface RecordedLogout {
  * and a 400 would make the IdP believe the logout failed. The same `jti` on another token is refused.
  * @throws AuthError LOGOUT_REQUEST_INVALID / LOGOUT_TOKEN_INVALID / LOGOUT_TOKEN_REPLAYED (400);
  * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); STORE_UNAVAILABLE (503); LOG_UNAVAILABLE (503);
- * LOGOUT_TOKEN_PENDING (503, an earlier delivery of the token is still being recorded).
+ * LOGOUT_TOKEN_PENDING (503, an earlier delivery of the token is still being recorded);
+ * LOGOUT_TOKEN_KEY_NOT_YET_KNOWN (503 with a Retry-After: signed by a key the cached key set lacks, within its re-fetch cool-down).
  */
 export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogoutRequest): Promise<FinishedBackchannelLogout> {
   const token = readLogoutToken(req);
@@ -135,7 +136,7 @@ async function recordedSeqOf(ctx: AuthContext, jtiKey: string, tokenDigest: stri
     throw new AuthError(
       AuthErrorCode.LogoutTokenPending,
       'An earlier delivery of this logout token is still being recorded. Retry in a moment.',
-      { statusCode: 503, title: 'Logout pending' },
+      { statusCode: 503, title: 'Logout pending', retryAfterSeconds: 1 },
     );
   }
   if (recorded.token !== tokenDigest) {

@@ -35,6 +35,11 @@ export const AuthErrorCode = {
   LogoutTokenReplayed: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_REPLAYED',
   /** A redelivered back-channel logout token whose first delivery is still being recorded (503, retry). */
   LogoutTokenPending: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_PENDING',
+  /**
+   * A logout token signed by a key that is not in the IdP's key set as fetched within the re-fetch
+   * cool-down (a key rotation since): 503 with Retry-After, judged once the set may be fetched again.
+   */
+  LogoutTokenKeyNotYetKnown: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_KEY_NOT_YET_KNOWN',
   /** An `Authorization` header (Bearer or Basic) that does not authenticate anyone; the message is the short reason. */
   HeaderAuthRejected: 'PORTCULLIS_AUTH_HEADER_AUTH_REJECTED',
   /** Anything unexpected. */
@@ -48,6 +53,8 @@ export type AuthErrorCode = (typeof AuthErrorCode)[keyof typeof AuthErrorCode];
 export interface AuthErrorOptions extends PortcullisErrorOptions {
   /** Title of the page the gateway renders; defaults to "Sign-in failed". */
   title?: string;
+  /** For a 503: when the same request may succeed, in whole seconds (sent as Retry-After). */
+  retryAfterSeconds?: number;
 }
 
 /**
@@ -57,10 +64,13 @@ export interface AuthErrorOptions extends PortcullisErrorOptions {
 export class AuthError extends PortcullisError {
   /** Title of the page shown to the user. */
   readonly title: string;
+  /** When the same request may succeed, in whole seconds (Retry-After); undefined when unknown. */
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: AuthErrorCode, message: string, opts: AuthErrorOptions = {}) {
     super(code, message, { ...opts, expose: opts.expose ?? true });
     this.name = 'AuthError';
     this.title = opts.title ?? 'Sign-in failed';
+    this.retryAfterSeconds = opts.retryAfterSeconds;
   }
 }

@@ -1,6 +1,7 @@
 // Validation of an OIDC Back-Channel Logout 1.0 logout token (spec §2.4 and §2.6), and nothing else.
 import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { AuthError, AuthErrorCode } from './errors.ts';
+import { KeyNotInRecentKeySet } from './remote-key-sets.ts';
 
 /** Asymmetric JWS algorithms only: `none` and the HMAC family (signed with a shared secret anyone with it could forge) never pass. */
 export const LOGOUT_TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -41,7 +42,8 @@ export interface LogoutTokenClaims {
  * `events` claim plus the absence of `nonce` already keep an ID token from passing as a logout token.
  * Replay (`jti` already seen) is the caller's check: it needs the store.
  * @throws AuthError LOGOUT_TOKEN_INVALID (400) naming the failed check; IDP_UNAVAILABLE (503) when
- * the key set cannot be fetched. Anything else (a bug) is rethrown as is.
+ * the key set cannot be fetched; LOGOUT_TOKEN_KEY_NOT_YET_KNOWN (503 with a Retry-After) when the
+ * token names a key missing from a set fetched within the re-fetch cool-down. Anything else (a bug) is rethrown as is.
  */
 export async function verifyLogoutToken(
   token: string,
@@ -102,6 +104,17 @@ function translateJoseError(err: unknown, expected: LogoutTokenExpectations): un
   }
   if (err instanceof errors.JOSEAlgNotAllowed) {
     return invalidToken(`its algorithm is not accepted (only ${LOGOUT_TOKEN_ALGORITHMS.join(', ')})`, err);
+  }
+  if (err instanceof KeyNotInRecentKeySet) {
+    // Not final: the IdP may have rotated its keys since the set was fetched; a 400 would make it give up.
+    const retryAfterSeconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
+    return new AuthError(
+      AuthErrorCode.LogoutTokenKeyNotYetKnown,
+      `The logout token is signed by a key that is not in the key set of the identity provider ${expected.issuer} as fetched ` +
+        `${Math.round(err.fetchedMsAgo / 1000)} s ago (a key rotation since?). The key set is fetched again for an unknown key at most ` +
+        `every ${Math.round((err.retryAfterMs + err.fetchedMsAgo) / 1000)} s, so the token cannot be checked yet. Retry after ${retryAfterSeconds} s.`,
+      { statusCode: 503, title: 'Logout token not checked yet', cause: err, retryAfterSeconds },
+    );
   }
   if (err instanceof errors.JWKSNoMatchingKey) {
     return invalidToken('it is not signed by any key the identity provider publishes', err);

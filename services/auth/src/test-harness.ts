@@ -106,7 +106,7 @@ export interface Harness {
 }
 
 /** Starts the session projector and one browser; auth services are started with `startAuth`. */
-export async function startHarness(config: PortcullisConfig, opts: { idpTimeoutMs?: number } = {}): Promise<Harness> {
+export async function startHarness(config: PortcullisConfig, opts: { idpTimeoutMs?: number; keySetCooldownMs?: number } = {}): Promise<Harness> {
   const bus = createMemoryBus();
   const store = createMemoryStore();
   const sessions = createSessionService({ log: bus.log, store });
@@ -120,7 +120,14 @@ export async function startHarness(config: PortcullisConfig, opts: { idpTimeoutM
     config,
     browser,
     async startAuth(logger) {
-      const service = createAuthService({ config, bus, store, logger, idpTimeoutMs: opts.idpTimeoutMs ?? 3000 });
+      const service = createAuthService({
+        config,
+        bus,
+        store,
+        logger,
+        idpTimeoutMs: opts.idpTimeoutMs ?? 3000,
+        ...(opts.keySetCooldownMs === undefined ? {} : { keySetCooldownMs: opts.keySetCooldownMs }),
+      });
       await service.start();
       services.push(service);
       return service;

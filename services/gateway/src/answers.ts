@@ -61,6 +61,8 @@ export function redirectAnswer(location: string, setCookies: readonly string[] =
 /** Turns the auth service's reply into an HTTP answer. */
 export function fromAuthReply(reply: AuthReply, extraCookies: readonly string[] = []): RespondAnswer {
   const cookies = [...reply.setCookies, ...extraCookies].map((c): [string, string] => ['set-cookie', c]);
+  // Retry-After rides with the cookies: every kind of answer below carries them.
+  if (reply.retryAfterSeconds !== undefined) cookies.push(['retry-after', String(reply.retryAfterSeconds)]);
   if (reply.location) {
     return { kind: 'respond', status: reply.status, headers: [['location', reply.location], ...cookies], body: '' };
   }
