@@ -80,6 +80,52 @@ t.test('an event appended twice with the same id is stored once, under its first
   t.equal(await bus.log.lastSeq(), first);
 });
 
+t.test('JetStream storage full: an append fails with PORTCULLIS_BUS_LOG_FULL (503) naming max_file_store, and nothing is recorded', async (t) => {
+  const own = await startNatsServer({ configText: 'jetstream { max_file_store: 64KB }' });
+  t.teardown(() => own.stop());
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 3600 });
+  t.teardown(() => bus.close());
+  let refused: unknown;
+  let recorded = 0;
+  // Fill it: ~64 KB of events, each about 300 bytes stored.
+  for (let i = 0; i < 1000 && refused === undefined; i++) {
+    try {
+      await bus.log.append(createEvent('UserSignedOut', { sub: `user-${i}`.padEnd(200, '.'), provider: 'p', reason: 'test' }));
+      recorded += 1;
+    } catch (err) {
+      refused = err;
+    }
+  }
+  t.ok(refused, `an append was refused (after ${recorded} recorded)`);
+  const err = refused as { code?: string; statusCode?: number; message?: string };
+  t.equal(err.code, 'PORTCULLIS_BUS_LOG_FULL');
+  t.equal(err.statusCode, 503);
+  t.match(err.message, /no room left for stream PORTCULLIS_SESSIONS/);
+  t.match(err.message, /max_file_store/, 'names the nats-server setting to raise');
+  t.equal(await bus.log.lastSeq(), recorded, 'the refused event is not in the log');
+});
+
+t.test('a stream limit set by the operator with discard "new": an append fails with PORTCULLIS_BUS_LOG_FULL naming max_msgs', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 3600 });
+  t.teardown(() => bus.close());
+  const { DiscardPolicy, jetstreamManager } = await import('@nats-io/jetstream');
+  const jsm = await jetstreamManager(connectionOf(bus));
+  const { config } = await jsm.streams.info('PORTCULLIS_SESSIONS');
+  await jsm.streams.update('PORTCULLIS_SESSIONS', { ...config, max_msgs: 2, discard: DiscardPolicy.New });
+  await bus.log.append(signedOut('a'));
+  await bus.log.append(signedOut('b'));
+  const err = await bus.log.append(signedOut('c')).then(
+    () => null,
+    (e: unknown) => e as { code?: string; statusCode?: number; message?: string },
+  );
+  t.equal(err?.code, 'PORTCULLIS_BUS_LOG_FULL');
+  t.equal(err?.statusCode, 503);
+  t.match(err?.message, /max_msgs/);
+  t.equal(await bus.log.lastSeq(), 2);
+});
+
 t.test('subscribe from a later sequence skips the earlier events', async (t) => {
   const bus = await openBus();
   t.teardown(() => bus.close());

@@ -1,6 +1,14 @@
 // The session event log on a JetStream stream: de-duplicated appends, ordered consumers for subscribers.
 import { randomUUID } from 'node:crypto';
-import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JetStreamManager, type Consumer, jetstream } from '@nats-io/jetstream';
+import {
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type Consumer,
+  JetStreamApiError,
+  jetstream,
+} from '@nats-io/jetstream';
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { parseEvent, type SequencedEvent, type SessionEvent } from '@portcullis/events';
 import { SpanKinds, contextFromHeaders, traceHeaders, tracingEnabled, withSpan } from '@portcullis/telemetry';
@@ -48,6 +56,22 @@ const SUBSCRIBER_REQUEST_TIMEOUT_MS = 2_000;
 const SIGNS_OF_LIFE = new Set(['heartbeat', 'discard', 'ordered_consumer_recreated']);
 /** Cap of the wait between attempts to re-create a subscriber's consumer. */
 const RESUBSCRIBE_MAX_DELAY_MS = 2_000;
+
+/**
+ * JetStream API error codes of a publish refused for lack of room: the server's JetStream storage
+ * (`max_file_store`, or the disk) is full (10023 insufficient resources, 10047 insufficient storage),
+ * the account's JetStream limits are reached (10002), or a stream limit with discard "new" (10077
+ * "maximum messages/bytes exceeded"). None goes away within a retry budget: the stream frees room only
+ * as events pass `max_age`, which is days.
+ */
+const LOG_FULL_API_CODES = new Set([10002, 10023, 10047]);
+const STREAM_LIMIT_REACHED = /maximum (messages|bytes|messages per subject) exceeded/i;
+
+/** True when a publish failed because the stream, the account or the server has no room left. */
+export function isLogFullError(err: unknown): boolean {
+  if (!(err instanceof JetStreamApiError)) return false;
+  return LOG_FULL_API_CODES.has(err.code) || STREAM_LIMIT_REACHED.test(err.message);
+}
 
 /** Reports something a caller may want to log (the bus never logs). */
 export type BusStatusReporter = (s: { type: string; data?: unknown }) => void;
@@ -107,9 +131,21 @@ export class NatsEventLog implements EventLog {
             timeout: PUBLISH_TIMEOUT_MS,
           }),
         APPEND_BUDGET_MS,
+        // A full log says 503 like a leader election, but stays full: the caller gets its 503 at once.
+        isLogFullError,
       );
       return ack.seq;
     } catch (err) {
+      if (isLogFullError(err)) {
+        throw new BusRequestError(
+          'PORTCULLIS_BUS_LOG_FULL',
+          `could not record ${event.type} ${event.id}: JetStream has no room left for stream ${this.#stream} (${errorMessage(err)}). ` +
+            'Raise max_file_store in the jetstream block of every nats-server (or the account\'s JetStream storage limit, or the ' +
+            'stream\'s max_bytes/max_msgs if you set any), or free disk space in the JetStream store directory; the stream drops ' +
+            'events older than its max_age (the longest session + 1 day) by itself',
+          { cause: err },
+        );
+      }
       throw new BusRequestError(
         'PORTCULLIS_BUS_APPEND_FAILED',
         `could not record ${event.type} ${event.id} in stream ${this.#stream}: ${errorMessage(err)}`,

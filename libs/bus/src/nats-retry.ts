@@ -26,17 +26,17 @@ export function retryDelayMs(attempt: number): number {
 }
 
 /**
- * Runs `fn` until it succeeds, a non-transient error occurs, `shouldStop()` turns true, or `budgetMs`
+ * Runs `fn` until it succeeds, a non-transient error occurs, `shouldStop(err)` turns true, or `budgetMs`
  * has passed; the last error is rethrown.
  */
-export async function retryTransient<T>(fn: () => Promise<T>, budgetMs: number, shouldStop: () => boolean = () => false): Promise<T> {
+export async function retryTransient<T>(fn: () => Promise<T>, budgetMs: number, shouldStop: (err: unknown) => boolean = () => false): Promise<T> {
   const deadline = Date.now() + budgetMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
       const wait = retryDelayMs(attempt);
-      if (!isTransientNatsError(err) || shouldStop() || Date.now() + wait > deadline) throw err;
+      if (!isTransientNatsError(err) || shouldStop(err) || Date.now() + wait > deadline) throw err;
       await new Promise((r) => setTimeout(r, wait));
     }
   }

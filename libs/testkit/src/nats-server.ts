@@ -1,5 +1,7 @@
 // Starts real nats-server processes (JetStream, optional clustering) on free loopback ports for tests.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { getFreePort } from './ports.ts';
 import { createTempDir, removeTempDir, startManagedProcess, waitForTcpAnswer } from './managed-process.ts';
 import { TestkitError, TestkitErrorCode } from './errors.ts';
@@ -21,6 +23,11 @@ export interface StartNatsServerOptions {
   dir?: string;
   /** Default 15 s. */
   startTimeoutMs?: number;
+  /**
+   * Extra server configuration (nats-server config syntax), written to a file passed with `-c`, e.g.
+   * `'jetstream { max_file_store: 64KB }'` to fill JetStream's storage in a test. Command-line options win.
+   */
+  configText?: string;
 }
 
 /** A running nats-server. */
@@ -57,6 +64,11 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
   const serverName = opts.serverName ?? `nats-${port}-${randomBytes(3).toString('hex')}`;
   const args = ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort), '--server_name', serverName];
   if (opts.jetstream !== false) args.push('-js', '-sd', dir);
+  const confDir = opts.configText === undefined ? undefined : createTempDir('nats-conf');
+  if (confDir !== undefined) {
+    writeFileSync(join(confDir, 'server.conf'), opts.configText!);
+    args.push('-c', join(confDir, 'server.conf'));
+  }
   let clusterPort: number | undefined;
   if (opts.clusterName !== undefined || opts.routes?.length || opts.clusterPort !== undefined) {
     clusterPort = opts.clusterPort ?? (await getFreePort());
@@ -76,6 +88,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     ...(opts.startTimeoutMs ? { startTimeoutMs: opts.startTimeoutMs } : {}),
   }).catch((err: unknown) => {
     if (ownsDir) removeTempDir(dir);
+    if (confDir !== undefined) removeTempDir(confDir);
     throw err;
   });
 
@@ -89,6 +102,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     async stop(signal) {
       await managed.stop(signal);
       if (ownsDir) removeTempDir(dir);
+      if (confDir !== undefined) removeTempDir(confDir);
     },
     kill: () => managed.kill(),
     exited: managed.exited,
