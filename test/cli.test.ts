@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getFreePort, startUpstream } from '@portcullis/testkit';
+import { getFreePort, startNatsServer, startRedisServer, startUpstream } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -151,6 +151,37 @@ t.test('run in cluster mode with NATS unreachable exits 1 naming the servers to 
   const r = runCli(['run', '--config', join(dir, 'c.yaml'), '--services', 'gateway']);
   t.equal(r.status, 1);
   t.match(r.stderr, `127.0.0.1:${dead}`);
+});
+
+t.test('run in cluster mode against a Redis that evicts keys (maxmemory-policy allkeys-lru) warns at start naming noeviction', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const redis = await startRedisServer({ args: ['--maxmemory', '50mb', '--maxmemory-policy', 'allkeys-lru'] });
+  t.teardown(() => redis.stop());
+  const metrics = await getFreePort();
+  const dir = t.testdir({
+    'c.yaml': `${VALID(await getFreePort(), metrics)}cluster: { nats: { servers: ["${nats.url}"] }, redis: { url: "${redis.url}" } }\n`,
+  });
+  const child = spawn(BIN, ['run', '--config', join(dir, 'c.yaml'), '--services', 'session'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  await waitForPing(metrics, child);
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exit, 0);
+  const warning = stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: string; msg: string })
+    .find((l) => l.msg.includes('maxmemory-policy allkeys-lru'));
+  t.ok(warning, 'a start-up line names the eviction policy');
+  t.equal(warning?.level, 'warn');
+  t.match(warning?.msg, /Set maxmemory-policy noeviction/);
 });
 
 t.test('embedded mode refuses a subset of services', async (t) => {

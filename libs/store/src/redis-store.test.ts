@@ -296,6 +296,35 @@ t.test('a Redis that stops answering but keeps the connection open fails reads w
   t.match(back, { sessionId: s.sessionId }, 'reads answer again once Redis does');
 });
 
+t.test('evictionHazard: a Redis that may evict keys (maxmemory with allkeys-lru, volatile-lru) is reported naming noeviction; noeviction or no maxmemory is not', async (t) => {
+  for (const policy of ['allkeys-lru', 'volatile-lru']) {
+    const evicting = await startRedisServer({ args: ['--maxmemory', '50mb', '--maxmemory-policy', policy] });
+    t.teardown(() => evicting.stop());
+    const store = await openStore(t, { url: evicting.url });
+    const hazard = await store.evictionHazard();
+    t.match(hazard, new RegExp(`maxmemory-policy ${policy}`), policy);
+    t.match(hazard, /Set maxmemory-policy noeviction/);
+    t.match(hazard, /signed-out sessions back/);
+  }
+  const safe = await startRedisServer({ args: ['--maxmemory', '50mb', '--maxmemory-policy', 'noeviction'] });
+  t.teardown(() => safe.stop());
+  t.equal(await (await openStore(t, { url: safe.url })).evictionHazard(), null, 'noeviction');
+  const unlimited = await startRedisServer({ args: ['--maxmemory-policy', 'allkeys-lru'] });
+  t.teardown(() => unlimited.stop());
+  t.equal(await (await openStore(t, { url: unlimited.url })).evictionHazard(), null, 'no maxmemory: nothing is ever evicted');
+});
+
+t.test('evictionHazard with CONFIG disabled still reads the policy; with INFO refused too it says the policy could not be checked', async (t) => {
+  const noConfig = await startRedisServer({ args: ['--maxmemory', '50mb', '--maxmemory-policy', 'allkeys-lru', '--rename-command', 'CONFIG', ''] });
+  t.teardown(() => noConfig.stop());
+  t.match(await (await openStore(t, { url: noConfig.url })).evictionHazard(), /maxmemory-policy allkeys-lru/);
+  // A user whose ACL refuses INFO and CONFIG (as some managed services do).
+  await raw.call('ACL', 'SETUSER', 'limited', 'on', '>limited-pw', '~*', '&*', '+@all', '-info', '-config');
+  t.teardown(() => raw.call('ACL', 'DELUSER', 'limited'));
+  const limited = await openStore(t, { url: server.url.replace('redis://', 'redis://limited:limited-pw@') });
+  t.match(await limited.evictionHazard(), /could not read its maxmemory-policy .*make sure it is noeviction/);
+});
+
 t.test('a Redis nobody listens on fails the start with a message naming it', async (t) => {
   const startedAt = Date.now();
   const err = await createRedisStore({ redis: redisConfig({ url: 'redis://:secret@127.0.0.1:1' }), startTimeoutMs: 2000 }).catch((e: unknown) => e);

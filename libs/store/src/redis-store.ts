@@ -76,6 +76,13 @@ export type RedisStore = SessionStore & {
   rebuildInProgress(): Promise<boolean>;
   /** How many users have a sign-out watermark (for the rebuild's summary). */
   countSignOutWatermarks(): Promise<number>;
+  /**
+   * Null when Redis will never evict a key of the projection (`maxmemory-policy noeviction`, or no
+   * `maxmemory`); otherwise what is wrong and what to set, for the caller to log at start. Read with
+   * `INFO memory`, which managed services that disable CONFIG still answer; when even that is refused,
+   * the answer says the policy could not be checked.
+   */
+  evictionHazard(): Promise<string | null>;
 };
 
 /** The scripts, as commands ioredis adds with `defineCommand` (EVALSHA, falling back to EVAL once). */
@@ -356,6 +363,32 @@ class RedisSessionStore implements RedisStore {
 
   async countSignOutWatermarks(): Promise<number> {
     return (await this.#scan(this.#keys.signOutPattern)).length;
+  }
+
+  async evictionHazard(): Promise<string | null> {
+    const nodes = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    for (const node of nodes) {
+      let info: string;
+      try {
+        info = await withTimeout(node.info('memory'), PING_TIMEOUT_MS * 2);
+      } catch (err) {
+        return (
+          `${describeTarget(this.#cfg)}: could not read its maxmemory-policy (INFO memory: ${messageOf(err)}); make sure it is noeviction: ` +
+          'a Redis that evicts keys when full can drop a sign-out watermark or an ended-session tombstone and bring signed-out sessions back'
+        );
+      }
+      const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+      const policy = field('maxmemory_policy');
+      const maxmemory = Number(field('maxmemory') ?? '0');
+      // Without maxmemory a 64-bit Redis never evicts, whatever the policy.
+      if (policy === undefined || policy === 'noeviction' || !(maxmemory > 0)) continue;
+      return (
+        `${describeTarget(this.#cfg)} has maxmemory-policy ${policy} with maxmemory ${maxmemory} bytes: when it is full it evicts keys, and ` +
+        'evicting a sign-out watermark or an ended-session tombstone brings signed-out sessions back. Set maxmemory-policy noeviction ' +
+        '(a full Redis then refuses writes instead, which the session service retries) and size maxmemory for your sessions (~2.4 KB each)'
+      );
+    }
+    return null;
   }
 
   async ping(): Promise<boolean> {

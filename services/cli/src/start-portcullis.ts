@@ -374,6 +374,9 @@ async function openAdapters(
         else logger.info({ redis: s }, 'Redis status');
       },
     });
+    // An evicting Redis can drop a sign-out watermark and revive a signed-out session: say so at every start.
+    const hazard = await store.evictionHazard();
+    if (hazard) logger.warn({ redis: 'maxmemory-policy' }, hazard);
     connection.bus(true);
     connection.redis(true);
     return { bus, store };
