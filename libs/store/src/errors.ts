@@ -12,6 +12,12 @@ export const StoreErrorCode = {
   Rebuilding: 'PORTCULLIS_STORE_REBUILDING',
   /** A rebuild's token no longer holds the rebuild marker (its TTL ran out, or it was ended). */
   RebuildLost: 'PORTCULLIS_STORE_REBUILD_LOST',
+  /**
+   * Redis no longer holds the projection this process saw (restarted without persistence, flushed,
+   * failed over to an empty replica): nothing is applied onto it and no session is read from it
+   * until it is rebuilt from the log (the session service does so on its own).
+   */
+  ProjectionLost: 'PORTCULLIS_STORE_PROJECTION_LOST',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 

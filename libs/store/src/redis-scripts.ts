@@ -14,6 +14,13 @@ export const SIGN_OUT_WATERMARK_MARGIN_MS = 60_000;
 export const REBUILDING_REPLY = 'PORTCULLIS_REBUILDING';
 /** Prefix of the error reply of a rebuild apply whose token no longer holds the rebuild marker. */
 export const REBUILD_LOST_REPLY = 'PORTCULLIS_REBUILD_LOST';
+/**
+ * Prefix of the error reply of a normal apply or a session read that finds no applied sequence while
+ * the caller has seen one: Redis lost the projection (restarted empty, flushed, failed over to an
+ * empty replica, the key evicted). Applying the next event onto it would leave every earlier session
+ * and sign-out out for good; answering "no such session" would delete live users' cookies.
+ */
+export const PROJECTION_LOST_REPLY = 'PORTCULLIS_PROJECTION_LOST';
 
 /** At most this many dead entries are dropped from an index by one upkeep read (the next call goes on). */
 export const MAX_PRUNED_PER_READ = 1000;
@@ -60,8 +67,11 @@ end
  * exists, because the rebuild replays from seq 1 and would skip every event a concurrent replica
  * had applied past it (`seq <= applied`); a rebuild apply runs only while its own token holds the marker.
  *
+ * Then the loss guard: a normal apply whose caller has seen an applied sequence (ARGV[6] > 0) finds
+ * none → {@link PROJECTION_LOST_REPLY}, and the projection must be rebuilt from the log.
+ *
  * KEYS[1] applied seq, KEYS[2] rebuild marker. ARGV: seq, base, applied channel, event type,
- * rebuild token ('' = normal apply), then per type:
+ * rebuild token ('' = normal apply), the highest applied seq the caller has seen (0 = none), then per type:
  *   SessionStarted: sessionId, sub, issuer, sid ('' = none), expiresAt (unix ms), identity JSON,
  *     tokens JSON, provider, createdAt (unix ms), refreshAt (unix ms, '' = none)
  *   SessionEnded: sessionId · UserSignedOut: sub · IdpSessionEnded: issuer, sid ('' = none), sub ('' = none)
@@ -83,13 +93,17 @@ if token == '' then
 elseif holder ~= token then
   return redis.error_reply('${REBUILD_LOST_REPLY} this rebuild no longer holds the rebuild marker')
 end
-local applied = tonumber(redis.call('GET', KEYS[1]) or '0')
+local applied_raw = redis.call('GET', KEYS[1])
+if token == '' and not applied_raw and tonumber(ARGV[6]) > 0 then
+  return redis.error_reply('${PROJECTION_LOST_REPLY} the projection holds no applied sequence, but #' .. ARGV[6] .. ' was applied before')
+end
+local applied = tonumber(applied_raw or '0')
 local seq = tonumber(ARGV[1])
 if seq <= applied then return 0 end
 local base = ARGV[2]
 local kind = ARGV[4]
--- ARGV[6..] are the event's own arguments.
-local a = function(i) return ARGV[5 + i] end
+-- ARGV[7..] are the event's own arguments.
+local a = function(i) return ARGV[6 + i] end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
@@ -244,10 +258,17 @@ return 1
  * sign-out is not replayed yet, so it cannot vouch for one; nor may it answer "no such session", which
  * a gateway takes as a stale cookie and deletes, logging a live user out for good.
  *
- * KEYS[1] session key, KEYS[2] rebuild marker. ARGV[1] base. Returns nil, or { record JSON, watermark ('0' = none) }.
+ * Likewise it refuses ({@link PROJECTION_LOST_REPLY}) when the projection holds no applied sequence
+ * although the reader has seen one: Redis lost it, and a missing session proves nothing.
+ *
+ * KEYS[1] session key, KEYS[2] rebuild marker, KEYS[3] applied seq. ARGV[1] base, ARGV[2] the highest
+ * applied seq the reader has seen (0 = none). Returns nil, or { record JSON, watermark ('0' = none) }.
  */
 export const READ_SESSION_LUA = `${LUA_SESSION_HELPERS}
 if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('${REBUILDING_REPLY} the projection is being rebuilt') end
+if tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('${PROJECTION_LOST_REPLY} the projection holds no applied sequence, but #' .. ARGV[2] .. ' was applied before')
+end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return false end
 local sub = record_identity(raw).sub
@@ -360,10 +381,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
-/** Deletes the rebuild marker if `token` (ARGV[1]) holds it (never another rebuild's). KEYS[1] marker. Returns 1, or 0 when not held. */
+/**
+ * Deletes the rebuild marker if `token` (ARGV[1]) holds it (never another rebuild's); a rebuild that
+ * replayed nothing (an empty log) leaves applied seq 0, so the projection counts as present. KEYS[1]
+ * marker, KEYS[2] applied seq. Returns 1, or 0 when not held.
+ */
 export const END_REBUILD_LUA = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '0', 'NX')
 return 1
 `;
 

@@ -325,6 +325,49 @@ t.test('evictionHazard with CONFIG disabled still reads the policy; with INFO re
   t.match(await limited.evictionHazard(), /could not read its maxmemory-policy .*make sure it is noeviction/);
 });
 
+t.test('a projection Redis lost (restarted empty): a store that saw it refuses session reads and normal applies with PORTCULLIS_STORE_PROJECTION_LOST; a rebuild restores them', async (t) => {
+  let own = await startRedisServer();
+  t.teardown(() => own.stop());
+  const store = await openStore(t, { url: own.url });
+  const s = sampleSession();
+  await store.apply(at(1, createEvent('SessionStarted', s)));
+  t.ok(await store.getLiveSession(s.sessionId));
+  const fresh = sampleSession({ sessionId: 'after-the-loss' });
+  await own.stop();
+  own = await startRedisServer({ port: own.port });
+  const lost = (err: unknown) => (err as { code?: string }).code === 'PORTCULLIS_STORE_PROJECTION_LOST';
+  // The first command after the restart may meet the closed connection: retried until Redis answers.
+  let read: unknown;
+  for (let i = 0; i < 50; i++) {
+    read = await store.getLiveSession(s.sessionId).then((v) => v, (e: unknown) => e);
+    if (lost(read) || read === null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.ok(lost(read), 'the read is refused, not answered "no such session"');
+  t.match((read as Error).message, /sessions rebuild/);
+  await t.rejects(store.apply(at(2, createEvent('SessionStarted', fresh))), { code: 'PORTCULLIS_STORE_PROJECTION_LOST' }, 'the next event is not applied onto the empty projection');
+  t.equal(await store.appliedSeq(), 0, 'nothing was applied');
+  const other = await openStore(t, { url: own.url });
+  t.equal(await other.getLiveSession(s.sessionId), null, 'a store that never saw the projection cannot tell (a new deployment)');
+  // A rebuild (here of a log holding only the lost event) makes the projection trusted again.
+  await store.beginRebuild('r', 10_000);
+  await store.dropProjection();
+  await store.applyAs('r', at(1, createEvent('SessionStarted', s)));
+  t.ok(await store.endRebuild('r'));
+  t.ok(await store.getLiveSession(s.sessionId));
+  await store.apply(at(2, createEvent('SessionStarted', fresh)));
+  t.ok(await store.getLiveSession(fresh.sessionId));
+});
+
+t.test('a rebuild of an empty log leaves applied seq 0 behind: the projection counts as present', async (t) => {
+  const cfg = redisConfig();
+  const store = await openStore(t, cfg);
+  await store.beginRebuild('r', 10_000);
+  await store.dropProjection();
+  t.ok(await store.endRebuild('r'));
+  t.equal(await raw.get(`${cfg.key_prefix}{s}:applied`), '0');
+});
+
 t.test('a Redis nobody listens on fails the start with a message naming it', async (t) => {
   const startedAt = Date.now();
   const err = await createRedisStore({ redis: redisConfig({ url: 'redis://:secret@127.0.0.1:1' }), startTimeoutMs: 2000 }).catch((e: unknown) => e);

@@ -13,6 +13,7 @@ import {
   IDLE_SESSIONS_LUA,
   LAST_ACTIVITY_LUA,
   READ_SESSION_LUA,
+  PROJECTION_LOST_REPLY,
   REBUILD_LOST_REPLY,
   REBUILDING_REPLY,
   RECORD_ACTIVITY_LUA,
@@ -88,9 +89,9 @@ export type RedisStore = SessionStore & {
 /** The scripts, as commands ioredis adds with `defineCommand` (EVALSHA, falling back to EVAL once). */
 interface ProjectionCommands {
   portcullisApply(appliedKey: string, rebuildingKey: string, ...args: string[]): Promise<number>;
-  portcullisReadSession(sessionKey: string, rebuildingKey: string, base: string): Promise<[string, string] | null>;
+  portcullisReadSession(sessionKey: string, rebuildingKey: string, appliedKey: string, base: string, seenApplied: string): Promise<[string, string] | null>;
   portcullisRefreshRebuild(rebuildingKey: string, token: string, ttlMs: string): Promise<number>;
-  portcullisEndRebuild(rebuildingKey: string, token: string): Promise<number>;
+  portcullisEndRebuild(rebuildingKey: string, appliedKey: string, token: string): Promise<number>;
   portcullisDueForRefresh(refreshDueKey: string, rebuildingKey: string, base: string, now: string, limit: string): Promise<string[]>;
   portcullisIdleSessions(
     activityKey: string,
@@ -114,12 +115,17 @@ class RedisSessionStore implements RedisStore {
   #subscriber: Promise<RedisClient> | undefined;
   #closed = false;
   #lastForcedReconnect = Number.NEGATIVE_INFINITY;
+  /**
+   * The highest applied sequence this process has seen in Redis: finding none there afterwards means
+   * Redis lost the projection (see {@link PROJECTION_LOST_REPLY}), which the scripts then refuse to trust.
+   */
+  #seenApplied = 0;
 
   constructor(client: RedisClient, cfg: RedisConfig) {
     client.defineCommand('portcullisApply', { numberOfKeys: 2, lua: APPLY_EVENT_LUA });
-    client.defineCommand('portcullisReadSession', { numberOfKeys: 2, lua: READ_SESSION_LUA });
+    client.defineCommand('portcullisReadSession', { numberOfKeys: 3, lua: READ_SESSION_LUA });
     client.defineCommand('portcullisRefreshRebuild', { numberOfKeys: 1, lua: REFRESH_REBUILD_LUA });
-    client.defineCommand('portcullisEndRebuild', { numberOfKeys: 1, lua: END_REBUILD_LUA });
+    client.defineCommand('portcullisEndRebuild', { numberOfKeys: 2, lua: END_REBUILD_LUA });
     client.defineCommand('portcullisDueForRefresh', { numberOfKeys: 2, lua: DUE_FOR_REFRESH_LUA });
     client.defineCommand('portcullisIdleSessions', { numberOfKeys: 2, lua: IDLE_SESSIONS_LUA });
     client.defineCommand('portcullisLastActivity', { numberOfKeys: 2, lua: LAST_ACTIVITY_LUA });
@@ -130,7 +136,9 @@ class RedisSessionStore implements RedisStore {
   }
 
   async appliedSeq(): Promise<number> {
-    return this.#run('GET applied', async () => Number((await this.#client.get(this.#keys.applied)) ?? 0));
+    const applied = await this.#run('GET applied', async () => Number((await this.#client.get(this.#keys.applied)) ?? 0));
+    this.#seenApplied = Math.max(this.#seenApplied, applied);
+    return applied;
   }
 
   async apply(e: SequencedEvent): Promise<void> {
@@ -144,7 +152,7 @@ class RedisSessionStore implements RedisStore {
   }
 
   async #applyEvent({ seq, event }: SequencedEvent, token: string): Promise<void> {
-    const head = [String(seq), this.#keys.base, this.#keys.appliedChannel, event.type, token];
+    const head = [String(seq), this.#keys.base, this.#keys.appliedChannel, event.type, token, String(this.#seenApplied)];
     let rest: string[];
     switch (event.type) {
       case 'SessionStarted': {
@@ -180,11 +188,12 @@ class RedisSessionStore implements RedisStore {
         break;
     }
     await this.#run(`apply ${event.type} #${seq}`, () => this.#client.portcullisApply(this.#keys.applied, this.#keys.rebuilding, ...head, ...rest));
+    this.#seenApplied = Math.max(this.#seenApplied, seq);
   }
 
   async getLiveSession(sessionId: string, now = Date.now()): Promise<SessionRecord | null> {
     const found = await this.#run('read session', () =>
-      this.#client.portcullisReadSession(this.#keys.session(sessionId), this.#keys.rebuilding, this.#keys.base),
+      this.#client.portcullisReadSession(this.#keys.session(sessionId), this.#keys.rebuilding, this.#keys.applied, this.#keys.base, String(this.#seenApplied)),
     );
     if (!found) return null;
     return liveOrNull(parseRecord(found[0], sessionId), Number(found[1]), now);
@@ -330,6 +339,8 @@ class RedisSessionStore implements RedisStore {
   }
 
   async dropProjection(): Promise<void> {
+    // Dropped on purpose by this process: an empty projection is expected from here on.
+    this.#seenApplied = 0;
     const keys = (await this.#scan(this.#keys.everyKeyPattern)).filter((k) => !this.#keys.isKeptOnDrop(k));
     for (let i = 0; i < keys.length; i += BATCH) {
       const chunk = keys.slice(i, i + BATCH);
@@ -354,7 +365,7 @@ class RedisSessionStore implements RedisStore {
   }
 
   async endRebuild(token: string): Promise<boolean> {
-    return (await this.#run('end rebuilding', () => this.#client.portcullisEndRebuild(this.#keys.rebuilding, token))) === 1;
+    return (await this.#run('end rebuilding', () => this.#client.portcullisEndRebuild(this.#keys.rebuilding, this.#keys.applied, token))) === 1;
   }
 
   async rebuildInProgress(): Promise<boolean> {
@@ -466,6 +477,15 @@ class RedisSessionStore implements RedisStore {
       const message = messageOf(err);
       if (message.startsWith(REBUILDING_REPLY)) {
         throw new StoreError(StoreErrorCode.Rebuilding, `${what} refused: the projection is being rebuilt`, { cause: err });
+      }
+      if (message.startsWith(PROJECTION_LOST_REPLY)) {
+        throw new StoreError(
+          StoreErrorCode.ProjectionLost,
+          `${describeTarget(this.#cfg)}: ${what} refused: Redis lost the session projection (restarted without persistence, flushed, or an ` +
+            'empty replica promoted): it must be rebuilt from the event log, which the session service does on its own ' +
+            '(`portcullis sessions rebuild` does it by hand). Run Redis with persistence (appendonly yes) to avoid this',
+          { cause: err },
+        );
       }
       if (message.startsWith(REBUILD_LOST_REPLY)) {
         throw new StoreError(StoreErrorCode.RebuildLost, `${what} refused: this rebuild no longer holds the rebuild marker (it expired or was taken over)`, {

@@ -18,9 +18,10 @@ import {
 } from '@portcullis/gateway';
 import { createSessionService, createSessionUpkeep, type SessionUpkeepService } from '@portcullis/session';
 import { cookieKeyId } from '@portcullis/protocol';
-import { type SessionReader, type SessionStore, createMemoryStore, createRedisStore } from '@portcullis/store';
+import { type RedisStore, type SessionReader, type SessionStore, createMemoryStore, createRedisStore } from '@portcullis/store';
 import { type Logger, type Metrics, type Readiness, createMetrics, startMetricsServer } from '@portcullis/telemetry';
 import { type Role, serviceName } from './roles.ts';
+import { rebuildProjection } from './sessions-rebuild.ts';
 import { maxSessionSeconds, streamMaxAgeSeconds } from './session-lifetimes.ts';
 import { META_VERSION, VERSION } from './version.ts';
 
@@ -115,6 +116,12 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
             { err, retry_in_ms: notice.retryInMs, attempt: notice.attempt },
             notice.rebuilding ? 'session projection paused: a rebuild holds the projection' : 'session projection failed: retrying',
           ),
+        // Redis lost the projection (restarted without persistence...): rebuilt from the log, gateways answering 503 meanwhile.
+        ...(isRedisStore(store) ? { rebuild: () => rebuildProjection({ log: bus.log, store }) } : {}),
+        onRebuild: (phase, detail) =>
+          phase === 'started'
+            ? logger.warn({ reason: detail }, 'rebuilding the session projection from the event log: gateways answer 503 for sessions they have not cached until it ends')
+            : logger.info({ result: detail }, 'session projection rebuilt'),
       });
       await session.start();
       stops.push(() => session.stop());
@@ -384,6 +391,11 @@ async function openAdapters(
     await bus.close();
     throw err;
   }
+}
+
+/** True for the Redis store (cluster mode): the one whose projection can be lost and rebuilt. */
+function isRedisStore(store: SessionStore): store is RedisStore {
+  return typeof (store as Partial<RedisStore>).beginRebuild === 'function';
 }
 
 /** Upstream origins are few and repeat on every proxied request: their metric labels are parsed once. */

@@ -4,6 +4,8 @@ import type { SessionProjection, SessionReader } from '@portcullis/store';
 
 /** The store error code that means "a rebuild holds the projection" (from @portcullis/store's StoreErrorCode). */
 const REBUILDING_CODE = 'PORTCULLIS_STORE_REBUILDING';
+/** The store error code that means "Redis lost the projection" (StoreErrorCode.ProjectionLost). */
+const PROJECTION_LOST_CODE = 'PORTCULLIS_STORE_PROJECTION_LOST';
 
 /** How the service waits before resubscribing after a failure. */
 export interface RetryPolicy {
@@ -37,6 +39,16 @@ export interface SessionServiceDeps {
   onError?: (err: unknown, notice: RetryNotice) => void;
   /** Back-off; defaults: 250 ms doubling to 5 s, 500 ms while rebuilding. */
   retry?: Partial<RetryPolicy>;
+  /**
+   * Rebuilds the projection from the whole log under the store's rebuild marker (`sessions rebuild`),
+   * so that no half-replayed projection is ever read. Called instead of replaying from seq 1 unguarded:
+   * when the store lost the projection (PORTCULLIS_STORE_PROJECTION_LOST: Redis restarted empty), and
+   * when it holds nothing while the log does. Without it (the in-memory store, which cannot lose its
+   * data on its own) the service replays from the store's applied sequence as before.
+   */
+  rebuild?: () => Promise<unknown>;
+  /** Called when a rebuild starts (why) and ends (how many events), for the logs. */
+  onRebuild?: (phase: 'started' | 'finished', detail: string) => void;
 }
 
 export interface SessionService {
@@ -46,6 +58,12 @@ export interface SessionService {
 }
 
 const DEFAULT_RETRY: RetryPolicy = { initialMs: 250, maxMs: 5_000, rebuildingPollMs: 500 };
+/**
+ * With `rebuild`, how often an idle projector checks that the store still holds what it applied: a
+ * Redis restarted empty while no event arrives would otherwise go unnoticed (and gateways answer 503
+ * for every session read) until the next event.
+ */
+const LOSS_CHECK_EVERY_MS = 2_000;
 
 /**
  * Builds the projector. It always resumes at `store.appliedSeq() + 1`, so a restart (or a resubscribe
@@ -63,15 +81,42 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   /** The recovery in progress (closing the failed subscription, then waiting), so stop() can await it. */
   let recovering: Promise<void> | undefined;
 
+  /** Set by a lost projection: the next subscribe rebuilds first. */
+  let lost = false;
+  /** The highest applied sequence seen in the store: it never goes down unless the store lost it. */
+  let highest = 0;
+  let lossCheck: NodeJS.Timeout | undefined;
+  let checking = false;
+
   const subscribe = async (): Promise<void> => {
-    const from = (await deps.store.appliedSeq()) + 1;
+    let from = (await deps.store.appliedSeq()) + 1;
+    highest = from - 1;
     if (!running) return;
+    // Replaying from seq 1 onto an empty projection would let gateways read it half-replayed (a
+    // session whose sign-out is not replayed yet looks live): rebuild under the marker instead.
+    if (deps.rebuild && (lost || (from === 1 && (await deps.log.lastSeq()) > 0))) {
+      const why = lost ? 'Redis lost the projection' : 'the projection is empty while the log holds events';
+      deps.onRebuild?.('started', why);
+      try {
+        await deps.rebuild();
+      } catch (err) {
+        // Retried like any failure (never fatal, also at start): "rebuilding" when another replica rebuilds first.
+        fail(err, undefined);
+        return;
+      }
+      lost = false;
+      from = (await deps.store.appliedSeq()) + 1;
+      highest = from - 1;
+      deps.onRebuild?.('finished', `rebuilt up to #${from - 1} (${why})`);
+      if (!running) return;
+    }
     let current: Subscription | undefined;
     let failedEarly = false;
     current = deps.log.subscribe(
       from,
       async (e) => {
         await deps.store.apply(e);
+        highest = Math.max(highest, e.seq);
         failures = 0;
         backoffStep = 0;
         deps.onApplied?.(e.seq, e.event.type);
@@ -90,7 +135,10 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   const fail = (err: unknown, failed: Subscription | undefined): void => {
     if (!running) return;
     failures += 1;
+    if ((err as { code?: unknown } | null)?.code === PROJECTION_LOST_CODE) lost = true;
     const rebuilding = (err as { code?: unknown } | null)?.code === REBUILDING_CODE;
+    // Another rebuild (a replica that noticed first, or `sessions rebuild`) restores the projection.
+    if (rebuilding) lost = false;
     if (!rebuilding) backoffStep += 1;
     const retryInMs = rebuilding ? policy.rebuildingPollMs : Math.min(policy.maxMs, policy.initialMs * 2 ** (backoffStep - 1));
     deps.onError?.(err, { retryInMs, rebuilding, attempt: failures });
@@ -106,6 +154,26 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     })();
   };
 
+  /** While subscribed: a store whose applied sequence went down lost the projection. */
+  const checkForLoss = async (): Promise<void> => {
+    const current = sub;
+    if (checking || current === undefined) return;
+    checking = true;
+    try {
+      const applied = await deps.store.appliedSeq();
+      if (running && sub === current && applied < highest) {
+        // Nothing left: rebuilt from the whole log. Some left (a failover to a replica that lagged): the
+        // resubscription replays what it misses, from its applied sequence on.
+        const err = new Error(`the store's applied sequence went from #${highest} back to #${applied}: Redis lost ${applied === 0 ? 'the projection' : 'its latest writes'}`);
+        fail(applied === 0 ? Object.assign(err, { code: PROJECTION_LOST_CODE }) : err, current);
+      }
+    } catch {
+      // The store is unreachable: the next apply reports it.
+    } finally {
+      checking = false;
+    }
+  };
+
   return {
     async start() {
       running = true;
@@ -115,9 +183,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         running = false;
         throw err;
       }
+      if (deps.rebuild) lossCheck = setInterval(() => void checkForLoss(), LOSS_CHECK_EVERY_MS);
     },
     async stop() {
       running = false;
+      clearInterval(lossCheck);
       clearTimeout(timer);
       timer = undefined;
       await recovering;
