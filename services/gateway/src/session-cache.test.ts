@@ -354,34 +354,54 @@ t.test('a store that has not applied a refresh yet is read through, not cached, 
   t.equal(reads(), 3, 'cached once the store has the refresh');
 });
 
-t.test('a gateway started after a sign-out that the store has not applied yet does not cache the signed-out session', async (t) => {
+t.test('a gateway started after a sign-out that the store has not applied yet reads the log from the store\'s position: the session is dead here at once', async (t) => {
   const bus = createMemoryBus();
   const inner = createMemoryStore();
   const { store, reads } = countingStore(inner);
   const s = started();
   const startSeq = await bus.log.append(createEvent('SessionStarted', s));
   await inner.apply({ seq: startSeq, event: createEvent('SessionStarted', s) });
-  // The sign-out is in the log before this gateway starts (so it follows the log from after it), but
-  // the store lags: it still lists the session.
+  // The sign-out is in the log before this gateway starts, but the store lags (its session services
+  // down): it still lists the session.
   const out = createEvent('UserSignedOut', { sub: 'alice', provider: 'app', reason: 'sign_out' });
   const outSeq = await bus.log.append(out);
-  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000 });
+  const trust: Array<[boolean, string]> = [];
+  const cache = new CachedSessionReader({ log: bus.log, store, revocationMemoryMs: 60_000, onTrustChange: (v, r) => trust.push([v, r]) });
   await cache.start();
   t.teardown(async () => {
     await cache.stop();
     await inner.close();
   });
-  t.equal(cache.trusted, true);
-  t.ok(await cache.getLiveSession(s.sessionId), 'the lagging store answers (the sign-out has not answered yet: it waits for the store)');
-  await inner.apply({ seq: outSeq, event: out });
-  t.equal(await cache.getLiveSession(s.sessionId), null, 'once the store applied the sign-out, the session is dead here too');
-  t.equal(reads(), 2, 'the store was read again, not the copy from before');
-  // Once the store has caught up with where this gateway joined the log, misses are cached again.
+  t.equal(await cache.getLiveSession(s.sessionId), null, 'the sign-out, read from the log, outweighs the lagging store');
+  t.equal(cache.localApplied, outSeq, 'the log was read from the store\'s position to its end');
+  t.equal(cache.trusted, true, 'trusted once caught up with the end');
+  t.same(trust, [[true, 'caught up with the log']]);
+  // The store is up to date with where this gateway joined: misses are cached.
   const later = started({ sub: 'bob' });
+  await inner.apply({ seq: outSeq, event: out });
   await inner.apply({ seq: outSeq + 1, event: createEvent('SessionStarted', later) });
   await cache.getLiveSession(later.sessionId);
   await cache.getLiveSession(later.sessionId);
-  t.equal(reads(), 3, 'cached');
+  t.equal(reads(), 2, 'read once, then cached');
+});
+
+t.test('a read while a fresh cache cannot finish reading the backlog fails closed', async (t) => {
+  const bus = createMemoryBus();
+  const inner = createMemoryStore();
+  const s = started();
+  await inner.apply({ seq: 1, event: createEvent('SessionStarted', s) });
+  await bus.log.append(createEvent('SessionStarted', s));
+  await bus.log.append(createEvent('UserSignedOut', { sub: 'alice', provider: 'app', reason: 'sign_out' }));
+  // A log whose subscription never delivers (the backlog cannot be read).
+  const stuck = { append: bus.log.append.bind(bus.log), lastSeq: () => bus.log.lastSeq(), subscribe: () => ({ close: async () => {} }) };
+  const cache = new CachedSessionReader({ log: stuck, store: inner, revocationMemoryMs: 60_000 });
+  await cache.start();
+  t.teardown(async () => {
+    await cache.stop();
+    await inner.close();
+  });
+  t.equal(cache.trusted, false);
+  await t.rejects(cache.getLiveSession(s.sessionId), /still reading the log up to #2/, 'not the lagging store\'s "live"');
 });
 
 t.test('a revocation is remembered for revocationMemoryMs after its latest record, then forgotten', async (t) => {

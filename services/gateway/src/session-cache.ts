@@ -36,6 +36,8 @@ interface Revocations {
 
 const key2 = (a: string, b: string) => `${a}\u0000${b}`;
 const RESYNC_RETRY_MS = 250;
+/** How long a read waits for a cache that just started to read the log's backlog (the store lagging behind it). */
+const START_CATCH_UP_WAIT_MS = 2_000;
 /**
  * How long a refresh seen in the log is remembered for sessions read on a miss: a lagging store may
  * still hold the record from before it, which must not be cached as if it were current.
@@ -65,6 +67,8 @@ export class CachedSessionReader implements SessionReader {
    */
   #joinedAt = 0;
   #storeReachedJoinSeen = false;
+  /** The log's end when this cache started: until it is applied here, a store read may lack a revocation only the log holds. */
+  #startEnd = 0;
   #trusted = false;
   /** The cache is distrusted until the subscription has applied this sequence. */
   #catchUpTo = 0;
@@ -86,12 +90,25 @@ export class CachedSessionReader implements SessionReader {
     this.#max = opts.maxEntries ?? 100_000;
   }
 
-  /** Follows the log from its current end; trusted once subscribed. */
+  /**
+   * Follows the log from where the store has applied it (its current end when the store is up to
+   * date or cannot say); trusted once caught up with the end. A store lagging behind the log (its
+   * session services down or restarting) does not know the revocations in between, and a cache
+   * following only from the end would not either: a session signed out there would read as live.
+   */
   async start(): Promise<void> {
-    const from = (await this.#opts.log.lastSeq()) + 1;
-    this.#applied = from - 1;
-    this.#joinedAt = from - 1;
-    this.#catchUpTo = from - 1;
+    const last = await this.#opts.log.lastSeq();
+    let storeAt = last;
+    try {
+      storeAt = Math.min(last, await this.#opts.store.appliedSeq());
+    } catch {
+      // Unknown: from the end; reads then go to the store, whose own error stands while it is down.
+    }
+    const from = storeAt + 1;
+    this.#applied = storeAt;
+    this.#joinedAt = storeAt;
+    this.#catchUpTo = last;
+    this.#startEnd = last;
     this.#sub = this.#opts.log.subscribe(
       from,
       (e) =>
@@ -100,7 +117,7 @@ export class CachedSessionReader implements SessionReader {
           : this.#apply(e),
       (err) => this.#distrust(`log subscription failed: ${String(err)}`),
     );
-    this.#setTrusted(this.#connected, 'following the log');
+    if (this.#applied >= this.#catchUpTo) this.#setTrusted(this.#connected, 'following the log');
   }
 
   async stop(): Promise<void> {
@@ -207,6 +224,10 @@ export class CachedSessionReader implements SessionReader {
   async getLiveSession(sessionId: string, now = Date.now()): Promise<SessionRecord | null> {
     const cached = this.peekLiveSession(sessionId, now);
     if (cached !== undefined) return cached;
+    if (this.#applied < this.#startEnd && !(await this.waitLocalApplied(this.#startEnd, START_CATCH_UP_WAIT_MS))) {
+      // Fail closed: the store lags behind the log, and this gateway has not read the gap yet.
+      throw new Error(`the session cache is still reading the log up to #${this.#startEnd} (the store lags behind it): session not checked`);
+    }
     const useCache = this.trusted;
     this.#opts.onLookup?.(useCache ? 'miss' : 'bypass');
     // Checked before the read: what the read returns then reflects at least that position.
