@@ -126,6 +126,46 @@ t.test('a stream limit set by the operator with discard "new": an append fails w
   t.equal(await bus.log.lastSeq(), 2);
 });
 
+t.test('a stream size limit with discard "old" is reported at start, and a reader skipping the events it dropped reports the gap', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  const first = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 3600 });
+  t.teardown(() => first.close());
+  const { DiscardPolicy, jetstreamManager } = await import('@nats-io/jetstream');
+  const jsm = await jetstreamManager(connectionOf(first));
+  const { config } = await jsm.streams.info('PORTCULLIS_SESSIONS');
+  await jsm.streams.update('PORTCULLIS_SESSIONS', { ...config, max_msgs: 2, discard: DiscardPolicy.Old });
+  for (const sub of ['a', 'b', 'c', 'd']) await first.log.append(signedOut(sub));
+
+  const statuses: Array<{ type: string; data?: unknown }> = [];
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't2', streamMaxAgeSeconds: 3600, onStatus: (s) => statuses.push(s) });
+  t.teardown(() => bus.close());
+  const limits = statuses.find((s) => s.type === 'log_stream_limits');
+  t.match((limits?.data as { message?: string })?.message, /max_msgs 2 with discard "old".*--max-msgs=-1/, 'the risk and the fix are named at start');
+
+  const seen: number[] = [];
+  const sub = bus.log.subscribe(1, (e) => {
+    seen.push(e.seq);
+  });
+  t.teardown(() => sub.close());
+  await waitUntil(() => seen.length >= 2, 5000, 'the events the stream still holds');
+  t.same(seen, [3, 4]);
+  t.same(
+    statuses.filter((s) => s.type === 'log_gap').map((s) => s.data),
+    [{ stream: 'PORTCULLIS_SESSIONS', missing: { from: 1, to: 2 } }],
+    'the dropped events are reported, not skipped silently',
+  );
+});
+
+t.test('the stream as Portcullis creates it (max_age only) raises no limits warning', async (t) => {
+  const own = await startNatsServer();
+  t.teardown(() => own.stop());
+  const statuses: string[] = [];
+  const bus = await createNatsBus({ nats: buildTestNatsConfig([own.url]), name: 't', streamMaxAgeSeconds: 3600, onStatus: (s) => statuses.push(s.type) });
+  t.teardown(() => bus.close());
+  t.notOk(statuses.includes('log_stream_limits'));
+});
+
 t.test('subscribe from a later sequence skips the earlier events', async (t) => {
   const bus = await openBus();
   t.teardown(() => bus.close());

@@ -5,7 +5,7 @@ import type { NatsConfig } from '@portcullis/config';
 import { buildConnectOptions, connectNats, settleWithin } from './nats-connection.ts';
 import { type BusStatusReporter, NatsEventLog } from './nats-event-log.ts';
 import { NatsRequestBus } from './nats-request-bus.ts';
-import { ensureStream } from './nats-stream.ts';
+import { ensureStream, riskyStreamLimits } from './nats-stream.ts';
 import type { Bus } from './types.ts';
 
 /** Revisions a config bucket keeps (for `nats kv history` when something went wrong). */
@@ -69,10 +69,14 @@ export async function createNatsBus(opts: NatsBusOptions): Promise<NatsBus> {
 
   let jsm: Awaited<ReturnType<typeof ensureStream>>['jsm'];
   try {
-    jsm =
-      opts.streamMaxAgeSeconds === null
-        ? await jetstreamManager(nc)
-        : (await ensureStream(nc, { name: opts.nats.stream, replicas: opts.nats.replicas, maxAgeSeconds: opts.streamMaxAgeSeconds })).jsm;
+    if (opts.streamMaxAgeSeconds === null) {
+      jsm = await jetstreamManager(nc);
+    } else {
+      const ensured = await ensureStream(nc, { name: opts.nats.stream, replicas: opts.nats.replicas, maxAgeSeconds: opts.streamMaxAgeSeconds });
+      jsm = ensured.jsm;
+      const risk = riskyStreamLimits(ensured.info);
+      if (risk) report({ type: 'log_stream_limits', data: { stream: opts.nats.stream, message: risk } });
+    }
   } catch (err) {
     await nc.close();
     throw err;

@@ -242,6 +242,10 @@ export class NatsEventLog implements EventLog {
           for await (const m of current) {
             waitingSince = null;
             if (closed) break;
+            if (m.seq > next) {
+              // Events next..m.seq-1 are gone from the stream (aged past max_age, or dropped by a size limit).
+              this.#report({ type: 'log_gap', data: { stream: this.#stream, missing: { from: next, to: m.seq - 1 } } });
+            }
             if (m.seq >= next) {
               const outcome = await deliver(m.seq, m.data, m.headers);
               if (outcome === 'stopped') return;

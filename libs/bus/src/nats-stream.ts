@@ -74,6 +74,25 @@ export async function ensureStream(nc: NatsConnection, settings: StreamSettings)
   }
 }
 
+/**
+ * What is wrong with limits an operator set on the stream by hand, or null: with `max_msgs`,
+ * `max_bytes` or `max_msgs_per_subject` and discard "old", a full stream silently drops its oldest
+ * events, sign-outs of sessions still alive among them, and a reader that had not read them yet (a
+ * starting gateway, a lagging projection, `sessions rebuild`) never learns of them.
+ */
+export function riskyStreamLimits(info: StreamInfo): string | null {
+  const c = info.config;
+  const set = (['max_msgs', 'max_bytes', 'max_msgs_per_subject'] as const).filter((k) => (c[k] ?? -1) > 0);
+  if (set.length === 0 || c.discard !== DiscardPolicy.Old) return null;
+  return (
+    `the JetStream stream ${c.name} has ${set.map((k) => `${k} ${c[k]}`).join(', ')} with discard "old": when it is full, JetStream ` +
+    'drops the oldest events, and a sign-out dropped before every gateway and the session projection read it is never applied. ' +
+    `Remove the limit (nats stream edit ${c.name} --max-msgs=-1 --max-bytes=-1 --max-msgs-per-subject=-1; the stream keeps events for ` +
+    'max_age, the longest session + 1 day) and bound disk with max_file_store, or set --discard new (then a full stream refuses ' +
+    'logins and sign-outs with 503 instead)'
+  );
+}
+
 /** 3 replicas when the server gossips ≥ 3 client URLs (a cluster of ≥ 3 nodes), else 1. */
 export function chooseReplicas(nc: NatsConnection): number {
   const urls = new Set(nc.info?.connect_urls ?? []);

@@ -364,6 +364,15 @@ async function openAdapters(
       } else if (s.type === 'log_subscription_behind') {
         // Its consumer heartbeats but has not delivered an event the stream holds: events would stop being applied.
         logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader behind the stream with nothing delivered: starting a new consumer');
+      } else if (s.type === 'log_stream_limits') {
+        const { message, ...data } = s.data as { message: string };
+        logger.warn({ nats: s.type, ...data }, message);
+      } else if (s.type === 'log_gap') {
+        // Harmless for events past max_age (older than any session); a size limit may have dropped live ones.
+        logger.warn(
+          { nats: s.type, ...(s.data as object) },
+          'event log reader skipped events the stream no longer holds (aged past max_age, or dropped by a stream size limit: see the stream limits warning)',
+        );
       } else if (s.type === 'log_subscription_retry') {
         logger.warn({ nats: s.type, ...(s.data as object) }, 'event log reader failed: retrying');
       } else if (s.type !== 'ping' && s.type !== 'pingTimer') {
