@@ -29,6 +29,16 @@ t.test('altNames, commonName and days shape the certificate', async (t) => {
   t.ok(Date.parse(x509.validTo) - Date.now() < 3 * 86_400_000);
 });
 
+t.test('notBefore and notAfter set the validity: an expired certificate, and one not valid yet, both still load in OpenSSL', async (t) => {
+  const expired = createSelfSignedCertificate({ notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') });
+  const x509 = new X509Certificate(expired.cert);
+  t.equal(Date.parse(x509.validFrom), Date.parse('2020-01-01T00:00:00Z'));
+  t.equal(Date.parse(x509.validTo), Date.parse('2021-01-01T00:00:00Z'));
+  t.doesNotThrow(() => createSecureContext(expired), 'node serves it (it does not look at the dates)');
+  const later = createSelfSignedCertificate({ notBefore: new Date('2060-01-01T00:00:00Z'), notAfter: new Date('2061-01-01T00:00:00Z') });
+  t.equal(Date.parse(new X509Certificate(later.cert).validFrom), Date.parse('2060-01-01T00:00:00Z'), 'GeneralizedTime from 2050 on');
+});
+
 t.test('every certificate loads in OpenSSL: 2 000 in a row (a serial starting with a zero byte was refused, ~1 in 256)', async (t) => {
   let refused = 0;
   let first = '';

@@ -10,6 +10,10 @@ export interface SelfSignedCertificateOptions {
   altNames?: string[];
   /** Validity in days from one hour ago. Default 36525 (100 years). */
   days?: number;
+  /** Start of validity; overrides the "one hour ago" start (e.g. a date in the future: not yet valid). */
+  notBefore?: Date;
+  /** End of validity; overrides `days` (e.g. a date in the past: an expired certificate). */
+  notAfter?: Date;
 }
 
 /** A PEM certificate and its PEM (PKCS#8) private key. */
@@ -30,8 +34,8 @@ export function createSelfSignedCertificate(opts: SelfSignedCertificateOptions =
 
   const ecdsaWithSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const name = seq(set(seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from(commonName, 'utf8')))));
-  const notBefore = new Date(Date.now() - 3600_000);
-  const notAfter = new Date(Date.now() + days * 86_400_000);
+  const notBefore = opts.notBefore ?? new Date(Date.now() - 3600_000);
+  const notAfter = opts.notAfter ?? new Date(Date.now() + days * 86_400_000);
   const serial = randomBytes(16);
   // Positive (RFC 5280) and 16 significant bytes: a first byte of 0 would be a non-minimal DER INTEGER,
   // which OpenSSL refuses ("illegal padding") — once in ~256 certificates before.
