@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getFreePort, startNatsServer, startRedisServer, startUpstream } from '@portcullis/testkit';
+import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer, startUpstream } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -103,6 +103,75 @@ t.test('an env var naming no config key is a config error', async (t) => {
   const r = runCli(['check-config', join(dir, 'ok.yaml')], { PORTCULLIS_OUTPOST__LISTN__HTTP: '127.0.0.1:1' });
   t.equal(r.status, 2);
   t.match(r.stderr, /PORTCULLIS_OUTPOST__LISTN__HTTP/);
+});
+
+/** VALID with an HTTPS listener serving `cert` for the provider (written to `dir`). */
+function withCertificate(dir: string, http: number, https: number, metrics: number, cert: { cert: string; key: string }): string {
+  writeFileSync(join(dir, 'cert.pem'), cert.cert);
+  writeFileSync(join(dir, 'key.pem'), cert.key);
+  const file = join(dir, 'portcullis.yaml');
+  writeFileSync(
+    file,
+    `${VALID(http, metrics).replace('https: null', `https: "127.0.0.1:${https}"`)}    tls: { cert_file: ${join(dir, 'cert.pem')}, key_file: ${join(dir, 'key.pem')} }\n`,
+  );
+  return file;
+}
+
+t.test('an expired certificate: check-config lists it with the file, the date and the fix (exit 2), and run refuses to start on it', async (t) => {
+  const dir = t.testdir({});
+  const expired = createSelfSignedCertificate({ altNames: ['app.localhost'], notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-03-04T05:06:07Z') });
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const file = withCertificate(dir, http, https, metrics, expired);
+  const check = runCli(['check-config', file]);
+  t.equal(check.status, 2, check.stdout);
+  t.match(
+    check.stderr,
+    `providers[0].tls.cert_file: the certificate in ${join(dir, 'cert.pem')} expired on 2021-03-04T05:06:07Z (notAfter), so clients refuse it — renew the certificate`,
+  );
+  t.notMatch(check.stdout, /configuration ok/);
+  const run = runCli(['run', '--config', file]);
+  t.equal(run.status, 2, 'run exits 2 (a config problem) instead of serving an expired certificate');
+  t.match(run.stderr, /providers\[0\]\.tls\.cert_file: .* expired on 2021-03-04T05:06:07Z/);
+});
+
+t.test('a certificate expiring within 14 days or not naming the host: check-config warns (exit 0), run logs each as a JSON warning and serves', async (t) => {
+  const dir = t.testdir({});
+  const soon = createSelfSignedCertificate({ altNames: ['other.localhost'], days: 5 });
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const file = withCertificate(dir, http, https, metrics, soon);
+  const check = runCli(['check-config', file]);
+  t.equal(check.status, 0, check.stderr);
+  t.match(check.stderr, new RegExp(`warning: providers\\[0\\]\\.tls\\.cert_file: the certificate in ${join(dir, 'cert.pem')} expires on \\S+, in [45] days`));
+  t.match(check.stderr, /warning: providers\[0\]\.tls\.cert_file: .* does not cover app\.localhost, the host of providers\[0\]\.external_host \(it names DNS:other\.localhost\)/);
+
+  const child = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitForPing(metrics, child);
+  let ready = 0;
+  for (let i = 0; i < 200 && ready !== 200; i++) {
+    ready = (await fetch(`http://127.0.0.1:${metrics}/ready`)).status;
+    if (ready !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(ready, 200, 'it starts and serves');
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exit, 0);
+  const warnings = stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: string; msg: string; problem?: string })
+    .filter((l) => l.msg === 'config warning');
+  t.equal(warnings.length, 2, 'both warnings are in the log, where log shipping and alerting see them');
+  t.match(warnings, [
+    { level: 'warn', problem: /expires on \S+, in [45] days/ },
+    { level: 'warn', problem: /does not cover app\.localhost/ },
+  ]);
 });
 
 t.test('run with an invalid config exits 2 without binding a port', async (t) => {

@@ -1,8 +1,8 @@
 // Semantic checks of the `cluster` section: NATS URLs and credentials, Redis URL and topology, TLS files.
-import type { ConfigProblem } from './config-problem.ts';
+import { checkCertKeyPair, checkReadable } from './check-certificate.ts';
+import type { CheckSink } from './config-problem.ts';
 import { joinIndex } from './config-path.ts';
 import { parseHostPort } from './parse-host-port.ts';
-import { whyNotKeyPair, whyUnreadable } from './read-text-file.ts';
 import type { Loose } from './schema-kinds.ts';
 import type { ClientTlsConfig, ClusterConfig, NatsConfig, RedisConfig } from './types.ts';
 
@@ -13,10 +13,10 @@ const STREAM_NAME = /^[A-Za-z0-9_-]+$/;
 const BUCKET_NAME = STREAM_NAME;
 
 /** Pushes every problem of the cluster section (nothing when it is null: embedded mode). */
-export function checkCluster(cluster: Loose<ClusterConfig | null>, problems: ConfigProblem[]): void {
+export function checkCluster(cluster: Loose<ClusterConfig | null>, sink: CheckSink): void {
   if (!cluster) return;
-  checkNats(cluster.nats, problems);
-  checkRedis(cluster.redis, problems);
+  checkNats(cluster.nats, sink);
+  checkRedis(cluster.redis, sink);
 }
 
 /**
@@ -27,7 +27,8 @@ function maskCredentials(value: string): string {
   return value.replace(/\/\/.*@/, '//***@');
 }
 
-function checkNats(nats: Loose<NatsConfig>, problems: ConfigProblem[]): void {
+function checkNats(nats: Loose<NatsConfig>, sink: CheckSink): void {
+  const { problems } = sink;
   if (!nats) return;
   if (nats.servers?.length === 0) {
     problems.push({
@@ -84,10 +85,11 @@ function checkNats(nats: Loose<NatsConfig>, problems: ConfigProblem[]): void {
     });
   }
   if (nats.creds_file) checkReadable(nats.creds_file, 'cluster.nats.creds_file', problems);
-  checkClientTls(nats.tls, 'cluster.nats.tls', problems);
+  checkClientTls(nats.tls, 'cluster.nats.tls', sink);
 }
 
-function checkRedis(redis: Loose<RedisConfig>, problems: ConfigProblem[]): void {
+function checkRedis(redis: Loose<RedisConfig>, sink: CheckSink): void {
+  const { problems } = sink;
   if (!redis) return;
   if (redis.url !== undefined) {
     const url = URL.canParse(redis.url) ? new URL(redis.url) : undefined;
@@ -131,58 +133,11 @@ function checkRedis(redis: Loose<RedisConfig>, problems: ConfigProblem[]): void 
       if ('reason' in parsed) problems.push({ path, reason: `"${address}" ${parsed.reason}`, fix: `set ${path} to host:port, e.g. redis-1:${key === 'sentinels' ? 26379 : 6379}` });
     });
   }
-  checkClientTls(redis.tls, 'cluster.redis.tls', problems);
+  checkClientTls(redis.tls, 'cluster.redis.tls', sink);
 }
 
-function checkClientTls(tls: Loose<ClientTlsConfig | null>, path: string, problems: ConfigProblem[]): void {
+function checkClientTls(tls: Loose<ClientTlsConfig | null>, path: string, sink: CheckSink): void {
   if (!tls) return;
-  checkCertKeyPair(tls.cert_file, tls.key_file, path, problems);
-  if (tls.ca_file) checkReadable(tls.ca_file, `${path}.ca_file`, problems);
-}
-
-/** cert_file and key_file: both or neither, each readable. */
-export function checkCertKeyPair(
-  cert: string | null | undefined,
-  key: string | null | undefined,
-  path: string,
-  problems: ConfigProblem[],
-): void {
-  if (cert === undefined || key === undefined) return;
-  if ((cert === null) !== (key === null)) {
-    const missing = cert === null ? 'cert_file' : 'key_file';
-    problems.push({
-      path: `${path}.${missing}`,
-      reason: `is required when ${path}.${missing === 'cert_file' ? 'key_file' : 'cert_file'} is set`,
-      fix: `set both ${path}.cert_file and ${path}.key_file, or neither`,
-    });
-  }
-  const certReadable = cert ? checkReadable(cert, `${path}.cert_file`, problems) : false;
-  const keyReadable = key ? checkReadable(key, `${path}.key_file`, problems) : false;
-  if (!cert || !key || !certReadable || !keyReadable) return;
-  // Readable is not enough: a wrong file would otherwise pass check-config and fail only at start or reload.
-  const bad = whyNotKeyPair(cert, key);
-  if (!bad) return;
-  const fix = `set ${path}.cert_file to a PEM certificate (chain) and ${path}.key_file to its unencrypted PEM private key`;
-  problems.push(
-    bad.mismatch
-      ? {
-          path: `${path}.key_file`,
-          reason: `${key} is not the private key of the certificate in ${cert}`,
-          fix: `${fix}; \`openssl x509 -noout -pubkey -in CERT\` and \`openssl pkey -pubout -in KEY\` must print the same key`,
-        }
-      : { path, reason: `${cert} and ${key} are not a PEM certificate and private key: ${bad.message}`, fix },
-  );
-}
-
-/** Pushes a problem when `file` cannot be read; true when it can. */
-function checkReadable(file: string, path: string, problems: ConfigProblem[]): boolean {
-  const why = whyUnreadable(file);
-  if (why) {
-    problems.push({
-      path,
-      reason: `cannot read ${file}: ${why}`,
-      fix: `make ${file} exist and be readable by the user running Portcullis, or correct ${path}`,
-    });
-  }
-  return why === undefined;
+  checkCertKeyPair(tls.cert_file, tls.key_file, path, sink);
+  if (tls.ca_file) checkReadable(tls.ca_file, `${path}.ca_file`, sink.problems);
 }

@@ -1,9 +1,9 @@
 // Semantic checks of `providers`: URLs, secrets, cookie domain, regexes, CEL mappings, uniqueness.
 import { checkScopeMappings } from '@portcullis/expressions';
 import { compileSkipRules, externalHostKey } from '@portcullis/protocol';
-import { checkCertKeyPair } from './check-cluster.ts';
+import { checkCertKeyPair, checkCertificateHost } from './check-certificate.ts';
 import { CONTROL_CHARS } from './check-outpost.ts';
-import type { ConfigProblem } from './config-problem.ts';
+import type { CheckSink, ConfigProblem } from './config-problem.ts';
 import { joinIndex } from './config-path.ts';
 import { isLoopbackHost, parseHttpUrl } from './parse-http-url.ts';
 import type { Loose } from './schema-kinds.ts';
@@ -15,12 +15,6 @@ const SLUG = /^[A-Za-z0-9_-]+$/;
 // RFC 9110 token; "*" is itself a token character, so `X-Auth-Request-*` passes.
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const DOMAIN = /^\.?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-
-/** Where to report problems and warnings. */
-export interface CheckSink {
-  problems: ConfigProblem[];
-  warnings: ConfigProblem[];
-}
 
 /**
  * Pushes every problem of every provider and across providers. Normalises `external_host` in
@@ -128,7 +122,11 @@ function checkProvider(p: NonNullable<Loose<ProviderConfig>>, path: string, sink
       problems.push({ path: itemPath, reason: `"${name}" is not a header name`, fix: `set ${itemPath} to a header name such as X-Forwarded-User (a trailing * matches a prefix)` });
     }
   });
-  if (p.tls) checkCertKeyPair(p.tls.cert_file, p.tls.key_file, `${path}.tls`, problems);
+  if (p.tls) {
+    const cert = checkCertKeyPair(p.tls.cert_file, p.tls.key_file, `${path}.tls`, sink);
+    // The HTTPS listener serves it for this host (SNI): it should name the host.
+    if (cert && host && p.tls.cert_file) checkCertificateHost(cert, p.tls.cert_file, host, `${path}.tls`, `${path}.external_host`, warnings);
+  }
   checkMappings(p.scope_mappings, path, problems);
 }
 

@@ -10,6 +10,12 @@ export interface ConfigProblem {
   fix: string;
 }
 
+/** Where checks report: problems make the config invalid, warnings are shown and the config still loads. */
+export interface CheckSink {
+  problems: ConfigProblem[];
+  warnings: ConfigProblem[];
+}
+
 /** Formats a problem as one line: `<path>: <reason> — <fix>` (newlines in the parts become spaces). */
 export function formatProblem(p: ConfigProblem): string {
   return `${oneLine(p.path)}: ${oneLine(p.reason)} — ${oneLine(p.fix)}`;

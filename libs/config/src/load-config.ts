@@ -46,7 +46,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadConfigResult {
   const config = readWithSchema(raw, CONFIG_SCHEMA, found) as Loose<PortcullisConfig>;
   if (config) {
     checkOutpost(config.outpost, found);
-    checkCluster(config.cluster, found);
+    checkCluster(config.cluster, { problems: found, warnings });
     checkProviders(config.providers, { problems: found, warnings });
   }
   problems.push(...found.map((p) => nameEnvSource(p, overrides.origins)));

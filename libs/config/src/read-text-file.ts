@@ -24,10 +24,10 @@ export function whyUnreadable(path: string): string | undefined {
 }
 
 /**
- * Why `certFile` and `keyFile` do not load as a PEM certificate with its private key (as the HTTPS
- * listener and the NATS/Redis clients load them), or undefined when they do. Both must be readable.
+ * Loads `certFile` and `keyFile` as a PEM certificate with its private key (as the HTTPS listener and
+ * the NATS/Redis clients load them): the certificate, or why they do not load. Both must be readable.
  */
-export function whyNotKeyPair(certFile: string, keyFile: string): { mismatch: boolean; message: string } | undefined {
+export function readKeyPair(certFile: string, keyFile: string): { ok: true; cert: X509Certificate } | { ok: false; mismatch: boolean; message: string } {
   let cert: X509Certificate;
   let key: ReturnType<typeof createPrivateKey>;
   try {
@@ -35,9 +35,9 @@ export function whyNotKeyPair(certFile: string, keyFile: string): { mismatch: bo
     cert = new X509Certificate(readFileSync(certFile));
     key = createPrivateKey(readFileSync(keyFile));
   } catch (err) {
-    return { mismatch: false, message: errorMessage(err) };
+    return { ok: false, mismatch: false, message: errorMessage(err) };
   }
-  return cert.checkPrivateKey(key) ? undefined : { mismatch: true, message: 'the key does not belong to the certificate' };
+  return cert.checkPrivateKey(key) ? { ok: true, cert } : { ok: false, mismatch: true, message: 'the key does not belong to the certificate' };
 }
 
 function errorMessage(err: unknown): string {

@@ -182,6 +182,67 @@ t.test('TLS files that are not a PEM certificate and its key are a config proble
   t.match(cluster, [{ path: 'cluster.redis.tls.key_file', reason: /is not the private key/ }]);
 });
 
+t.test('an expired certificate, or one not valid yet, is a config problem naming the file, the date and what to do; a client certificate too', async (t) => {
+  const host = { commonName: 'app.company', altNames: ['app.company'] };
+  const expired = createSelfSignedCertificate({ ...host, notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-03-04T05:06:07Z') });
+  const future = createSelfSignedCertificate({ ...host, notBefore: new Date('2060-01-01T00:00:00Z'), notAfter: new Date('2061-01-01T00:00:00Z') });
+  const dir = t.testdir({ 'old.pem': expired.cert, 'old-k.pem': expired.key, 'new.pem': future.cert, 'new-k.pem': future.key });
+  const files = (name: string) => ({ cert_file: join(dir, `${name}.pem`), key_file: join(dir, `${name}-k.pem`) });
+
+  const old = problemsOf(loadObject(withProvider({ tls: files('old') })));
+  t.match(old, [
+    {
+      path: 'providers[0].tls.cert_file',
+      reason: new RegExp(`the certificate in ${join(dir, 'old.pem')} expired on 2021-03-04T05:06:07Z \\(notAfter\\)`),
+      fix: /renew/,
+    },
+  ]);
+  t.equal(old.length, 1);
+
+  const notYet = problemsOf(loadObject(withProvider({ tls: files('new') })));
+  t.match(notYet, [{ path: 'providers[0].tls.cert_file', reason: /is not valid before 2060-01-01T00:00:00Z \(notBefore; this machine's clock says /, fix: /clock/ }]);
+
+  const client = problemsOf(loadObject(withCluster({ nats: { servers: ['nats://nats:4222'], tls: files('old') } })));
+  t.match(client, [{ path: 'cluster.nats.tls.cert_file', reason: /expired on 2021-03-04T05:06:07Z/ }], 'a NATS server refuses an expired client certificate as well');
+});
+
+t.test('a certificate expiring within 14 days is a warning with its date, not a problem; one with more days left is neither', async (t) => {
+  const host = { commonName: 'app.company', altNames: ['app.company'] };
+  const soon = createSelfSignedCertificate({ ...host, days: 5 });
+  const later = createSelfSignedCertificate({ ...host, days: 20 });
+  const dir = t.testdir({ 'soon.pem': soon.cert, 'soon-k.pem': soon.key, 'later.pem': later.cert, 'later-k.pem': later.key });
+  const files = (name: string) => ({ cert_file: join(dir, `${name}.pem`), key_file: join(dir, `${name}-k.pem`) });
+
+  const warned = loadObject(withProvider({ tls: files('soon') }));
+  t.ok(warned.ok, 'it still loads: the certificate is valid today');
+  t.match(warned.warnings, [{ path: 'providers[0].tls.cert_file', reason: new RegExp(`the certificate in ${join(dir, 'soon.pem')} expires on \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z, in [45] days`), fix: /renew/ }]);
+
+  const quiet = loadObject(withProvider({ tls: files('later') }));
+  t.ok(quiet.ok);
+  t.same(quiet.warnings, []);
+});
+
+t.test('a certificate that does not cover the external_host host is a warning naming the host and the names it has', async (t) => {
+  const other = createSelfSignedCertificate({ commonName: 'other.company', altNames: ['other.company', '*.other.company'] });
+  const wildcard = createSelfSignedCertificate({ commonName: 'example.com', altNames: ['*.example.com'] });
+  const dir = t.testdir({ 'other.pem': other.cert, 'other-k.pem': other.key, 'wild.pem': wildcard.cert, 'wild-k.pem': wildcard.key });
+  const files = (name: string) => ({ cert_file: join(dir, `${name}.pem`), key_file: join(dir, `${name}-k.pem`) });
+
+  const mismatch = loadObject(withProvider({ tls: files('other') }));
+  t.ok(mismatch.ok, 'not an error: it is served anyway, as authentik does');
+  t.match(mismatch.warnings, [
+    {
+      path: 'providers[0].tls.cert_file',
+      reason: new RegExp(`the certificate in ${join(dir, 'other.pem')} does not cover app\\.company, the host of providers\\[0\\]\\.external_host \\(it names DNS:other\\.company, DNS:\\*\\.other\\.company\\)`),
+      fix: /subjectAltName/,
+    },
+  ]);
+
+  const covered = loadObject(withProvider({ external_host: 'https://app.example.com', tls: files('wild') }));
+  t.ok(covered.ok);
+  t.same(covered.warnings, [], 'a wildcard certificate covers app.example.com');
+});
+
 t.test('every bad regex line is reported, each with its own line number', async (t) => {
   const problems = problemsOf(loadObject(withProvider({ skip_path_regex: '(\n^/ok$\n[z-a]' })));
   t.strictSame(

@@ -1,6 +1,7 @@
 // Entry of the `portcullis` command: `run`, `check-config`, `sessions`; exit codes 0 ok, 1 runtime failure, 2 bad usage or config.
 import { parseArgs } from 'node:util';
 import type { NatsBus } from '@portcullis/bus';
+import { type ConfigProblem, formatProblem } from '@portcullis/config';
 import { createLogger } from '@portcullis/telemetry';
 import { tracing } from '@portcullis/telemetry/preload';
 import { loadConfigOrReport } from './load-config-or-report.ts';
@@ -68,9 +69,17 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${roles.error}\n`);
       return 2;
     }
-    const config = loadConfigOrReport(parsed.values.config);
-    if (!config) return 2;
+    // Warnings (a certificate about to expire, ...) go to the log, where log shipping and alerting see them.
+    let warnings: ConfigProblem[] = [];
+    const config = loadConfigOrReport(parsed.values.config, (found) => {
+      warnings = found;
+    });
+    if (!config) {
+      for (const w of warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
+      return 2;
+    }
     const logger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+    for (const w of warnings) logger.warn({ problem: formatProblem(w) }, 'config warning');
     // With a shared config bucket the cluster-wide document drives the config, from the start on.
     const bucket = config.cluster?.nats.config_bucket;
     let startConfig = config;

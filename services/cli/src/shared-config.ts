@@ -51,9 +51,10 @@ export async function sharedConfigAtStart(local: PortcullisConfig, bucket: strin
   return mergeShared(local, shared);
 }
 
-/** The document validated with this process's env overrides, or null after logging every problem. */
+/** The document validated with this process's env overrides (its warnings logged), or null after logging every problem. */
 function validShared(text: string, logger: Logger, bucket: string, instead: string): PortcullisConfig | null {
   const result = loadConfig({ text, env: process.env });
+  for (const w of result.warnings) logger.warn({ bucket, problem: formatProblem(w) }, 'config warning');
   if (result.ok) return result.config;
   logger.error({ bucket, problems: result.problems.map(formatProblem) }, `shared config rejected; ${instead}`);
   return null;
