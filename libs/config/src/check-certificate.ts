@@ -2,7 +2,9 @@
 import { isIP } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type { CheckSink, ConfigProblem } from './config-problem.ts';
+import { joinIndex } from './config-path.ts';
 import { readKeyPair, whyUnreadable } from './read-text-file.ts';
+import type { PortcullisConfig } from './types.ts';
 
 /** A certificate with fewer days than this left is a warning (certbot renews at 30 days left, so this means renewal is failing). */
 export const CERTIFICATE_EXPIRY_WARNING_DAYS = 14;
@@ -116,4 +118,18 @@ export function checkReadable(file: string, path: string, problems: ConfigProble
 /** A time as ISO 8601 to the second (certificate dates have no milliseconds). */
 function isoDate(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * Checks the HTTPS certificate files of an already loaded config again, as loading it did (readable,
+ * a key pair, valid now, covering the provider's host): for re-reading the files, when only they changed.
+ */
+export function checkServerCertificates(config: PortcullisConfig): CheckSink {
+  const sink: CheckSink = { problems: [], warnings: [] };
+  config.providers.forEach((p, i) => {
+    const path = `${joinIndex('providers', i)}.tls`;
+    const cert = checkCertKeyPair(p.tls.cert_file, p.tls.key_file, path, sink);
+    if (cert && p.tls.cert_file) checkCertificateHost(cert, p.tls.cert_file, new URL(p.external_host).hostname, path, `${joinIndex('providers', i)}.external_host`, sink.warnings);
+  });
+  return sink;
 }

@@ -13,7 +13,8 @@ export type {
   ScopeMappingConfig,
   ServerTlsConfig,
 } from './types.ts';
-export type { ConfigProblem } from './config-problem.ts';
+export type { CheckSink, ConfigProblem } from './config-problem.ts';
+export { CERTIFICATE_EXPIRY_WARNING_DAYS, checkServerCertificates } from './check-certificate.ts';
 export { formatProblem } from './config-problem.ts';
 export { ConfigError } from './errors.ts';
 export type { LoadConfigOptions, LoadConfigResult } from './load-config.ts';

@@ -5,6 +5,7 @@ import { type ConfigProblem, formatProblem } from '@portcullis/config';
 import { createLogger } from '@portcullis/telemetry';
 import { tracing } from '@portcullis/telemetry/preload';
 import { loadConfigOrReport } from './load-config-or-report.ts';
+import { reloadCertificatesOnSighup } from './certificate-reloader.ts';
 import { watchConfig } from './config-reloader.ts';
 import { parseRoles, serviceName } from './roles.ts';
 import { SESSIONS_USAGE, runSessionsCommand } from './sessions-command.ts';
@@ -111,9 +112,8 @@ async function main(argv: string[]): Promise<number> {
     // With a shared config bucket the cluster-wide document drives reloads; otherwise the file does.
     let stopWatching: () => void;
     if (bucket && 'watchDocument' in running.bus) {
-      // SIGHUP's default action ends the process: here it reloads nothing, and says so.
-      const onHup = () => logger.warn({ bucket }, 'SIGHUP ignored: this process follows the shared config in NATS KV; change it with `portcullis config push`');
-      process.on('SIGHUP', onHup);
+      // The config comes from NATS KV; SIGHUP (a certificate rotation's deploy hook) re-reads the certificate files it names.
+      const stopHup = reloadCertificatesOnSighup({ running, logger, bucket });
       let stopShared: () => void = () => {};
       try {
         stopShared = await watchSharedConfig({ bus: running.bus as NatsBus, bucket, local: config, logger, apply: (next) => running.reload(next) });
@@ -122,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
         logger.error({ bucket, err: (err as Error).message }, 'cannot watch the shared config bucket; running on the file config');
       }
       stopWatching = () => {
-        process.off('SIGHUP', onHup);
+        stopHup();
         stopShared();
       };
     } else {

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { type AuthService, createAuthService } from '@portcullis/auth';
 import { type Bus, createMemoryBus, createNatsBus } from '@portcullis/bus';
-import type { PortcullisConfig } from '@portcullis/config';
+import { type ConfigProblem, type PortcullisConfig, checkServerCertificates } from '@portcullis/config';
 import {
   ActivityReporter,
   CachedSessionReader,
@@ -15,6 +15,7 @@ import {
   type RevocationOutcome,
   createGateway,
   parseListen,
+  type ServedCertificate,
 } from '@portcullis/gateway';
 import { createSessionService, createSessionUpkeep, type SessionUpkeepService } from '@portcullis/session';
 import { cookieKeyId } from '@portcullis/protocol';
@@ -39,7 +40,19 @@ export interface RunningPortcullis {
    * cluster block) are refused as a whole — nothing is half-applied.
    */
   reload(config: PortcullisConfig): Promise<void>;
+  /**
+   * Reads the HTTPS certificate and key files of the running config again (they changed, the config
+   * did not: a certificate renewed while the config comes from NATS KV) and swaps them into the
+   * listener when every one passes the config checks; otherwise nothing changes.
+   */
+  reloadCertificates(): CertificateReload;
 }
+
+/** What {@link RunningPortcullis.reloadCertificates} did. */
+export type CertificateReload =
+  | { outcome: 'no-https-listener' }
+  | { outcome: 'rejected'; problems: ConfigProblem[]; warnings: ConfigProblem[] }
+  | { outcome: 'reloaded'; certificates: ServedCertificate[]; warnings: ConfigProblem[] };
 
 /** Thrown for a config that is valid but cannot run with the chosen roles. */
 export class StartupError extends Error {
@@ -295,6 +308,19 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
         current = next;
         const later = readOnceAtStart(config, next);
         if (later.length > 0) logger.warn({ settings: later }, `config reloaded, but these settings take effect only at the next restart: ${later.join('; ')}`);
+      },
+      reloadCertificates() {
+        if (!gateway?.https) return { outcome: 'no-https-listener' };
+        // The gateway's config, not `current`: a reload under way has already handed it the new one.
+        const checked = checkServerCertificates(gateway.config);
+        if (checked.problems.length > 0) return { outcome: 'rejected', ...checked };
+        try {
+          return { outcome: 'reloaded', certificates: gateway.reloadCertificates() ?? [], warnings: checked.warnings };
+        } catch (err) {
+          // A file replaced between the check and the read (a rotation still writing them).
+          const problem = { path: 'providers[].tls', reason: `a certificate or key file did not load: ${(err as Error).message}`, fix: 'send SIGHUP again once the rotation has written both files' };
+          return { outcome: 'rejected', problems: [problem], warnings: checked.warnings };
+        }
       },
       bus,
       store,

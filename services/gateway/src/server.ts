@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { type Answer, HTML_TYPE, JSON_TYPE, TEXT_TYPE, textAnswer } from './answers.ts';
 import { GatewayHandler, type GatewayHandlerDeps } from './gateway-handler.ts';
 import type { IncomingRequest } from './request-context.ts';
-import { buildTlsOptions } from './tls.ts';
+import { type ServedCertificate, buildTlsOptions } from './tls.ts';
 import { logUpstreamFailures } from './upstream-failures.ts';
 import { type Lifecycle, UpstreamPools, type UpstreamObserver, proxyHttp, proxyUpgrade, writeRawResponse } from './upstream.ts';
 
@@ -44,6 +44,15 @@ export interface Gateway {
    * certificates. Sessions live in the store, so they survive. Listen addresses need a restart.
    */
   reload(config: PortcullisConfig): void;
+  /** The config in force (the last one given to `reload`, or the first). */
+  readonly config: PortcullisConfig;
+  /**
+   * Reads the certificate and key files of the config in force again and swaps them into the HTTPS
+   * listener (open connections keep theirs); returns what is served now, or null without an HTTPS
+   * listener. Throws, changing nothing, when a file does not load. Check the files first
+   * (`checkServerCertificates`): this does not look at their dates.
+   */
+  reloadCertificates(): ServedCertificate[] | null;
   /** Stops accepting, finishes in-flight requests, closes upstream pools. */
   stop(): Promise<void>;
 }
@@ -393,6 +402,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     http,
     https,
+    get config() {
+      return config;
+    },
+    reloadCertificates() {
+      return tls ? tls.update(config) : null;
+    },
     reload(nextConfig) {
       // Build everything first: an error leaves the running handler untouched.
       const next = new GatewayHandler({ ...deps, config: nextConfig });

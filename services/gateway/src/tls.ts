@@ -1,31 +1,54 @@
 // Certificates for the HTTPS listener: each provider's own by SNI, a generated self-signed default otherwise.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type SecureContext, createSecureContext } from 'node:tls';
 import type { PortcullisConfig } from '@portcullis/config';
 import { generate } from 'selfsigned';
 
-/** Each provider's certificate by host name. Throws (before anything changes) when a file cannot be read. */
-function certificatesByHost(config: PortcullisConfig): Map<string, SecureContext> {
-  const byHost = new Map<string, SecureContext>();
-  for (const p of config.providers) {
-    if (p.tls.cert_file && p.tls.key_file) {
-      const ctx = createSecureContext({ cert: readFileSync(p.tls.cert_file), key: readFileSync(p.tls.key_file) });
-      byHost.set(new URL(p.external_host).hostname.toLowerCase(), ctx);
-    }
-  }
-  return byHost;
+/** A provider certificate the HTTPS listener serves, as logged when it is (re)loaded. */
+export interface ServedCertificate {
+  provider: string;
+  /** The SNI host name it is served for (the host of the provider's external_host). */
+  host: string;
+  cert_file: string;
+  /** The certificate's notAfter, ISO 8601. */
+  not_after: string;
+  /** SHA-256 fingerprint (`AA:BB:…`), as `openssl x509 -noout -fingerprint -sha256` prints it. */
+  sha256: string;
 }
 
-/** Builds the SNI callback and default key pair for the HTTPS listener; `update` swaps the certificates on reload. */
+/** Each provider's certificate by host name. Throws (before anything changes) when a file cannot be read or the key does not fit. */
+function certificatesByHost(config: PortcullisConfig): { byHost: Map<string, SecureContext>; served: ServedCertificate[] } {
+  const byHost = new Map<string, SecureContext>();
+  const served: ServedCertificate[] = [];
+  for (const p of config.providers) {
+    if (p.tls.cert_file && p.tls.key_file) {
+      // Each file is read once: what is described is what is served.
+      const cert = readFileSync(p.tls.cert_file);
+      const ctx = createSecureContext({ cert, key: readFileSync(p.tls.key_file) });
+      const host = new URL(p.external_host).hostname.toLowerCase();
+      byHost.set(host, ctx);
+      const x509 = new X509Certificate(cert);
+      served.push({ provider: p.name, host, cert_file: p.tls.cert_file, not_after: new Date(x509.validTo).toISOString(), sha256: x509.fingerprint256 });
+    }
+  }
+  return { byHost, served };
+}
+
+/**
+ * Builds the SNI callback and default key pair for the HTTPS listener; `update` swaps the certificates
+ * on reload (read from their files again) and returns what is served now. The SNI callback picks a
+ * context per handshake, so open connections keep theirs and nothing is dropped.
+ */
 export async function buildTlsOptions(config: PortcullisConfig): Promise<{
   options: {
     key: string;
     cert: string;
     SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
   };
-  update(config: PortcullisConfig): void;
+  update(config: PortcullisConfig): ServedCertificate[];
 }> {
-  let byHost = certificatesByHost(config);
+  let { byHost } = certificatesByHost(config);
   const self = await generate([{ name: 'commonName', value: 'portcullis-default' }], { keyType: 'ec', curve: 'P-256', notAfterDate: new Date(Date.now() + 3650 * 86_400_000) });
   const fallback = createSecureContext({ key: self.private, cert: self.cert });
   return {
@@ -35,7 +58,9 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
       SNICallback: (servername, cb) => cb(null, byHost.get(servername.toLowerCase().replace(/\.$/, '')) ?? fallback),
     },
     update(next) {
-      byHost = certificatesByHost(next);
+      const loaded = certificatesByHost(next);
+      byHost = loaded.byHost;
+      return loaded.served;
     },
   };
 }

@@ -1,0 +1,141 @@
+// With the config shared over NATS KV, SIGHUP re-reads the certificate files (a certbot deploy hook) into the live HTTPS listener.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type TLSSocket, connect } from 'node:tls';
+import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer } from '@portcullis/testkit';
+import t from 'tap';
+
+const ROOT = join(import.meta.dirname, '..');
+const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
+const HOST = 'app.localhost';
+
+async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await Promise.resolve().then(check).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A TLS connection to the HTTPS listener for HOST (SNI), kept open; `get` sends one keep-alive request on it. */
+async function openTls(port: number): Promise<{ socket: TLSSocket; fingerprint: string; get(path: string): Promise<string> }> {
+  const socket = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port, servername: HOST, rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+  return {
+    socket,
+    fingerprint: socket.getPeerX509Certificate()!.fingerprint256,
+    get: (path) =>
+      new Promise<string>((resolve, reject) => {
+        let head = '';
+        const onData = (d: Buffer) => {
+          head += d.toString('latin1');
+          if (head.includes('\r\n\r\n')) {
+            socket.off('data', onData);
+            resolve(head.split('\r\n')[0]!);
+          }
+        };
+        socket.on('data', onData);
+        socket.once('error', reject);
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      }),
+  };
+}
+
+t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dropping connections; a bad or expired file keeps the old certificate', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const redis = await startRedisServer();
+  t.teardown(() => redis.stop());
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const dir = t.testdir({});
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  const install = (pair: { cert: string; key: string }) => {
+    writeFileSync(certFile, pair.cert);
+    writeFileSync(keyFile, pair.key);
+  };
+  const first = createSelfSignedCertificate({ commonName: 'first', altNames: [HOST] });
+  install(first);
+  const configFile = join(dir, 'portcullis.yaml');
+  writeFileSync(
+    configFile,
+    `
+outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: "127.0.0.1:${metrics}" } }
+cluster:
+  nats: { servers: ["${nats.url}"], config_bucket: portcullis-config }
+  redis: { url: "${redis.url}" }
+providers:
+  - name: app
+    mode: forward_single
+    external_host: https://${HOST}:${https}
+    issuer: http://127.0.0.1:1/
+    client_id: app
+    client_secret: secret
+    cookie_secret: shared-cert-test-cookie-secret-0123456789
+    tls: { cert_file: ${certFile}, key_file: ${keyFile} }
+`,
+  );
+  const pushed = spawnSync(BIN, ['config', 'push', configFile, '--config', configFile], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  t.equal(pushed.status, 0, pushed.stderr);
+
+  const child: ChildProcess = spawn(BIN, ['run', '--config', configFile, '--services', 'all'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d.toString();
+  });
+  child.stderr!.on('data', (d) => {
+    out += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${metrics}/ready`)).status === 200, 'ready');
+  t.match(out, /starting on the shared config/, 'the process follows the document in NATS KV');
+
+  const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
+  const before = await openTls(https);
+  t.equal(before.fingerprint, fingerprintOf(first.cert), 'the first certificate is served');
+  t.equal(await before.get('/outpost.goauthentik.io/ping'), 'HTTP/1.1 204 No Content');
+
+  // A rotation tool renews the files and signals the process (certbot --deploy-hook "kill -HUP <pid>").
+  const renewed = createSelfSignedCertificate({ commonName: 'renewed', altNames: [HOST] });
+  install(renewed);
+  let mark = out.length;
+  child.kill('SIGHUP');
+  await waitFor(() => out.slice(mark).includes('TLS certificates reloaded'), 'the reload log line');
+  t.match(out.slice(mark), certFile, 'the log names the file it reloaded');
+  t.match(out.slice(mark), /"provider":"app"/, 'and the provider');
+  t.match(out.slice(mark), fingerprintOf(renewed.cert), 'and the new certificate (its SHA-256 fingerprint)');
+  const after = await openTls(https);
+  t.equal(after.fingerprint, fingerprintOf(renewed.cert), 'a new connection gets the renewed certificate');
+  t.equal(await before.get('/outpost.goauthentik.io/ping'), 'HTTP/1.1 204 No Content', 'the connection opened before the reload still answers');
+  t.equal(child.exitCode, null, 'the process still runs');
+
+  // A broken rotation: a key that does not belong to the certificate, then an expired certificate.
+  const other = createSelfSignedCertificate({ commonName: 'other', altNames: [HOST] });
+  writeFileSync(certFile, other.cert);
+  mark = out.length;
+  child.kill('SIGHUP');
+  await waitFor(() => out.slice(mark).includes('certificate reload rejected'), 'the rejection log line');
+  t.match(out.slice(mark), /providers\[0\]\.tls\.key_file: .*key\.pem is not the private key of the certificate in .*cert\.pem/, 'the log names the problem and the fix');
+  t.equal((await openTls(https)).fingerprint, fingerprintOf(renewed.cert), 'the renewed certificate is still served');
+
+  const expired = createSelfSignedCertificate({ altNames: [HOST], notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') });
+  install(expired);
+  mark = out.length;
+  child.kill('SIGHUP');
+  await waitFor(() => out.slice(mark).includes('certificate reload rejected'), 'the rejection log line');
+  t.match(out.slice(mark), /expired on 2021-01-01T00:00:00Z/);
+  t.equal((await openTls(https)).fingerprint, fingerprintOf(renewed.cert), 'an expired certificate is not swapped in either');
+
+  before.socket.destroy();
+  after.socket.destroy();
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+});
