@@ -63,6 +63,15 @@ t.test('every service has a healthcheck and an image that is pinned or built her
   }
 });
 
+t.test('Portcullis services are healthy when /ready says 200 (listeners bound, NATS and Redis answering): it gates nginx and the start order, and compose restarts nothing for it', async (t) => {
+  for (const name of named(/^(gateway|auth|session)-\d+$/)) {
+    const test = services[name]?.healthcheck?.test ?? [];
+    const script = test.at(-1) ?? '';
+    t.match(script, "fetch('http://127.0.0.1:9300/ready')", `${name}: the whole /ready`);
+    t.notMatch(script, '/outpost.goauthentik.io/ping', `${name}: not the ping, which answers before the gateway listens`);
+  }
+});
+
 t.test('every bind-mounted file and secret exists (paths resolved by docker-compose, observability included)', async (t) => {
   const r = dockerCompose('-f', CLUSTER, '-f', OBSERVABILITY, 'config');
   t.equal(r.status, 0, r.stderr);

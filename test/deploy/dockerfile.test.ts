@@ -106,16 +106,17 @@ t.test('tsx needs a writable TMPDIR (hence the tmpfs / emptyDir under a read-onl
   t.not(broken.status, 0, 'without a writable TMPDIR the process cannot start');
 });
 
-t.test('HEALTHCHECK: node fetch of the ping path on 9300, healthy only on 204', async (t) => {
+t.test('HEALTHCHECK: node fetch of /ready?scope=listeners on 9300 (the real listeners, not the ping that answers before them), healthy only on 200', async (t) => {
   const hc = last('runtime', 'HEALTHCHECK') ?? '';
   t.match(hc, /--interval=\d+s/);
   const exec = JSON.parse(hc.slice(hc.indexOf('CMD') + 3).trim()) as string[];
   t.equal(exec[0], 'node', 'no curl or wget in the slim image');
   const script = exec.at(-1)!;
-  t.match(script, 'http://127.0.0.1:9300/outpost.goauthentik.io/ping');
+  t.match(script, 'http://127.0.0.1:9300/ready?scope=listeners');
+  t.notMatch(script, '/outpost.goauthentik.io/ping', 'not the ping: the metrics listener answers it before the gateway listeners are bound, and while they are closed');
   // Run the very command against a local server standing in for the metrics port.
-  let status = 204;
-  const server = createServer((req, res) => res.writeHead(req.url === '/outpost.goauthentik.io/ping' ? status : 404).end());
+  let status = 200;
+  const server = createServer((req, res) => res.writeHead(req.url === '/ready?scope=listeners' ? status : 404).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   // Asynchronously: the server answering it lives on this very event loop.
@@ -124,9 +125,11 @@ t.test('HEALTHCHECK: node fetch of the ping path on 9300, healthy only on 204', 
       const child = execFile('node', [...exec.slice(1, -1), script.replace(':9300/', `:${port}/`)], { timeout: 20_000 });
       child.on('exit', (code) => resolve(code));
     });
-  t.equal(await probe(), 0, '204 → healthy');
-  status = 500;
-  t.equal(await probe(), 1, '500 → unhealthy');
+  t.equal(await probe(), 0, '200 → healthy');
+  status = 503;
+  t.equal(await probe(), 1, '503 (starting or stopping) → unhealthy');
+  status = 204;
+  t.equal(await probe(), 1, 'only 200 counts');
   await new Promise<void>((resolve) => server.close(() => resolve()));
   t.equal(await probe(), 1, 'nothing listening → unhealthy');
 });

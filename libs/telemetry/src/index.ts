@@ -1,7 +1,7 @@
 // Public entry of @portcullis/telemetry: logging, metrics and the metrics listener.
 export { createLogger, type Logger } from './logger.ts';
 export { createMetrics, type Metrics } from './metrics.ts';
-export { startMetricsServer, type Readiness } from './metrics-server.ts';
+export { startMetricsServer, type Readiness, type ReadinessScope } from './metrics-server.ts';
 export {
   SpanKinds,
   activeTraceIds,

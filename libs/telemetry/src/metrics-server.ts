@@ -1,4 +1,4 @@
-// The :9300 listener every process serves: GET /metrics and /outpost.goauthentik.io/ping.
+// The :9300 listener every process serves: GET /metrics, /outpost.goauthentik.io/ping and /ready.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -9,11 +9,26 @@ export interface Readiness {
 }
 
 /**
- * Starts the metrics listener on `host:port`; resolves once bound. Serves `/metrics`,
- * `/outpost.goauthentik.io/ping` (liveness: 204 while the process runs) and `/ready` (readiness:
- * 200 or 503 with a JSON body naming each dependency's state).
+ * What `/ready` is asked about: `all` (the default: the process's listeners and every dependency,
+ * for load balancers and readiness probes) or `listeners` (`?scope=listeners`: only the process's own
+ * listeners, bound and not stopping — for a container health check, which some orchestrators act on
+ * by restarting, which would not bring back a dependency).
  */
-export async function startMetricsServer(opts: { host: string; port: number; registry: Registry; readiness?: () => Promise<Readiness> }): Promise<Server> {
+export type ReadinessScope = 'all' | 'listeners';
+
+const SCOPES: Record<string, ReadinessScope> = { all: 'all', listeners: 'listeners' };
+
+/**
+ * Starts the metrics listener on `host:port`; resolves once bound. Serves `/metrics`,
+ * `/outpost.goauthentik.io/ping` (liveness: 204 while the process runs, as authentik's) and `/ready`
+ * (readiness: 200 or 503 with a JSON body naming each state; see {@link ReadinessScope}).
+ */
+export async function startMetricsServer(opts: {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness?: (scope: ReadinessScope) => Promise<Readiness>;
+}): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path.startsWith('/outpost.goauthentik.io/ping')) {
@@ -21,8 +36,14 @@ export async function startMetricsServer(opts: { host: string; port: number; reg
       return;
     }
     if (path === '/ready') {
+      const asked = new URL(req.url ?? '/', 'http://x').searchParams.get('scope') ?? 'all';
+      const scope = SCOPES[asked];
+      if (!scope) {
+        res.writeHead(400, { 'content-type': 'text/plain' }).end(`scope "${asked}" is not known: use /ready or /ready?scope=listeners\n`);
+        return;
+      }
       const check = opts.readiness ?? (async (): Promise<Readiness> => ({ ready: true, checks: {} }));
-      check().then(
+      check(scope).then(
         (r) => res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: r.ready ? 'ready' : 'not ready', ...r.checks })}\n`),
         (err: Error) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'not ready', error: err.message })}\n`),
       );

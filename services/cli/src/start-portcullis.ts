@@ -20,7 +20,7 @@ import {
 import { createSessionService, createSessionUpkeep, type SessionUpkeepService } from '@portcullis/session';
 import { cookieKeyId } from '@portcullis/protocol';
 import { type RedisStore, type SessionReader, type SessionStore, createMemoryStore, createRedisStore } from '@portcullis/store';
-import { type Logger, type Metrics, type Readiness, createMetrics, startMetricsServer } from '@portcullis/telemetry';
+import { type Logger, type Metrics, type Readiness, type ReadinessScope, createMetrics, startMetricsServer } from '@portcullis/telemetry';
 import { type Role, serviceName } from './roles.ts';
 import { rebuildProjection } from './sessions-rebuild.ts';
 import { maxSessionSeconds, streamMaxAgeSeconds } from './session-lifetimes.ts';
@@ -93,9 +93,11 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
   // From the first moment of a stop: the listeners refuse new connections, so a load balancer
   // polling /ready must take the process out of rotation (the metrics listener closes last).
   let stopping = false;
-  const readiness = async (): Promise<Readiness> => {
+  const readiness = async (scope: ReadinessScope): Promise<Readiness> => {
     if (stopping) return { ready: false, checks: { process: 'stopping' } };
     if (roles.has('gateway') && !gatewayListening) return { ready: false, checks: { gateway: 'starting' } };
+    // The container health check: this process's own listeners, whatever NATS and Redis do.
+    if (scope === 'listeners') return { ready: true, checks: roles.has('gateway') ? { gateway: 'listening' } : { process: 'running' } };
     if (!config.cluster) return { ready: true, checks: { mode: 'embedded' } };
     const nats = (bus as Bus & { connected?: () => boolean }).connected?.() ?? true;
     const redis = await Promise.race([
@@ -114,7 +116,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
       metricsServer = await startMetricsServer({
         ...parseListen(config.outpost.listen.metrics),
         registry: metrics.registry,
-        readiness: () => readiness(),
+        readiness,
       });
     }
     let upkeep: SessionUpkeepService | null = null;
