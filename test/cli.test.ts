@@ -117,33 +117,8 @@ function withCertificate(dir: string, http: number, https: number, metrics: numb
   return file;
 }
 
-t.test('an expired certificate: check-config lists it with the file, the date and the fix (exit 2), and run refuses to start on it', async (t) => {
-  const dir = t.testdir({});
-  const expired = createSelfSignedCertificate({ altNames: ['app.localhost'], notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-03-04T05:06:07Z') });
-  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
-  const file = withCertificate(dir, http, https, metrics, expired);
-  const check = runCli(['check-config', file]);
-  t.equal(check.status, 2, check.stdout);
-  t.match(
-    check.stderr,
-    `providers[0].tls.cert_file: the certificate in ${join(dir, 'cert.pem')} expired on 2021-03-04T05:06:07Z (notAfter), so clients refuse it — renew the certificate`,
-  );
-  t.notMatch(check.stdout, /configuration ok/);
-  const run = runCli(['run', '--config', file]);
-  t.equal(run.status, 2, 'run exits 2 (a config problem) instead of serving an expired certificate');
-  t.match(run.stderr, /providers\[0\]\.tls\.cert_file: .* expired on 2021-03-04T05:06:07Z/);
-});
-
-t.test('a certificate expiring within 14 days or not naming the host: check-config warns (exit 0), run logs each as a JSON warning and serves', async (t) => {
-  const dir = t.testdir({});
-  const soon = createSelfSignedCertificate({ altNames: ['other.localhost'], days: 5 });
-  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
-  const file = withCertificate(dir, http, https, metrics, soon);
-  const check = runCli(['check-config', file]);
-  t.equal(check.status, 0, check.stderr);
-  t.match(check.stderr, new RegExp(`warning: providers\\[0\\]\\.tls\\.cert_file: the certificate in ${join(dir, 'cert.pem')} expires on \\S+, in [45] days`));
-  t.match(check.stderr, /warning: providers\[0\]\.tls\.cert_file: .* does not cover app\.localhost, the host of providers\[0\]\.external_host \(it names DNS:other\.localhost\)/);
-
+/** Starts `run` on `file`, waits until it is ready, stops it with SIGTERM, and returns its config warnings (JSON log lines). */
+async function configWarningsOfRun(t: Test, file: string, metrics: number): Promise<Array<{ level: string; msg: string; problem?: string }>> {
   const child = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout!.on('data', (d) => {
@@ -162,17 +137,45 @@ t.test('a certificate expiring within 14 days or not naming the host: check-conf
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.equal(await exit, 0);
-  const warnings = stdout
+  return stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { level: string; msg: string; problem?: string })
     .filter((l) => l.msg === 'config warning');
+}
+
+t.test('an expired certificate: check-config warns with the file, the date and the fix, and run starts (other hosts and plain HTTP keep working) and logs it', async (t) => {
+  const dir = t.testdir({});
+  const expired = createSelfSignedCertificate({ altNames: ['app.localhost'], notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-03-04T05:06:07Z') });
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const file = withCertificate(dir, http, https, metrics, expired);
+  const check = runCli(['check-config', file]);
+  t.equal(check.status, 0, check.stderr);
+  t.match(
+    check.stderr,
+    `warning: providers[0].tls.cert_file: the certificate in ${join(dir, 'cert.pem')} expired on 2021-03-04T05:06:07Z (notAfter), so every client refuses the connections it serves — renew the certificate`,
+  );
+  const warnings = await configWarningsOfRun(t, file, metrics);
+  t.match(warnings, [{ level: 'warn', problem: /providers\[0\]\.tls\.cert_file: .* expired on 2021-03-04T05:06:07Z/ }]);
+});
+
+t.test('a certificate expiring within 14 days or not naming the host: check-config warns (exit 0), run logs each as a JSON warning and serves', async (t) => {
+  const dir = t.testdir({});
+  const soon = createSelfSignedCertificate({ altNames: ['other.localhost'], days: 5 });
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const file = withCertificate(dir, http, https, metrics, soon);
+  const check = runCli(['check-config', file]);
+  t.equal(check.status, 0, check.stderr);
+  t.match(check.stderr, new RegExp(`warning: providers\\[0\\]\\.tls\\.cert_file: the certificate in ${join(dir, 'cert.pem')} expires on \\S+, in [45] days`));
+  t.match(check.stderr, /warning: providers\[0\]\.tls\.cert_file: .* does not cover app\.localhost, the host of providers\[0\]\.external_host \(it names DNS:other\.localhost\)/);
+  const warnings = await configWarningsOfRun(t, file, metrics);
   t.equal(warnings.length, 2, 'both warnings are in the log, where log shipping and alerting see them');
   t.match(warnings, [
     { level: 'warn', problem: /expires on \S+, in [45] days/ },
     { level: 'warn', problem: /does not cover app\.localhost/ },
   ]);
 });
+
 
 t.test('run with an invalid config exits 2 without binding a port', async (t) => {
   const port = await getFreePort();

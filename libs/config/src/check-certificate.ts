@@ -12,9 +12,8 @@ export const CERTIFICATE_EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 86_400_000;
 
 /**
- * cert_file and key_file: both or neither, each readable, a certificate and its key, valid now (an
- * expired certificate, or one not valid yet, is refused by every client: a problem) and not about
- * to expire (a warning). Returns the certificate when the pair loads, for further checks.
+ * cert_file and key_file: both or neither, each readable, a certificate and its key (problems), valid
+ * now and not about to expire (warnings). Returns the certificate when the pair loads, for further checks.
  */
 export function checkCertKeyPair(
   cert: string | null | undefined,
@@ -56,7 +55,9 @@ export function checkCertKeyPair(
 
 /**
  * The certificate's dates against the clock: node serves (and connects with) an expired certificate
- * without a word, and every client then refuses the handshake — found by users, not at start.
+ * without a word, and every client then refuses the handshake — found by users, not at start. Said as
+ * a warning, not a problem: a problem would keep the whole process from starting (a restarted pod
+ * crash-looping, plain HTTP and every other host down with it) for what breaks one host's HTTPS.
  */
 function checkValidity(x509: X509Certificate, file: string, path: string, sink: CheckSink): void {
   const now = Date.now();
@@ -65,13 +66,15 @@ function checkValidity(x509: X509Certificate, file: string, path: string, sink: 
   const certPath = `${path}.cert_file`;
   const renew = `renew the certificate (e.g. \`certbot renew\`) and write it to ${file}, with its key to ${path}.key_file`;
   if (notAfter <= now) {
-    sink.problems.push({
+    sink.warnings.push({
       path: certPath,
-      reason: `the certificate in ${file} expired on ${isoDate(notAfter)} (notAfter), so clients refuse it`,
+      certificateNotValidNow: true,
+      reason: `the certificate in ${file} expired on ${isoDate(notAfter)} (notAfter), so every client refuses the connections it serves`,
       fix: `${renew}, then restart or reload (SIGHUP); \`openssl x509 -noout -enddate -in ${file}\` shows the date`,
     });
   } else if (notBefore > now) {
-    sink.problems.push({
+    sink.warnings.push({
+      certificateNotValidNow: true,
       path: certPath,
       reason: `the certificate in ${file} is not valid before ${isoDate(notBefore)} (notBefore; this machine's clock says ${isoDate(now)}), so clients refuse it until then`,
       fix: `check this machine's clock (NTP), or use a certificate that is valid now in ${certPath}`,
@@ -123,13 +126,20 @@ function isoDate(ms: number): string {
 /**
  * Checks the HTTPS certificate files of an already loaded config again, as loading it did (readable,
  * a key pair, valid now, covering the provider's host): for re-reading the files, when only they changed.
+ * Unlike at load, a certificate that is not valid now is a problem here: reloading only the files has
+ * nothing else to apply, and should never swap an expired certificate in for the one being served.
  */
 export function checkServerCertificates(config: PortcullisConfig): CheckSink {
-  const sink: CheckSink = { problems: [], warnings: [] };
+  const found: CheckSink = { problems: [], warnings: [] };
+  checkServedCertificates(config, found);
+  const notValid = found.warnings.filter((w) => w.certificateNotValidNow);
+  return { problems: [...found.problems, ...notValid], warnings: found.warnings.filter((w) => !w.certificateNotValidNow) };
+}
+
+function checkServedCertificates(config: PortcullisConfig, sink: CheckSink): void {
   config.providers.forEach((p, i) => {
     const path = `${joinIndex('providers', i)}.tls`;
     const cert = checkCertKeyPair(p.tls.cert_file, p.tls.key_file, path, sink);
     if (cert && p.tls.cert_file) checkCertificateHost(cert, p.tls.cert_file, new URL(p.external_host).hostname, path, `${joinIndex('providers', i)}.external_host`, sink.warnings);
   });
-  return sink;
 }

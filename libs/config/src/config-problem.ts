@@ -8,6 +8,8 @@ export interface ConfigProblem {
   reason: string;
   /** Exactly what to do about it. */
   fix: string;
+  /** Set on the warning for a certificate that is expired or not valid yet (see checkServerCertificates). */
+  certificateNotValidNow?: true;
 }
 
 /** Where checks report: problems make the config invalid, warnings are shown and the config still loads. */

@@ -182,28 +182,30 @@ t.test('TLS files that are not a PEM certificate and its key are a config proble
   t.match(cluster, [{ path: 'cluster.redis.tls.key_file', reason: /is not the private key/ }]);
 });
 
-t.test('an expired certificate, or one not valid yet, is a config problem naming the file, the date and what to do; a client certificate too', async (t) => {
+t.test('an expired certificate, or one not valid yet, is a warning naming the file, the date and what to do (not a problem: it must not keep the process from starting); a client certificate too', async (t) => {
   const host = { commonName: 'app.company', altNames: ['app.company'] };
   const expired = createSelfSignedCertificate({ ...host, notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-03-04T05:06:07Z') });
   const future = createSelfSignedCertificate({ ...host, notBefore: new Date('2060-01-01T00:00:00Z'), notAfter: new Date('2061-01-01T00:00:00Z') });
   const dir = t.testdir({ 'old.pem': expired.cert, 'old-k.pem': expired.key, 'new.pem': future.cert, 'new-k.pem': future.key });
   const files = (name: string) => ({ cert_file: join(dir, `${name}.pem`), key_file: join(dir, `${name}-k.pem`) });
 
-  const old = problemsOf(loadObject(withProvider({ tls: files('old') })));
-  t.match(old, [
+  const old = loadObject(withProvider({ tls: files('old') }));
+  t.equal(old.ok, true, 'the config still loads');
+  t.match(old.warnings, [
     {
       path: 'providers[0].tls.cert_file',
-      reason: new RegExp(`the certificate in ${join(dir, 'old.pem')} expired on 2021-03-04T05:06:07Z \\(notAfter\\)`),
+      reason: new RegExp(`the certificate in ${join(dir, 'old.pem')} expired on 2021-03-04T05:06:07Z \\(notAfter\\), so every client refuses`),
       fix: /renew/,
     },
   ]);
-  t.equal(old.length, 1);
+  t.equal(old.warnings.length, 1);
 
-  const notYet = problemsOf(loadObject(withProvider({ tls: files('new') })));
-  t.match(notYet, [{ path: 'providers[0].tls.cert_file', reason: /is not valid before 2060-01-01T00:00:00Z \(notBefore; this machine's clock says /, fix: /clock/ }]);
+  const notYet = loadObject(withProvider({ tls: files('new') }));
+  t.equal(notYet.ok, true);
+  t.match(notYet.warnings, [{ path: 'providers[0].tls.cert_file', reason: /is not valid before 2060-01-01T00:00:00Z \(notBefore; this machine's clock says /, fix: /clock/ }]);
 
-  const client = problemsOf(loadObject(withCluster({ nats: { servers: ['nats://nats:4222'], tls: files('old') } })));
-  t.match(client, [{ path: 'cluster.nats.tls.cert_file', reason: /expired on 2021-03-04T05:06:07Z/ }], 'a NATS server refuses an expired client certificate as well');
+  const client = loadObject(withCluster({ nats: { servers: ['nats://nats:4222'], tls: files('old') } }));
+  t.match(client.warnings, [{ path: 'cluster.nats.tls.cert_file', reason: /expired on 2021-03-04T05:06:07Z/ }], 'a NATS server refuses an expired client certificate as well');
 });
 
 t.test('a certificate expiring within 14 days is a warning with its date, not a problem; one with more days left is neither', async (t) => {
