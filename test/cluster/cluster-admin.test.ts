@@ -222,7 +222,9 @@ t.test('cluster: sessions list, revoke and rebuild through the admin CLI', async
     const fresh = c.gateways()[2]!;
     await c.stop(fresh);
     await c.start(fresh);
-    t.equal(await statusOn(c, 2, jars.bob2), 302, 'with Redis empty, an uncached live session is refused');
+    // 503 (the projection is lost or being rebuilt by the session service) or 302 (not found): never 200.
+    const withRedisEmpty = await statusOn(c, 2, jars.bob2);
+    t.ok(withRedisEmpty === 503 || withRedisEmpty === 302, `with Redis empty, an uncached live session is refused (${withRedisEmpty})`);
 
     const signedOut = [jars.alice1, jars.alice2, jars.bob1, jars.carol];
     let rebuildDone = false;

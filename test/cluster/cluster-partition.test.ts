@@ -190,7 +190,13 @@ t.test('cluster: a gateway partitioned from NATS never accepts a revoked session
     const revoked = await loginVia(c, OTHER, BOB);
     for (const gw of all) t.equal(await clients.get(gw, revoked.cookie), 200, `gateway ${gw} accepts bob before`);
     t.equal(await clients.get(CUT, live.cookie), 200, 'the cut gateway holds the live session');
-    const cached = await redisReadsFor(c, clients, CUT, live.cookie);
+    // A gateway just restarted trusts its cache once it has read the log to the end it found at start (and
+    // a lease lapse on a busy machine reads through for a moment): retried as for the recovered gateway above.
+    let cached = await redisReadsFor(c, clients, CUT, live.cookie);
+    for (let n = 0; n < 20 && cached.reads > 2; n++) {
+      await sleep(250);
+      cached = await redisReadsFor(c, clients, CUT, live.cookie);
+    }
     t.ok(cached.reads <= 2, `before the partition it answers from its cache (${cached.reads} Redis reads)`);
 
     const pid = cutNode.pid;
