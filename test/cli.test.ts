@@ -1,6 +1,7 @@
 // The `portcullis` command as users run it: check-config, run, env overrides, SIGTERM.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer, startUpstream } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
@@ -254,6 +255,55 @@ t.test('run in cluster mode against a Redis that evicts keys (maxmemory-policy a
   t.ok(warning, 'a start-up line names the eviction policy');
   t.equal(warning?.level, 'warn');
   t.match(warning?.msg, /Set maxmemory-policy noeviction/);
+});
+
+t.test('SIGHUP while run is still starting (connecting to NATS) does not end it: it starts, then reloads', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const redis = await startRedisServer();
+  t.teardown(() => redis.stop());
+  // A gate in front of NATS that holds the first connection until released: the process is then starting.
+  let connected!: () => void;
+  const reached = new Promise<void>((r) => (connected = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const gate = createServer((client) => {
+    client.on('error', () => {});
+    connected();
+    void released.then(() => {
+      const upstream = connect(Number(new URL(nats.url).port), '127.0.0.1');
+      upstream.on('error', () => {});
+      client.pipe(upstream).pipe(client);
+    });
+  });
+  await new Promise<void>((r) => gate.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => gate.close());
+  const metrics = await getFreePort();
+  const dir = t.testdir({
+    'c.yaml': `${VALID(await getFreePort(), metrics)}cluster: { nats: { servers: ["nats://127.0.0.1:${(gate.address() as AddressInfo).port}"] }, redis: { url: "${redis.url}" } }\n`,
+  });
+  const child = spawn(BIN, ['run', '--config', join(dir, 'c.yaml'), '--services', 'session'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const logged = async (msg: string) => {
+    for (let i = 0; i < 300 && !stdout.includes(msg); i++) await new Promise((r) => setTimeout(r, 50));
+    return stdout.includes(msg);
+  };
+  await reached;
+  child.kill('SIGHUP');
+  t.ok(await logged('SIGHUP during start-up'), 'the SIGHUP is noted while starting');
+  release();
+  t.ok(await logged('portcullis started'), 'it starts once NATS answers');
+  t.ok(await logged('config reloaded'), 'then applies the SIGHUP');
+  t.equal(child.signalCode, null, 'not ended by the signal');
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exit, 0);
 });
 
 t.test('embedded mode refuses a subset of services', async (t) => {

@@ -80,6 +80,14 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const logger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+    // SIGHUP's default action ends the process: a certificate rotation's deploy hook firing while it
+    // starts (waiting for NATS, Redis or the shared config) must not kill it. Replayed once started.
+    let hupDuringStart = false;
+    const onEarlyHup = (): void => {
+      hupDuringStart = true;
+      logger.info({ signal: 'SIGHUP' }, 'SIGHUP during start-up: it is applied once started');
+    };
+    process.on('SIGHUP', onEarlyHup);
     for (const w of warnings) logger.warn({ problem: formatProblem(w) }, 'config warning');
     // With a shared config bucket the cluster-wide document drives the config, from the start on.
     const bucket = config.cluster?.nats.config_bucket;
@@ -132,6 +140,8 @@ async function main(argv: string[]): Promise<number> {
         apply: (next) => running.reload(next),
       });
     }
+    process.off('SIGHUP', onEarlyHup);
+    if (hupDuringStart) process.emit('SIGHUP', 'SIGHUP');
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string): void => {
