@@ -241,7 +241,13 @@ t.test('cluster: sessions list, revoke and rebuild through the admin CLI', async
       }),
     );
     const startedAt = performance.now();
-    const rebuild = await portcullis(['sessions', 'rebuild', '--config', c.configFile]);
+    let rebuild = await portcullis(['sessions', 'rebuild', '--config', c.configFile]);
+    // The session services notice the lost projection too and may be rebuilding it already: the CLI then
+    // says so and changes nothing; once theirs is done, the CLI's own rebuild (drop and replay) runs.
+    for (let n = 0; n < 120 && rebuild.status !== 0 && /another rebuild of the projection is in progress/.test(rebuild.stderr); n++) {
+      await new Promise((r) => setTimeout(r, 500));
+      rebuild = await portcullis(['sessions', 'rebuild', '--config', c.configFile]);
+    }
     const tookMs = performance.now() - startedAt;
     rebuildDone = true;
     await Promise.all(hammer);
