@@ -66,7 +66,7 @@ t.test('stages: deps installs production dependencies, runtime is the default (l
     ['deps', 'app', 'demo', 'runtime'],
   );
   t.equal(stages.at(-1)?.name, 'runtime', 'a plain `docker build` produces the runtime image, not the demo');
-  for (const s of ['deps', 'app']) t.match(stage(s).from, /^node:20\.\d+\.\d+-bookworm-slim$/, `${s} on a pinned node 20 slim image`);
+  for (const s of ['deps', 'app']) t.match(stage(s).from, /^node:24\.\d+\.\d+-bookworm-slim$/, `${s} on a pinned node 24 (LTS) slim image`);
   const install = stage('deps').instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args).join(' ');
   t.match(install, /npm ci --omit=dev/);
   const copies = stage('app').instructions.filter((i) => i.keyword === 'COPY').map((i) => i.args.split(/\s+/).slice(-2).join(' '));
