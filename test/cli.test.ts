@@ -118,16 +118,22 @@ function withCertificate(dir: string, http: number, https: number, metrics: numb
   return file;
 }
 
-/** Starts `run` on `file`, waits until it is ready, stops it with SIGTERM, and returns its config warnings (JSON log lines). */
-async function configWarningsOfRun(t: Test, file: string, metrics: number): Promise<Array<{ level: string; msg: string; problem?: string }>> {
-  const child = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns `portcullis <args>` (killed at teardown if still running); `out()` is everything it wrote to stdout so far. */
+function spawnRun(t: Test, args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; out: () => string } {
+  const child = spawn(BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   let stdout = '';
   child.stdout!.on('data', (d) => {
     stdout += d.toString();
   });
   t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+  return { child, out: () => stdout };
+}
+
+/** Starts `run` on `file`, waits until it is ready, stops it with SIGTERM, and returns its config warnings (JSON log lines). */
+async function configWarningsOfRun(t: Test, file: string, metrics: number): Promise<Array<{ level: string; msg: string; problem?: string }>> {
+  const { child, out } = spawnRun(t, ['run', '--config', file]);
   await waitForPing(metrics, child);
   let ready = 0;
   for (let i = 0; i < 200 && ready !== 200; i++) {
@@ -138,7 +144,7 @@ async function configWarningsOfRun(t: Test, file: string, metrics: number): Prom
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.equal(await exit, 0);
-  return stdout
+  return out()
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { level: string; msg: string; problem?: string })
@@ -191,18 +197,7 @@ t.test('run: serves, takes env overrides, logs JSON on stdout, SIGTERM → exit 
   const dir = t.testdir({});
   const file = join(dir, 'portcullis.yaml');
   writeFileSync(file, VALID(http, metrics));
-  const child = spawn(BIN, ['run', '--services', 'all'], {
-    cwd: ROOT,
-    env: { ...process.env, PORTCULLIS_CONFIG: file, PORTCULLIS_OUTPOST__LISTEN__HTTP: `127.0.0.1:${envHttp}` },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, out } = spawnRun(t, ['run', '--services', 'all'], { ...process.env, PORTCULLIS_CONFIG: file, PORTCULLIS_OUTPOST__LISTEN__HTTP: `127.0.0.1:${envHttp}` });
   await waitForPing(metrics, child);
   const ping = await fetch(`http://127.0.0.1:${envHttp}/outpost.goauthentik.io/ping`);
   t.equal(ping.status, 204, 'the env override moved the HTTP listener');
@@ -213,7 +208,7 @@ t.test('run: serves, takes env overrides, logs JSON on stdout, SIGTERM → exit 
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.equal(await exit, 0, 'graceful shutdown exits 0');
-  const first = stdout.split('\n').find((l) => l.trim() !== '');
+  const first = out().split('\n').find((l) => l.trim() !== '');
   t.ok(first, 'logged something');
   t.match(JSON.parse(first!), { level: String, service: 'portcullis', msg: String }, 'JSON log lines');
 });
@@ -235,19 +230,12 @@ t.test('run in cluster mode against a Redis that evicts keys (maxmemory-policy a
   const dir = t.testdir({
     'c.yaml': `${VALID(await getFreePort(), metrics)}cluster: { nats: { servers: ["${nats.url}"] }, redis: { url: "${redis.url}" } }\n`,
   });
-  const child = spawn(BIN, ['run', '--config', join(dir, 'c.yaml'), '--services', 'session'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const { child, out } = spawnRun(t, ['run', '--config', join(dir, 'c.yaml'), '--services', 'session']);
   await waitForPing(metrics, child);
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   t.equal(await exit, 0);
-  const warning = stdout
+  const warning = out()
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { level: string; msg: string })
@@ -282,17 +270,10 @@ t.test('SIGHUP while run is still starting (connecting to NATS) does not end it:
   const dir = t.testdir({
     'c.yaml': `${VALID(await getFreePort(), metrics)}cluster: { nats: { servers: ["nats://127.0.0.1:${(gate.address() as AddressInfo).port}"] }, redis: { url: "${redis.url}" } }\n`,
   });
-  const child = spawn(BIN, ['run', '--config', join(dir, 'c.yaml'), '--services', 'session'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const { child, out } = spawnRun(t, ['run', '--config', join(dir, 'c.yaml'), '--services', 'session']);
   const logged = async (msg: string) => {
-    for (let i = 0; i < 300 && !stdout.includes(msg); i++) await new Promise((r) => setTimeout(r, 50));
-    return stdout.includes(msg);
+    for (let i = 0; i < 300 && !out().includes(msg); i++) await new Promise((r) => setTimeout(r, 50));
+    return out().includes(msg);
   };
   await reached;
   child.kill('SIGHUP');
@@ -327,14 +308,7 @@ async function runServing(t: Test) {
   const dir = t.testdir({});
   const file = join(dir, 'portcullis.yaml');
   writeFileSync(file, `${VALID(http, metrics).replace('http://127.0.0.1:1\n', `${upstream.url}\n`)}    skip_path_regex: "^/__stream"\n`);
-  const child = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout!.on('data', (d) => {
-    stdout += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const { child, out } = spawnRun(t, ['run', '--config', file]);
   const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   for (let i = 0; ; i++) {
     if (i > 200) throw new Error('portcullis did not become ready');
@@ -347,7 +321,7 @@ async function runServing(t: Test) {
     .then(async (r) => `${r.status} ${(await r.text()).split('\n').filter(Boolean).length} lines`)
     .catch((err: Error) => `failed: ${err.message}`);
   await new Promise((r) => setTimeout(r, 300));
-  return { child, exit, download, metrics, http, log: () => stdout };
+  return { child, exit, download, metrics, http, log: out };
 }
 
 t.test('a second SIGTERM or SIGINT during the graceful stop does not kill the process: in-flight requests still finish, exit 0', async (t) => {
