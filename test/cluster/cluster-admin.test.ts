@@ -222,9 +222,9 @@ t.test('cluster: sessions list, revoke and rebuild through the admin CLI', async
     const fresh = c.gateways()[2]!;
     await c.stop(fresh);
     await c.start(fresh);
-    // 503 (the projection is lost or being rebuilt by the session service) or 302 (not found): never 200.
-    const withRedisEmpty = await statusOn(c, 2, jars.bob2);
-    t.ok(withRedisEmpty === 503 || withRedisEmpty === 302, `with Redis empty, an uncached live session is refused (${withRedisEmpty})`);
+    // The session services notice the lost projection and rebuild it themselves (a live session may then be
+    // accepted again at once): what must hold throughout is that a signed-out one never is.
+    t.not(await statusOn(c, 2, jars.carol), 200, 'with Redis emptied, a gateway relying on Redis alone does not accept a signed-out session');
 
     const signedOut = [jars.alice1, jars.alice2, jars.bob1, jars.carol];
     let rebuildDone = false;
