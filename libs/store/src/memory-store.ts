@@ -1,7 +1,7 @@
 // Embedded (single-process) session projection held in memory. Not a mock: the supported
 // single-node mode, tested by the same contract tests as the Redis store.
 import { SeqWaiters, type SequencedEvent } from '@portcullis/events';
-import { UNKNOWN_SESSION_TOMBSTONE_MS } from './redis-scripts.ts';
+import { IDP_SESSION_TOMBSTONE_MS } from './redis-scripts.ts';
 import type { SessionActivity, SessionRecord, SessionStore } from './types.ts';
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -75,7 +75,7 @@ class MemorySessionStore implements SessionStore {
           ? [...(this.#byIdpSession.get(idpKey(issuer, sid)) ?? [])]
           : [...(this.#byUser.get(sub ?? '') ?? [])].filter((id) => this.#sessions.get(id)?.issuer === issuer);
         for (const id of ids) this.#remove(id);
-        if (sid) this.#idpEnded.set(idpKey(issuer, sid), Date.now() + UNKNOWN_SESSION_TOMBSTONE_MS);
+        if (sid) this.#idpEnded.set(idpKey(issuer, sid), Date.now() + IDP_SESSION_TOMBSTONE_MS);
         break;
       }
     }

@@ -1,11 +1,8 @@
 // The Lua scripts of the Redis projection: one atomic apply per event, one-round-trip reads, session upkeep.
 import { LUA_KEY_BUILDERS } from './redis-keys.ts';
 
-/**
- * A SessionEnded for a session the store does not hold is remembered this long (its expiry is
- * unknown); so is an IdP session a back-channel logout ended (for logins still finishing under it).
- */
-export const UNKNOWN_SESSION_TOMBSTONE_MS = 24 * 60 * 60 * 1000;
+/** An IdP session a back-channel logout ended is remembered this long (for logins still finishing under it). */
+export const IDP_SESSION_TOMBSTONE_MS = 24 * 60 * 60 * 1000;
 
 /** A user's sign-out watermark outlives the last session it ends by this much (a minute of slack for clocks). */
 export const SIGN_OUT_WATERMARK_MARGIN_MS = 60_000;
@@ -142,16 +139,16 @@ end
 
 -- Ends one session: record and index entries go, a tombstone stays until the session would have
 -- expired, so a SessionStarted for the same id appended again later cannot bring it back.
-local function end_session(id, tombstone_if_unknown)
+local function end_session(id)
   local raw = redis.call('GET', key_session(base, id))
   local tomb = key_ended(base, id)
   redis.call('ZREM', key_refresh_due(base), id)
   if not raw then
-    -- NX: a session ended twice (two enders racing) keeps the tombstone of its first end, which names
-    -- the ended record and expires with it; 'unknown' would refuse every new session under the id
-    -- (a header credential checked again) for 24 h. Its TTL is not extended either: past the
-    -- record's expiry a replayed start of it is refused anyway (expired).
-    if tombstone_if_unknown then redis.call('SET', tomb, 'unknown', 'PX', ${UNKNOWN_SESSION_TOMBSTONE_MS}, 'NX') end
+    -- Nothing held (expired, never started, or already ended): nothing to end and no tombstone. Any
+    -- tombstone of an earlier end stays as it was. An 'unknown' tombstone here would refuse every
+    -- later session under the id (a header credential checked again) for 24 h, and a rebuild that
+    -- meets an expired start before its end would drop a newer live session a live apply kept;
+    -- the memory store and the gateways' caches end only sessions started before the end, too.
     return
   end
   local rec = record_identity(raw)
@@ -170,13 +167,13 @@ end
 if kind == 'SessionStarted' then
   local id, sub, issuer, sid, expires_at = a(1), a(2), a(3), a(4), tonumber(a(5))
   local provider, created_at, refresh_at = a(8), a(9), a(10)
-  -- Ended before (tombstone for this very record, or for an id never seen), opened under an IdP
-  -- session a back-channel logout already ended (the login raced it), or already expired (a rebuild
-  -- replaying old history): nothing to hold.
+  -- Ended before (tombstone for this very record; an 'unknown' one left by an older version names no
+  -- record and refuses nothing), opened under an IdP session a back-channel logout already ended (the
+  -- login raced it), or already expired (a rebuild replaying old history): nothing to hold.
   local tomb = redis.call('GET', key_ended(base, id))
   local created = string.format('%d', tonumber(created_at))
   local idp_ended = sid ~= '' and redis.call('EXISTS', key_idp_ended(base, issuer, sid)) == 1
-  if (not tomb or (tomb ~= 'unknown' and tomb ~= created)) and not idp_ended and expires_at > now then
+  if (not tomb or tomb ~= created) and not idp_ended and expires_at > now then
     local skey = key_session(base, id)
     redis.call('SET', skey, a(6) .. '\\n' .. a(7))
     redis.call('PEXPIREAT', skey, a(5))
@@ -202,7 +199,7 @@ if kind == 'SessionStarted' then
     end
   end
 elseif kind == 'SessionEnded' then
-  end_session(a(1), true)
+  end_session(a(1))
 elseif kind == 'UserSignedOut' then
   -- O(1) whatever the number of sessions: the watermark makes every older session of the user dead
   -- on read; their records are left to expire (UNLINK of the index frees it in the background).
@@ -232,14 +229,14 @@ elseif kind == 'IdpSessionEnded' then
   local issuer, sid, sub = a(1), a(2), a(3)
   if sid ~= '' then
     local ikey = key_idp_sessions(base, issuer, sid)
-    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do end_session(id, false) end
+    for _, id in ipairs(redis.call('SMEMBERS', ikey)) do end_session(id) end
     redis.call('DEL', ikey)
     -- A login still in flight under this IdP session appends its SessionStarted after this event.
-    redis.call('SET', key_idp_ended(base, issuer, sid), ARGV[1], 'PX', ${UNKNOWN_SESSION_TOMBSTONE_MS})
+    redis.call('SET', key_idp_ended(base, issuer, sid), ARGV[1], 'PX', ${IDP_SESSION_TOMBSTONE_MS})
   elseif sub ~= '' then
     for _, id in ipairs(redis.call('SMEMBERS', key_user_sessions(base, sub))) do
       local raw = redis.call('GET', key_session(base, id))
-      if raw and record_identity(raw).issuer == issuer then end_session(id, false) end
+      if raw and record_identity(raw).issuer == issuer then end_session(id) end
     end
   end
 else

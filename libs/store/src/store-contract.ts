@@ -140,6 +140,27 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     t.equal((await store.getLiveSession(again.sessionId))?.seq, 5, 'the credential checked again is a live session (not locked out for 24 h)');
   });
 
+  t.test('a SessionEnded for a session the store does not hold ends nothing later: the next session under that id (a header credential checked again) is live', async (t) => {
+    // What a rebuild replaying old history meets: a start already expired (not held), then its end,
+    // then a later session under the same id. The projection must come out as it did when applied live
+    // (the end met the record then); and a gateway's cache ends only sessions started before the end.
+    const store = await make();
+    t.teardown(() => store.close());
+    const now = Date.now();
+    const old = sampleSession({ sessionId: 'header-credential-hash-3', sub: 'svc', createdAt: now - 7_200_000, expiresAt: now - 3_600_000 });
+    await store.apply(started(1, old));
+    await store.apply(ended(2, old.sessionId));
+    const again = sampleSession({ sessionId: old.sessionId, sub: 'svc', createdAt: now });
+    await store.apply(started(3, again));
+    t.equal((await store.getLiveSession(again.sessionId))?.seq, 3, 'the credential checked again is a live session (not locked out for 24 h)');
+    // An id the store never held at all: the end is applied and ends nothing that starts after it.
+    await store.apply(ended(4, 'never-held'));
+    const first = sampleSession({ sessionId: 'never-held', sub: 'svc' });
+    await store.apply(started(5, first));
+    t.equal((await store.getLiveSession('never-held'))?.seq, 5, 'a session started after the end is live');
+    t.equal(await store.appliedSeq(), 5);
+  });
+
   t.test('SessionEnded ends one session only', async (t) => {
     const store = await make();
     t.teardown(() => store.close());
