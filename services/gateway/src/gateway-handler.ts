@@ -121,6 +121,13 @@ const AUTH_TIMEOUT_MS = 15_000;
 const HEADER_AUTH_WAIT_MS = 2000;
 /** Logout tokens are a few KiB; anything much larger is not one. */
 const BACKCHANNEL_BODY_LIMIT = 64 * 1024;
+
+/**
+ * Retry-After (seconds) of the 503 for a sign-out or back-channel logout that is recorded but not
+ * confirmed everywhere in time: a retry is safe (a redelivered logout token is answered like the
+ * first) and waits for the same revocation again, so it may come at once.
+ */
+const UNCONFIRMED_REVOCATION_RETRY_AFTER_S = 1;
 const ENVOY_PREFIX = 'auth/envoy';
 const FORWARD_AUTH_PREFIX = `${OUTPOST_PREFIX}auth/`;
 
@@ -302,13 +309,10 @@ export class GatewayHandler {
 
   /** OIDC Back-Channel Logout: the IdP posts a logout token; answered once the revocation holds everywhere. */
   async #backchannelLogout(p: ProviderRuntime, req: IncomingRequest): Promise<RespondAnswer> {
-    const jsonError = (status: number, error: string, description: string): RespondAnswer => ({
+    const jsonError = (status: number, error: string, description: string, extra: Array<[string, string]> = []): RespondAnswer => ({
       kind: 'respond',
       status,
-      headers: [
-        ['content-type', JSON_TYPE],
-        ['cache-control', 'no-store'],
-      ],
+      headers: [['content-type', JSON_TYPE], ['cache-control', 'no-store'], ...extra],
       body: JSON.stringify({ error, error_description: description }),
     });
     let body: string;
@@ -330,7 +334,11 @@ export class GatewayHandler {
     }
     if (reply.revokedAtSeq !== undefined) {
       const failed = await this.#propagate(p, reply.revokedAtSeq);
-      if (failed) return jsonError(503, 'temporarily_unavailable', 'the logout was recorded but is not confirmed everywhere yet; retry');
+      if (failed) {
+        return jsonError(503, 'temporarily_unavailable', 'the logout was recorded but is not confirmed everywhere yet; retry', [
+          ['retry-after', String(UNCONFIRMED_REVOCATION_RETRY_AFTER_S)],
+        ]);
+      }
     }
     const answer = fromAuthReply(reply);
     if (!answer.headers.some(([k]) => k === 'cache-control')) answer.headers.push(['cache-control', 'no-store']);
@@ -356,6 +364,7 @@ export class GatewayHandler {
       503,
       'Sign-out not confirmed',
       'Your sign-out was recorded but could not be confirmed on every server yet. Try again in a moment.',
+      [['retry-after', String(UNCONFIRMED_REVOCATION_RETRY_AFTER_S)]],
     );
   }
 

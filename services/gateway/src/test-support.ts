@@ -1,5 +1,5 @@
 // Test helpers for the gateway: a validated config from YAML, and sessions started through the real log.
-import { type RequestBus, createMemoryBus } from '@portcullis/bus';
+import { type Bus, type RequestBus, createMemoryBus } from '@portcullis/bus';
 import { type PortcullisConfig, loadConfig } from '@portcullis/config';
 import { AUTH_SUBJECTS, createEvent, type SessionStartedData } from '@portcullis/events';
 import { signSessionCookie, sessionCookieName } from '@portcullis/protocol';
@@ -37,6 +37,10 @@ export async function startTestGateway(
   opts: { https?: boolean; directPath?: boolean; observeRequest?: GatewayDeps['observeRequest']; observeUpstream?: GatewayDeps['observeUpstream'] } = {},
 ): Promise<{
   gateway: Gateway;
+  /** The embedded bus the gateway uses (its log is the one sessions are projected from). */
+  bus: Bus;
+  /** Stops the session projector: events appended from now on are never applied to the store. */
+  stopProjection(): Promise<void>;
   login(providerName: string, claims: Record<string, unknown>, over?: Partial<SessionStartedData>): Promise<string>;
   signOut(sub: string): Promise<void>;
   warnings: string[];
@@ -63,6 +67,8 @@ export async function startTestGateway(
   });
   return {
     gateway,
+    bus,
+    stopProjection: () => session.stop(),
     warnings,
     async login(providerName, claims, over = {}) {
       const p = config.providers.find((x) => x.name === providerName)!;
