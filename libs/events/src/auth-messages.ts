@@ -58,13 +58,16 @@ export interface HeaderAuthRequest {
 /**
  * The answer to a {@link HeaderAuthRequest}. `ok: true` comes with the log position of the
  * SessionStarted (`seq`) the gateway waits for; `ok: false` with a short `reason` that holds no secret:
- * {@link HEADER_AUTH_UNAVAILABLE} when the credential could not be checked (IdP or log down), any
- * other reason when it was refused.
+ * {@link HEADER_AUTH_UNAVAILABLE} when the credential could not be checked (IdP or log down, or a
+ * token signed by a key the IdP published since its key set was last fetched), any other reason when
+ * it was refused.
  */
 export interface HeaderAuthReply {
   ok: boolean;
   seq?: number;
   reason?: string;
+  /** With {@link HEADER_AUTH_UNAVAILABLE}, when known: the whole seconds until a check may succeed (the gateway's Retry-After). */
+  retryAfterSeconds?: number;
 }
 
 /** The `reason` of a header check that could not be made (not a refusal of the credential). */

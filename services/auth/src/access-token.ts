@@ -5,6 +5,7 @@ import { headerAuthRejected } from './authorization-header.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
 import { translateIdpError } from './idp-errors.ts';
 import { describeKeySetFailure, LOGOUT_TOKEN_ALGORITHMS } from './logout-token.ts';
+import { KeyNotInRecentKeySet } from './remote-key-sets.ts';
 
 /** Asymmetric JWS algorithms only: never `none`, never HMAC (anyone holding a shared secret, e.g. a client, could mint tokens). */
 export const ACCESS_TOKEN_ALGORITHMS = LOGOUT_TOKEN_ALGORITHMS;
@@ -50,7 +51,9 @@ export function isJwtShaped(token: string): boolean {
  * algorithm, `iss`, `aud` containing our client_id (a token issued to another client is refused:
  * authentik CVE-2024-47077), `exp` required and in the future, `nbf` not in the future, `sub`
  * present, and a token type that is not an ID token (`nonce`) or a logout token (`events`).
- * @throws AuthError HEADER_AUTH_REJECTED (short reason); IDP_UNAVAILABLE (502) when the key set cannot be had.
+ * @throws AuthError HEADER_AUTH_REJECTED (short reason); IDP_UNAVAILABLE (502) when the key set cannot be had;
+ * HEADER_AUTH_KEY_NOT_YET_KNOWN (503 with a Retry-After) when the token names a key missing from a set
+ * fetched within the re-fetch cool-down (the IdP may have rotated its keys since).
  */
 export async function verifyJwtAccessToken(token: string, getKey: JWTVerifyGetKey, expected: AccessTokenExpectations): Promise<CheckedToken> {
   let payload: JWTPayload;
@@ -123,6 +126,18 @@ function translateJoseError(err: unknown, expected: AccessTokenExpectations): un
     );
   }
   if (err instanceof errors.JOSEAlgNotAllowed) return headerAuthRejected('token algorithm not accepted', err);
+  if (err instanceof KeyNotInRecentKeySet) {
+    // Not a bad credential: the IdP may have rotated its keys since; a refusal would tell a client with
+    // a valid fresh token that it is wrong. It is checked against the new set once the cool-down is over.
+    const retryAfterSeconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
+    return new AuthError(
+      AuthErrorCode.HeaderAuthKeyNotYetKnown,
+      `The bearer token is signed by a key that is not in the key set of the identity provider ${expected.issuer} as fetched ` +
+        `${Math.round(err.fetchedMsAgo / 1000)} s ago (a key rotation since?). The key set is fetched again for an unknown key at most ` +
+        `every ${Math.round((err.retryAfterMs + err.fetchedMsAgo) / 1000)} s, so the token cannot be checked for ${retryAfterSeconds} s.`,
+      { statusCode: 503, title: 'Credential not checked yet', cause: err, retryAfterSeconds },
+    );
+  }
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWSSignatureVerificationFailed) {
     return headerAuthRejected('token signature invalid', err);
   }

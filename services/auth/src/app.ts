@@ -7,9 +7,9 @@ import type { IdpSessionTombstones, OnceStore, SessionReader, SessionUpkeep } fr
 import type { AuthContext } from './auth-context.ts';
 import { errorReply, oauthErrorReply } from './auth-replies.ts';
 import { backchannelLogout } from './backchannel-logout.ts';
-import { AuthError } from './errors.ts';
+import { AuthError, AuthErrorCode } from './errors.ts';
 import { finishLogin } from './finish-login.ts';
-import { headerAuth, headerAuthFailureReason } from './header-auth.ts';
+import { headerAuth, headerAuthFailureReply } from './header-auth.ts';
 import { isInsecureIssuer, isLoopbackUrl, OidcClients } from './oidc-clients.ts';
 import { buildProviderRuntime, type ProviderRuntime } from './provider-runtime.ts';
 import { RemoteKeySets } from './remote-key-sets.ts';
@@ -137,15 +137,19 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
         logger?.info({ subject: AUTH_SUBJECTS.headerAuth, provider, ok: true, method: done.method, sub: done.sub, seq: done.reply.seq }, 'header auth accepted');
         return done.reply;
       } catch (err) {
-        const reason = headerAuthFailureReason(err);
+        const reply = headerAuthFailureReply(err);
+        const { reason } = reply;
         const code = err instanceof AuthError ? err.code : undefined;
         if (reason !== HEADER_AUTH_UNAVAILABLE) {
           logger?.warn({ subject: AUTH_SUBJECTS.headerAuth, provider, ok: false, reason, code }, 'header auth refused');
+        } else if (code === AuthErrorCode.HeaderAuthKeyNotYetKnown) {
+          // Expected for a while after every IdP key rotation: not an outage.
+          logger?.warn({ subject: AUTH_SUBJECTS.headerAuth, provider, ok: false, code, retryAfterSeconds: reply.retryAfterSeconds, message: (err as AuthError).message }, 'header auth deferred');
         } else {
           const detail = err instanceof AuthError ? { code, message: err.message, cause: describeCause(err.cause) } : { err: describeCause(err) };
           logger?.error({ subject: AUTH_SUBJECTS.headerAuth, provider, ok: false, ...detail }, 'header auth failed');
         }
-        return { ok: false, reason };
+        return reply;
       }
     };
     return ctx.bus.rpc.serve(AUTH_SUBJECTS.headerAuth, (payload) => {

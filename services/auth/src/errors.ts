@@ -40,6 +40,11 @@ export const AuthErrorCode = {
    * cool-down (a key rotation since): 503 with Retry-After, judged once the set may be fetched again.
    */
   LogoutTokenKeyNotYetKnown: 'PORTCULLIS_AUTH_LOGOUT_TOKEN_KEY_NOT_YET_KNOWN',
+  /**
+   * A header-auth JWT signed by a key that is not in the IdP's key set as fetched within the re-fetch
+   * cool-down (a key rotation since): not checked yet, so 'unavailable' (503 with Retry-After), not a refusal.
+   */
+  HeaderAuthKeyNotYetKnown: 'PORTCULLIS_AUTH_HEADER_AUTH_KEY_NOT_YET_KNOWN',
   /** An `Authorization` header (Bearer or Basic) that does not authenticate anyone; the message is the short reason. */
   HeaderAuthRejected: 'PORTCULLIS_AUTH_HEADER_AUTH_REJECTED',
   /** Anything unexpected. */

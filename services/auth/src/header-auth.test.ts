@@ -1,5 +1,6 @@
 // header_auth against real oidc-provider IdPs: Bearer (JWT and opaque) and Basic credentials become sessions; every other credential is refused with nothing recorded.
 import { createHash, randomBytes } from 'node:crypto';
+import { createMemoryBus } from '@portcullis/bus';
 import { AUTH_SUBJECTS, createEvent, type HeaderAuthReply } from '@portcullis/events';
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
 import type { SessionRecord } from '@portcullis/store';
@@ -7,6 +8,7 @@ import { type Browser, createBrowser, DEMO_USERS, type IdpClient, startIdp } fro
 import { type JWTPayload, SignJWT } from 'jose';
 import t from 'tap';
 import { headerAuthSessionId } from '@portcullis/protocol';
+import { createAuthService } from './app.ts';
 import { buildRedirectUri } from './provider-runtime.ts';
 import {
   buildConfig,
@@ -20,6 +22,7 @@ import {
   createRecordingLogger,
   type Harness,
   idpClientFor,
+  type LocalKey,
   loginAtIdp,
   loginThroughService,
   startHarness,
@@ -82,6 +85,8 @@ t.test('header authentication', async (t) => {
       }),
       buildProvider(opaqueIdp.issuer, { name: 'opaque', external_host: OPAQUE_HOST }),
     ]),
+    // Every unknown kid is judged against a set fetched for it (the cool-down has its own test below).
+    { keySetCooldownMs: 0 },
   );
   t.teardown(() => h.close());
   const logger = createRecordingLogger();
@@ -333,4 +338,68 @@ t.test('header authentication', async (t) => {
     t.notOk(text.includes(alice.password), 'no password');
     t.ok(logger.lines.some((l) => l.m === 'header auth refused'), 'refusals are logged (without the credential)');
   });
+});
+
+t.test('a JWT signed by a key the IdP rotated in within the key-set re-fetch cool-down → "unavailable" with a Retry-After, accepted once the set is fetched again; a bad signature or a kid missing from a set fetched for it stays refused', async (t) => {
+  const current = await createLocalKey('RS256');
+  const rotated = await createLocalKey('RS256');
+  // Same kid as `current`, different key: a published key whose signature does not match.
+  const impostor = { ...(await createLocalKey('RS256')), kid: current.kid };
+  const unpublished = await createLocalKey('RS256');
+  const published = [current.publicJwk];
+  const keySet = await startMergedKeySet(published);
+  t.teardown(() => keySet.close());
+  const front = await startJwksSwappingFront();
+  t.teardown(() => front.close());
+  const idp = await startIdp({ clients: [idpClientFor()], issuer: front.url, accessTokenFormat: 'jwt' });
+  t.teardown(() => idp.close());
+  keySet.setIdpPort(idp.port);
+  front.target(idp.port, keySet.url);
+  // The default cool-down (30 s): the key set is fetched again for an unknown kid at most that often.
+  const h = await startHarness(buildConfig([buildProvider(front.url)]));
+  t.teardown(() => h.close());
+  await h.startAuth();
+  /** Another auth replica on the same log and store, with its own key-set cache (fetched on its first token). */
+  async function replica(): Promise<(authorization: string) => Promise<HeaderAuthReply>> {
+    const bus = createMemoryBus();
+    t.teardown(() => bus.close());
+    const service = createAuthService({ config: h.config, bus: { ...bus, log: h.bus.log }, store: h.store });
+    await service.start();
+    t.teardown(() => service.stop());
+    return (authorization) => askOn(bus.rpc, authorization);
+  }
+  function askOn(rpc: typeof h.bus.rpc, authorization: string): Promise<HeaderAuthReply> {
+    return rpc.request<HeaderAuthReply>(AUTH_SUBJECTS.headerAuth, { provider: 'app', authorization, sessionId: headerAuthSessionId('app', front.url, authorization) });
+  }
+  const bearer = async (key: LocalKey, sub: string) => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ iss: front.url, aud: CLIENT_ID, sub, iat: now, exp: now + 600 })
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'at+jwt' })
+      .sign(key.privateKey);
+    return `Bearer ${token}`;
+  };
+
+  t.equal((await askOn(h.bus.rpc, await bearer(current, 'svc-before'))).ok, true, 'a first token: the key set is fetched');
+  // The IdP rotates to a new key and issues a token signed with it, within the cool-down.
+  published.push(rotated.publicJwk);
+  const fresh = await bearer(rotated, 'svc-after');
+  const before = await h.bus.log.lastSeq();
+  const early = await askOn(h.bus.rpc, fresh);
+  t.equal(early.ok, false);
+  t.equal(early.reason, 'unavailable', `not checked yet, not refused: ${JSON.stringify(early)}`);
+  t.ok(early.retryAfterSeconds !== undefined && early.retryAfterSeconds >= 1 && early.retryAfterSeconds <= 30, `Retry-After within the cool-down (${early.retryAfterSeconds})`);
+  t.equal(await h.bus.log.lastSeq(), before, 'nothing recorded');
+
+  t.same(await askOn(h.bus.rpc, await bearer(impostor, 'svc-forged')), { ok: false, reason: 'token signature invalid' }, 'a published kid with a bad signature is refused, cool-down or not');
+
+  // The client's retry reaches a replica that fetches the set now (as this one does once the cool-down is over).
+  const other = await replica();
+  t.equal((await other(fresh)).ok, true, 'accepted against the set fetched again');
+  // A kid missing from a set fetched for it (a replica's first token) is refused, and stays refused
+  // while that set cools down: a token no key of the IdP signed is not told "retry later" for ever.
+  const third = await replica();
+  const stranger = await bearer(unpublished, 'svc-stranger');
+  t.same(await third(stranger), { ok: false, reason: 'token signature invalid' }, 'missing from the set fetched for it');
+  t.same(await third(stranger), { ok: false, reason: 'token signature invalid' }, 'asked again within the cool-down: still a refusal, not "retry later"');
+  t.equal((await third(await bearer(rotated, 'svc-after-2'))).ok, true, 'that replica accepts a token of a published key meanwhile');
 });

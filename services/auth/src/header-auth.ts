@@ -109,12 +109,22 @@ async function idpSessionEnded(ctx: AuthContext, issuer: string, sid: string): P
 
 /**
  * The short reason a failure becomes in the reply: a refusal says why; a scope mapping failure says
- * so; anything else (IdP down, log down, a bug) is 'unavailable' and is the caller's to log.
+ * so; anything else (IdP down, log down, a token whose signing key is not known yet, a bug) is
+ * 'unavailable' and is the caller's to log.
  */
 export function headerAuthFailureReason(err: unknown): string {
   if (err instanceof AuthError && err.code === AuthErrorCode.HeaderAuthRejected) return err.message;
   if (err instanceof AuthError && err.code === AuthErrorCode.MappingFailed) return 'scope mapping failed';
   return HEADER_AUTH_UNAVAILABLE;
+}
+
+/** The reply a failure becomes: its {@link headerAuthFailureReason}, plus when to retry if an 'unavailable' one knows it. */
+export function headerAuthFailureReply(err: unknown): HeaderAuthReply {
+  const reason = headerAuthFailureReason(err);
+  if (reason === HEADER_AUTH_UNAVAILABLE && err instanceof AuthError && err.retryAfterSeconds !== undefined) {
+    return { ok: false, reason, retryAfterSeconds: err.retryAfterSeconds };
+  }
+  return { ok: false, reason };
 }
 
 async function checkBearer(

@@ -4,6 +4,9 @@ import { createRemoteJWKSet, errors, type JWKSCacheInput, type JWTVerifyGetKey, 
 /** A key set is fetched again for a token naming a key it lacks at most this often (jose's default). */
 export const KEY_SET_REFETCH_COOLDOWN_MS = 30_000;
 
+/** At most this many missing kids are remembered per key set (the oldest go first: a flood of made-up kids costs bounded memory). */
+const MAX_REMEMBERED_MISSING_KIDS = 1024;
+
 /**
  * No key of the cached set matches the token, and the set was fetched too recently to be fetched
  * again: the IdP may have rotated its keys since, so the token cannot be judged before `retryAfterMs`.
@@ -27,7 +30,9 @@ export class KeyNotInRecentKeySet extends errors.JWKSNoMatchingKey {
  * token names a key it does not know (at most once per cool-down, 30 s), which follows IdP key
  * rotation without letting a stream of forged `kid`s hammer the IdP. A token naming an unknown key
  * while the set is cooling down fails with {@link KeyNotInRecentKeySet} (not judged yet); once the
- * set was fetched for it, with jose's plain JWKSNoMatchingKey (the IdP does not publish that key).
+ * set was fetched for it, with jose's plain JWKSNoMatchingKey (the IdP does not publish that key) —
+ * also when it comes again within the cool-down, as long as the set in use was fetched after the
+ * key was first found missing (an IdP publishes a key before it signs with it).
  */
 export class RemoteKeySets {
   readonly #sets = new Map<string, JWTVerifyGetKey>();
@@ -62,15 +67,29 @@ export class RemoteKeySets {
       cooldownDuration: cooldownMs,
       [jwksCache]: cache,
     });
+    // kid → when a token naming it first found it missing. A set fetched at or after that time and
+    // still without it has answered for that key: the IdP published it before signing with it, or never.
+    const missingSince = new Map<string, number>();
     return async (protectedHeader, token) => {
       // Read before the lookup: cooling down now means jose will not fetch the set for this token,
       // so a miss says only that the key is not in a set fetched less than the cool-down ago.
       const coolingDown = remote.coolingDown;
+      const lookedUpAt = Date.now();
+      const kid = String(protectedHeader.kid ?? '');
       try {
-        return await remote(protectedHeader, token);
+        const key = await remote(protectedHeader, token);
+        missingSince.delete(kid);
+        return key;
       } catch (err) {
-        if (!coolingDown || !(err instanceof errors.JWKSNoMatchingKey)) throw err;
-        const fetchedAt = (cache as { uat?: number }).uat ?? Date.now();
+        if (!(err instanceof errors.JWKSNoMatchingKey)) throw err;
+        const firstMissed = missingSince.get(kid);
+        if (firstMissed === undefined) {
+          if (missingSince.size >= MAX_REMEMBERED_MISSING_KIDS) missingSince.delete(missingSince.keys().next().value as string);
+          missingSince.set(kid, lookedUpAt);
+        }
+        if (!coolingDown) throw err;
+        const fetchedAt = (cache as { uat?: number }).uat ?? lookedUpAt;
+        if (firstMissed !== undefined && fetchedAt >= firstMissed) throw err;
         const fetchedMsAgo = Math.max(0, Date.now() - fetchedAt);
         throw new KeyNotInRecentKeySet(Math.max(0, cooldownMs - fetchedMsAgo), fetchedMsAgo);
       }

@@ -608,7 +608,7 @@ export class GatewayHandler {
       if (cached) return cached.provider === p.name ? cached : null;
       const reply = await this.#deps.rpc.request<HeaderAuthReply>(AUTH_SUBJECTS.headerAuth, { provider: p.name, authorization, sessionId }, AUTH_TIMEOUT_MS);
       // Not checked is not refused: the client is told to retry, not that its credential is wrong.
-      if (!reply.ok && reply.reason === HEADER_AUTH_UNAVAILABLE) return this.#headerAuthUnavailable(p, null);
+      if (!reply.ok && reply.reason === HEADER_AUTH_UNAVAILABLE) return this.#headerAuthUnavailable(p, null, reply.retryAfterSeconds);
       if (!reply.ok || reply.seq === undefined) {
         this.#deps.observe?.decision?.(p.name, 'header_auth_refused');
         return null;
@@ -621,10 +621,21 @@ export class GatewayHandler {
     }
   }
 
-  #headerAuthUnavailable(p: ProviderRuntime, err: unknown): RespondAnswer {
-    this.#deps.log.error(err === null ? { provider: p.name } : { err, provider: p.name }, 'header authentication unavailable; failing closed');
+  /** 503, with Retry-After when the auth service said when the check may succeed (e.g. the IdP's new signing key is fetched). */
+  #headerAuthUnavailable(p: ProviderRuntime, err: unknown, retryAfterSeconds?: unknown): RespondAnswer {
+    // From another process: only a positive whole number becomes a header.
+    const retryAfter = Number.isSafeInteger(retryAfterSeconds) && (retryAfterSeconds as number) > 0 ? (retryAfterSeconds as number) : undefined;
+    this.#deps.log.error(
+      err === null ? { provider: p.name, retryAfterSeconds: retryAfter } : { err, provider: p.name },
+      'header authentication unavailable; failing closed',
+    );
     this.#deps.observe?.decision?.(p.name, 'error');
-    return pageAnswer(503, 'Authentication unavailable', 'Credentials cannot be checked right now. Try again in a moment.');
+    return pageAnswer(
+      503,
+      'Authentication unavailable',
+      'Credentials cannot be checked right now. Try again in a moment.',
+      retryAfter === undefined ? [] : [['retry-after', String(retryAfter)]],
+    );
   }
 
   /** The identity headers of an allow-listed answer: the same for every request of a provider, built once. */

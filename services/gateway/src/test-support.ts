@@ -1,7 +1,7 @@
 // Test helpers for the gateway: a validated config from YAML, and sessions started through the real log.
 import { type Bus, type RequestBus, createMemoryBus } from '@portcullis/bus';
 import { type PortcullisConfig, loadConfig } from '@portcullis/config';
-import { AUTH_SUBJECTS, createEvent, type SessionStartedData } from '@portcullis/events';
+import { AUTH_SUBJECTS, createEvent, type HeaderAuthReply, type SessionStartedData } from '@portcullis/events';
 import { signSessionCookie, sessionCookieName } from '@portcullis/protocol';
 import { createSessionService } from '@portcullis/session';
 import { createMemoryStore } from '@portcullis/store';
@@ -34,7 +34,14 @@ export function providerYaml(fields: Record<string, string>): string {
 /** A gateway over the embedded bus and store, with sessions that tests start directly in the log. */
 export async function startTestGateway(
   config: PortcullisConfig,
-  opts: { https?: boolean; directPath?: boolean; observeRequest?: GatewayDeps['observeRequest']; observeUpstream?: GatewayDeps['observeUpstream'] } = {},
+  opts: {
+    https?: boolean;
+    directPath?: boolean;
+    observeRequest?: GatewayDeps['observeRequest'];
+    observeUpstream?: GatewayDeps['observeUpstream'];
+    /** What the auth service answers to a header check (default: a refusal of every credential). */
+    headerAuthReply?: HeaderAuthReply;
+  } = {},
 ): Promise<{
   gateway: Gateway;
   /** The embedded bus the gateway uses (its log is the one sessions are projected from). */
@@ -52,7 +59,7 @@ export async function startTestGateway(
   await session.start();
   // These unit tests run without an IdP: the auth service's header check refuses every credential.
   // (End-to-end tests in test/ run the real auth service against a real IdP.)
-  bus.rpc.serve(AUTH_SUBJECTS.headerAuth, async () => ({ ok: false, reason: 'no IdP in gateway unit tests' }));
+  bus.rpc.serve(AUTH_SUBJECTS.headerAuth, async (): Promise<HeaderAuthReply> => opts.headerAuthReply ?? { ok: false, reason: 'no IdP in gateway unit tests' });
   const warnings: string[] = [];
   const gateway = await createGateway({
     config: opts.https ? config : { ...config, outpost: { ...config.outpost, listen: { ...config.outpost.listen, https: null } } },
