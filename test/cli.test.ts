@@ -1,8 +1,10 @@
 // The `portcullis` command as users run it: check-config, run, env overrides, SIGTERM.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer, startUpstream } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
 
@@ -183,6 +185,87 @@ t.test('a certificate expiring within 14 days or not naming the host: check-conf
   ]);
 });
 
+
+/** The samples of `portcullis_tls_certificate_expiry_timestamp_seconds` in a scrape, as "provider host" → value. */
+async function certificateExpiries(metrics: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^portcullis_tls_certificate_expiry_timestamp_seconds\{([^}]*)\} (\S+)$/gm)) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    out[`${labels.provider} ${labels.host}`] = Number(m[2]);
+  }
+  return out;
+}
+
+/** The peer certificate's SHA-256 fingerprint on a TLS connection to `port` for `servername`. */
+async function servedFingerprint(port: number, servername: string): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerX509Certificate()!.fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+t.test('file config: the certificate expiry metric is set at start and follows a SIGHUP rotation, whose log line names the new certificate; a certificate no longer served loses its series', async (t) => {
+  const dir = t.testdir({});
+  const notAfter1 = new Date('2040-05-06T07:08:09Z');
+  const notAfter2 = new Date('2041-02-03T04:05:06Z');
+  const first = createSelfSignedCertificate({ commonName: 'first', altNames: ['app.localhost'], notAfter: notAfter1 });
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const file = withCertificate(dir, http, https, metrics, first);
+  const child = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout!.on('data', (d) => {
+    stdout += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitForPing(metrics, child);
+  for (let i = 0; i < 200 && !stdout.includes('portcullis started'); i++) await new Promise((r) => setTimeout(r, 50));
+  t.same(await certificateExpiries(metrics), { 'app app.localhost': notAfter1.getTime() / 1000 }, 'at start: the notAfter of the certificate served, in Unix seconds');
+
+  // A rotation writes the renewed files (same paths) and signals the process.
+  const renewed = createSelfSignedCertificate({ commonName: 'renewed', altNames: ['app.localhost'], notAfter: notAfter2 });
+  writeFileSync(join(dir, 'cert.pem'), renewed.cert);
+  writeFileSync(join(dir, 'key.pem'), renewed.key);
+  const renewedSha256 = new X509Certificate(renewed.cert).fingerprint256;
+  let mark = stdout.length;
+  child.kill('SIGHUP');
+  const reloadLine = async () => {
+    for (let i = 0; i < 300; i++) {
+      const line = stdout
+        .slice(mark)
+        .split('\n')
+        .find((l) => l.includes('"config reloaded'));
+      if (line) return JSON.parse(line) as { trigger: string; msg: string; certificates?: unknown };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no "config reloaded" line in:\n${stdout.slice(mark)}`);
+  };
+  const reloaded = await reloadLine();
+  t.match(reloaded.msg, /^config reloaded; TLS certificates served \(1\)/, 'a reload line, with the number of certificates served');
+  t.same(
+    reloaded.certificates,
+    [{ provider: 'app', host: 'app.localhost', cert_file: join(dir, 'cert.pem'), not_after: notAfter2.toISOString(), sha256: renewedSha256 }],
+    'the log line names the certificate now served: provider, host, file, notAfter and the new SHA-256 fingerprint',
+  );
+  t.equal(await servedFingerprint(https, 'app.localhost'), renewedSha256, 'and that is the certificate a new connection gets');
+  t.same(await certificateExpiries(metrics), { 'app app.localhost': notAfter2.getTime() / 1000 }, 'the metric now has the renewed notAfter');
+
+  // The provider's certificate taken out of the config: nothing is served for it, so no series.
+  mark = stdout.length;
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/^ {4}tls: .*\n/m, ''));
+  child.kill('SIGHUP');
+  t.same((await reloadLine()).certificates, [], 'the reload line lists no certificate');
+  t.same(await certificateExpiries(metrics), {}, 'the series of the certificate no longer served is gone');
+
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  t.equal(await exit, 0);
+});
 
 t.test('run with an invalid config exits 2 without binding a port', async (t) => {
   const port = await getFreePort();

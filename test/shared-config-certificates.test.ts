@@ -20,6 +20,14 @@ async function waitFor(check: () => Promise<boolean> | boolean, what: string, ti
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** The value of `portcullis_tls_certificate_expiry_timestamp_seconds` for the provider `app` on HOST, or undefined without that series. */
+async function expiryMetric(metrics: number): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+  const m = /^portcullis_tls_certificate_expiry_timestamp_seconds\{([^}]*)\} (\S+)$/m.exec(text);
+  if (!m || !m[1]!.includes('provider="app"') || !m[1]!.includes(`host="${HOST}"`)) return undefined;
+  return Number(m[2]);
+}
+
 /** A TLS connection to the HTTPS listener for HOST (SNI), kept open; `get` sends one keep-alive request on it. */
 async function openTls(port: number): Promise<{ socket: TLSSocket; fingerprint: string; get(path: string): Promise<string> }> {
   const socket = await new Promise<TLSSocket>((resolve, reject) => {
@@ -46,7 +54,7 @@ async function openTls(port: number): Promise<{ socket: TLSSocket; fingerprint: 
   };
 }
 
-t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dropping connections; a bad or expired file keeps the old certificate', async (t) => {
+t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dropping connections, and the expiry metric follows; a bad or expired file keeps the old certificate (and its metric)', async (t) => {
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
   const redis = await startRedisServer();
@@ -59,7 +67,7 @@ t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dr
     writeFileSync(certFile, pair.cert);
     writeFileSync(keyFile, pair.key);
   };
-  const first = createSelfSignedCertificate({ commonName: 'first', altNames: [HOST] });
+  const first = createSelfSignedCertificate({ commonName: 'first', altNames: [HOST], notAfter: new Date('2040-05-06T07:08:09Z') });
   install(first);
   const configFile = join(dir, 'portcullis.yaml');
   writeFileSync(
@@ -101,9 +109,10 @@ providers:
   const before = await openTls(https);
   t.equal(before.fingerprint, fingerprintOf(first.cert), 'the first certificate is served');
   t.equal(await before.get('/outpost.goauthentik.io/ping'), 'HTTP/1.1 204 No Content');
+  t.equal(await expiryMetric(metrics), Date.parse('2040-05-06T07:08:09Z') / 1000, "the expiry metric holds the first certificate's notAfter");
 
   // A rotation tool renews the files and signals the process (certbot --deploy-hook "kill -HUP <pid>").
-  const renewed = createSelfSignedCertificate({ commonName: 'renewed', altNames: [HOST] });
+  const renewed = createSelfSignedCertificate({ commonName: 'renewed', altNames: [HOST], notAfter: new Date('2041-02-03T04:05:06Z') });
   install(renewed);
   let mark = out.length;
   child.kill('SIGHUP');
@@ -115,6 +124,7 @@ providers:
   t.equal(after.fingerprint, fingerprintOf(renewed.cert), 'a new connection gets the renewed certificate');
   t.equal(await before.get('/outpost.goauthentik.io/ping'), 'HTTP/1.1 204 No Content', 'the connection opened before the reload still answers');
   t.equal(child.exitCode, null, 'the process still runs');
+  t.equal(await expiryMetric(metrics), Date.parse('2041-02-03T04:05:06Z') / 1000, "the expiry metric follows: the renewed certificate's notAfter");
 
   // A broken rotation: a key that does not belong to the certificate, then an expired certificate.
   const other = createSelfSignedCertificate({ commonName: 'other', altNames: [HOST] });
@@ -132,6 +142,7 @@ providers:
   await waitFor(() => out.slice(mark).includes('certificate reload rejected'), 'the rejection log line');
   t.match(out.slice(mark), /expired on 2021-01-01T00:00:00Z/);
   t.equal((await openTls(https)).fingerprint, fingerprintOf(renewed.cert), 'an expired certificate is not swapped in either');
+  t.equal(await expiryMetric(metrics), Date.parse('2041-02-03T04:05:06Z') / 1000, 'the expiry metric still describes the certificate served, not the rejected files');
 
   before.socket.destroy();
   after.socket.destroy();

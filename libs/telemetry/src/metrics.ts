@@ -38,6 +38,11 @@ export interface Metrics {
   natsConnected: Gauge;
   /** 1 while Redis answers. */
   redisConnected: Gauge;
+  /**
+   * notAfter (Unix seconds) of each provider certificate the HTTPS listener serves, by provider and
+   * SNI host; a certificate no longer served has no series.
+   */
+  tlsCertificateExpiry: Gauge<'provider' | 'host'>;
 }
 
 /** prom-client's storage of one label set of a histogram (what its `observe` updates). */
@@ -298,5 +303,11 @@ export function createMetrics(opts: { outpostName: string; version: string; coll
     }),
     natsConnected: new Gauge({ name: 'portcullis_nats_connected', help: '1 while connected to NATS', registers: [registry] }),
     redisConnected: new Gauge({ name: 'portcullis_redis_connected', help: '1 while Redis answers', registers: [registry] }),
+    tlsCertificateExpiry: new Gauge({
+      name: 'portcullis_tls_certificate_expiry_timestamp_seconds',
+      help: "notAfter of each provider certificate the HTTPS listener serves (Unix time, seconds), by provider and SNI host",
+      labelNames: ['provider', 'host'],
+      registers: [registry],
+    }),
   };
 }

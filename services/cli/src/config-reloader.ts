@@ -3,18 +3,20 @@ import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/telemetry';
+import type { ConfigReload } from './start-portcullis.ts';
 
 /** Quiet period after a file event before reloading (editors write files in several steps). */
 const DEBOUNCE_MS = 300;
 
 /**
  * Watches `file` (and SIGHUP) and calls `apply` with each new valid config. An invalid file, or one
- * `apply` refuses, is logged with every problem and the running config is kept. Returns a stop function.
+ * `apply` refuses, is logged with every problem and the running config is kept; an applied one is
+ * logged with the certificates the HTTPS listener serves now. Returns a stop function.
  */
 export function watchConfig(opts: {
   file: string | undefined;
   logger: Logger;
-  apply: (config: PortcullisConfig) => Promise<void>;
+  apply: (config: PortcullisConfig) => Promise<ConfigReload>;
 }): () => void {
   const { file, logger, apply } = opts;
   let timer: NodeJS.Timeout | undefined;
@@ -36,9 +38,18 @@ export function watchConfig(opts: {
       const text = JSON.stringify(result.config);
       if (text === lastText && trigger !== 'SIGHUP') return;
       try {
-        await apply(result.config);
+        const applied = await apply(result.config);
         lastText = text;
-        logger.info({ trigger, providers: result.config.providers.map((p) => p.name) }, 'config reloaded');
+        const providers = result.config.providers.map((p) => p.name);
+        if (applied.certificates === null) logger.info({ trigger, providers }, 'config reloaded');
+        else {
+          // A rotation with a file config is confirmed here, with what the shared config's SIGHUP logs
+          // (the gateway's description of each certificate it serves: provider, host, cert_file, not_after, sha256).
+          logger.info(
+            { trigger, providers, certificates: applied.certificates },
+            `config reloaded; TLS certificates served (${applied.certificates.length}): new connections get them, open ones keep theirs`,
+          );
+        }
       } catch (err) {
         logger.error({ trigger, err: (err as Error).message }, 'config reload rejected; the running config is kept');
       }

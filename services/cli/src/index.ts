@@ -1,5 +1,5 @@
 // Public entry of @portcullis/cli: start a Portcullis process programmatically (the demo and system tests use it).
-export { startPortcullis, StartupError, type RunningPortcullis } from './start-portcullis.ts';
+export { startPortcullis, StartupError, type ConfigReload, type RunningPortcullis } from './start-portcullis.ts';
 export { parseRoles, serviceName, ROLES, type Role } from './roles.ts';
 export { VERSION, META_VERSION } from './version.ts';
 export { maxSessionSeconds, streamMaxAgeSeconds } from './session-lifetimes.ts';

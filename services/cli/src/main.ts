@@ -124,7 +124,15 @@ async function main(argv: string[]): Promise<number> {
       const stopHup = reloadCertificatesOnSighup({ running, logger, bucket });
       let stopShared: () => void = () => {};
       try {
-        stopShared = await watchSharedConfig({ bus: running.bus as NatsBus, bucket, local: config, logger, apply: (next) => running.reload(next) });
+        stopShared = await watchSharedConfig({
+          bus: running.bus as NatsBus,
+          bucket,
+          local: config,
+          logger,
+          apply: async (next) => {
+            await running.reload(next);
+          },
+        });
         logger.info({ bucket }, 'following the shared config in NATS KV (file changes are not watched)');
       } catch (err) {
         logger.error({ bucket, err: (err as Error).message }, 'cannot watch the shared config bucket; running on the file config');

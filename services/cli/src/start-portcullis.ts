@@ -39,13 +39,19 @@ export interface RunningPortcullis {
    * and swapped; sessions stay in the store. Changes that need a restart (listen addresses, the
    * cluster block) are refused as a whole — nothing is half-applied.
    */
-  reload(config: PortcullisConfig): Promise<void>;
+  reload(config: PortcullisConfig): Promise<ConfigReload>;
   /**
    * Reads the HTTPS certificate and key files of the running config again (they changed, the config
    * did not: a certificate renewed while the config comes from NATS KV) and swaps them into the
    * listener when every one passes the config checks; otherwise nothing changes.
    */
   reloadCertificates(): CertificateReload;
+}
+
+/** What {@link RunningPortcullis.reload} applied that an operator wants to see in its log line. */
+export interface ConfigReload {
+  /** The provider certificates the HTTPS listener serves now; null without one (no gateway role, or `outpost.listen.https: null`). */
+  certificates: ServedCertificate[] | null;
 }
 
 /** What {@link RunningPortcullis.reloadCertificates} did. */
@@ -262,6 +268,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
           );
         },
       });
+      exportCertificateExpiry(metrics, gateway.certificates);
       await gateway.start();
       gatewayListening = true;
       activity.start();
@@ -299,6 +306,8 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
           await nextAuth?.stop().catch(() => {});
           throw err;
         }
+        const certificates = gateway?.certificates ?? null;
+        exportCertificateExpiry(metrics, certificates);
         if (auth && nextAuth) {
           const previous = auth;
           auth = nextAuth;
@@ -310,6 +319,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
         current = next;
         const later = readOnceAtStart(config, next);
         if (later.length > 0) logger.warn({ settings: later }, `config reloaded, but these settings take effect only at the next restart: ${later.join('; ')}`);
+        return { certificates };
       },
       reloadCertificates() {
         if (!gateway?.https) return { outcome: 'no-https-listener' };
@@ -317,7 +327,9 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
         const checked = checkServerCertificates(gateway.config);
         if (checked.problems.length > 0) return { outcome: 'rejected', ...checked };
         try {
-          return { outcome: 'reloaded', certificates: gateway.reloadCertificates() ?? [], warnings: checked.warnings };
+          const certificates = gateway.reloadCertificates() ?? [];
+          exportCertificateExpiry(metrics, certificates);
+          return { outcome: 'reloaded', certificates, warnings: checked.warnings };
         } catch (err) {
           // A file replaced between the check and the read (a rotation still writing them).
           const problem = { path: 'providers[].tls', reason: `a certificate or key file did not load: ${(err as Error).message}`, fix: 'send SIGHUP again once the rotation has written both files' };
@@ -475,11 +487,23 @@ function restartOnlyChanges(a: PortcullisConfig, b: PortcullisConfig): string[] 
   return out;
 }
 
+/**
+ * Sets `portcullis_tls_certificate_expiry_timestamp_seconds` to exactly the certificates served now:
+ * a provider removed, or one whose certificate was taken out of its config, loses its series.
+ */
+function exportCertificateExpiry(metrics: Metrics, served: readonly ServedCertificate[] | null): void {
+  // One synchronous step: a scrape never sees the gauge half-updated.
+  metrics.tlsCertificateExpiry.reset();
+  for (const c of served ?? []) metrics.tlsCertificateExpiry.set({ provider: c.provider, host: c.host }, Date.parse(c.not_after) / 1000);
+}
+
 /** Drops the metrics that mean nothing for this process (an embedded process has no NATS to be disconnected from). */
 function exportOnlyApplicableMetrics(metrics: Metrics, config: PortcullisConfig, roles: ReadonlySet<Role>): void {
   const drop = (names: string[]) => {
     for (const n of names) metrics.registry.removeSingleMetric(n);
   };
+  // Only a gateway with an HTTPS listener serves certificates (the listen addresses need a restart).
+  if (!roles.has('gateway') || !config.outpost.listen.https) drop(['portcullis_tls_certificate_expiry_timestamp_seconds']);
   if (!config.cluster) {
     drop(['portcullis_nats_connected', 'portcullis_redis_connected', 'portcullis_projection_lag_events']);
     drop(['portcullis_session_cache_lookups_total', 'portcullis_session_cache_trusted', 'portcullis_session_cache_entries']);

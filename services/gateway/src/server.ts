@@ -53,6 +53,11 @@ export interface Gateway {
    * (`checkServerCertificates`): this does not look at their dates.
    */
   reloadCertificates(): ServedCertificate[] | null;
+  /**
+   * The provider certificates the HTTPS listener serves now (after the last `reload` or
+   * `reloadCertificates`), or null without an HTTPS listener.
+   */
+  readonly certificates: ServedCertificate[] | null;
   /** Stops accepting, finishes in-flight requests, closes upstream pools. */
   stop(): Promise<void>;
 }
@@ -407,6 +412,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     reloadCertificates() {
       return tls ? tls.update(config) : null;
+    },
+    get certificates() {
+      return tls ? tls.served() : null;
     },
     reload(nextConfig) {
       // Build everything first: an error leaves the running handler untouched.

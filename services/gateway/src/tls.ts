@@ -47,8 +47,10 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
     SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
   };
   update(config: PortcullisConfig): ServedCertificate[];
+  /** The provider certificates served now (the last `update`, or those of the first config). */
+  served(): ServedCertificate[];
 }> {
-  let { byHost } = certificatesByHost(config);
+  let { byHost, served } = certificatesByHost(config);
   const self = await generate([{ name: 'commonName', value: 'portcullis-default' }], { keyType: 'ec', curve: 'P-256', notAfterDate: new Date(Date.now() + 3650 * 86_400_000) });
   const fallback = createSecureContext({ key: self.private, cert: self.cert });
   return {
@@ -60,7 +62,9 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
     update(next) {
       const loaded = certificatesByHost(next);
       byHost = loaded.byHost;
-      return loaded.served;
+      served = loaded.served;
+      return served;
     },
+    served: () => served,
   };
 }
