@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROLES, serviceName, startPortcullis } from '@portcullis/cli';
-import { loadConfig } from '@portcullis/config';
+import { CERTIFICATE_EXPIRY_WARNING_DAYS, loadConfig } from '@portcullis/config';
 import { createLogger } from '@portcullis/telemetry';
 import { getFreePort } from '@portcullis/testkit';
 import { createMetrics } from '@portcullis/telemetry';
@@ -234,7 +234,8 @@ providers:
 const scrape = await scrapeRunningPortcullis();
 // An embedded process leaves out the cluster-only families (NATS/Redis state, cache, projection lag);
 // cluster processes export those by role. Their union is every family `createMetrics` defines.
-const everyRole = await createMetrics({ outpostName: 'x', version: '0' }).registry.metrics();
+const everyRoleMetrics = createMetrics({ outpostName: 'x', version: '0' });
+const everyRole = await everyRoleMetrics.registry.metrics();
 const known = new Set([...metricNamesFromExposition(scrape), ...metricNamesFromExposition(everyRole)]);
 
 t.test('the scrape comes from the running process and lists its own and the default metrics', async (t) => {
@@ -291,6 +292,90 @@ for (const file of EXPECTED_DASHBOARDS) {
   });
 }
 
+t.test('the Overview dashboard shows the time left on each TLS certificate served', async (t) => {
+  const exprs = (readDashboard('portcullis-overview.json').panels ?? []).flatMap((p) => (p.targets ?? []).map((x) => x.expr ?? ''));
+  t.ok(
+    exprs.some((e) => e.includes('portcullis_tls_certificate_expiry_timestamp_seconds')),
+    'a panel queries portcullis_tls_certificate_expiry_timestamp_seconds',
+  );
+});
+
+interface AlertRule {
+  alert?: string;
+  expr?: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** Every problem with alerts.yml, as readable lines; empty when it is sound. */
+function alertProblems(rules: { groups?: Array<{ name?: string; rules?: AlertRule[] }> }, known: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  const names = new Set<string>();
+  if (!rules.groups?.length) problems.push('no groups');
+  for (const group of rules.groups ?? []) {
+    if (!group.name) problems.push('a group without a name');
+    for (const rule of group.rules ?? []) {
+      const where = `${group.name} / ${rule.alert ?? '(no alert name)'}`;
+      if (!rule.alert || !/^Portcullis[A-Z]\w+$/.test(rule.alert)) problems.push(`${where}: alert not named Portcullis<Something>`);
+      else if (names.has(rule.alert)) problems.push(`${where}: duplicate alert name`);
+      names.add(rule.alert ?? '');
+      if (!['warning', 'critical'].includes(rule.labels?.severity ?? '')) problems.push(`${where}: severity is not warning or critical`);
+      if (!rule.annotations?.summary || !rule.annotations.description) problems.push(`${where}: no summary or description annotation`);
+      if (!rule.expr) {
+        problems.push(`${where}: no expr`);
+        continue;
+      }
+      const parsed = parsePromQL(rule.expr);
+      for (const p of parsed.problems) problems.push(`${where}: ${p} in ${rule.expr}`);
+      if (parsed.metrics.length === 0) problems.push(`${where}: no metric in ${rule.expr}`);
+      // The labels an alert of this expression carries: its metrics' own, plus the target's job and instance.
+      const labels = new Set(['job', 'instance']);
+      for (const name of parsed.metrics) {
+        if (!known.has(name)) problems.push(`${where}: metric ${name} is not exported by Portcullis`);
+        const metric = everyRoleMetrics.registry.getSingleMetric(name) as unknown as { labelNames?: string[] } | undefined;
+        for (const l of metric?.labelNames ?? []) labels.add(l);
+      }
+      for (const text of Object.values(rule.annotations ?? {})) {
+        for (const m of text.matchAll(/\$labels\.(\w+)/g)) if (!labels.has(m[1]!)) problems.push(`${where}: annotation uses $labels.${m[1]}, which the alert does not carry`);
+      }
+    }
+  }
+  return problems;
+}
+
+t.test('alerts.yml: every rule names a metric Portcullis exports, has a severity and annotations using labels the alert carries', async (t) => {
+  const rules = readYaml<{ groups: Array<{ name: string; rules: AlertRule[] }> }>('alerts.yml');
+  t.same(alertProblems(rules, known), [], 'no problems (each names the group, alert and what is wrong)');
+  const broken = structuredClone(rules);
+  broken.groups[0]!.rules.push({ alert: 'PortcullisBogus', expr: 'portcullis_bogus_total > 0', labels: { severity: 'page' }, annotations: { summary: '{{ $labels.nothing }}' } });
+  t.same(
+    alertProblems(broken, known),
+    [
+      'portcullis-tls-certificates / PortcullisBogus: severity is not warning or critical',
+      'portcullis-tls-certificates / PortcullisBogus: no summary or description annotation',
+      'portcullis-tls-certificates / PortcullisBogus: metric portcullis_bogus_total is not exported by Portcullis',
+      'portcullis-tls-certificates / PortcullisBogus: annotation uses $labels.nothing, which the alert does not carry',
+    ],
+    'the checks catch a broken rule',
+  );
+});
+
+t.test('alerts.yml: a certificate expiring within check-config\'s warning period, and one already expired, each alert', async (t) => {
+  const rules = readYaml<{ groups: Array<{ rules: AlertRule[] }> }>('alerts.yml').groups.flatMap((g) => g.rules);
+  const soon = rules.find((r) => r.alert === 'PortcullisTLSCertificateExpiringSoon');
+  const expired = rules.find((r) => r.alert === 'PortcullisTLSCertificateExpired');
+  t.equal(
+    soon?.expr,
+    `portcullis_tls_certificate_expiry_timestamp_seconds - time() < ${CERTIFICATE_EXPIRY_WARNING_DAYS} * 86400 > 0`,
+    `expiring soon: fewer than CERTIFICATE_EXPIRY_WARNING_DAYS (${CERTIFICATE_EXPIRY_WARNING_DAYS}) days left, not yet expired`,
+  );
+  t.equal(soon?.labels?.severity, 'warning');
+  t.equal(expired?.expr, 'time() - portcullis_tls_certificate_expiry_timestamp_seconds >= 0', 'expired: notAfter reached');
+  t.equal(expired?.labels?.severity, 'critical');
+  t.equal(expired?.for, undefined, 'an expired certificate alerts at the next evaluation');
+});
+
 t.test('the observability README lists every dashboard and panel title', async (t) => {
   const readme = readFileSync(join(OBS, 'README.md'), 'utf8');
   for (const file of EXPECTED_DASHBOARDS) {
@@ -299,6 +384,9 @@ t.test('the observability README lists every dashboard and panel title', async (
     for (const p of d.panels ?? []) t.ok(readme.includes(p.title!), `${d.title} / ${p.title} listed`);
   }
   t.match(readme, 'OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4318');
+  for (const group of readYaml<{ groups: Array<{ rules: AlertRule[] }> }>('alerts.yml').groups) {
+    for (const rule of group.rules) t.ok(readme.includes(rule.alert!), `alert ${rule.alert} listed`);
+  }
 });
 
 interface ComposeFile {
@@ -346,6 +434,16 @@ t.test('grafana provisioning: Prometheus uid prometheus, Tempo uid tempo, dashbo
   const providers = readYaml<{ providers: Array<{ type: string; options: { path: string } }> }>('grafana', 'provisioning', 'dashboards', 'dashboards.yaml');
   t.equal(providers.providers.length, 1);
   t.match(providers.providers[0], { type: 'file', options: { path: GRAFANA_DASHBOARDS_PATH } });
+});
+
+t.test('prometheus.yml loads alerts.yml from where compose mounts it', async (t) => {
+  const prom = readYaml<{ rule_files?: string[] }>('prometheus.yml');
+  const mounts = bindMounts(readYaml<ComposeFile>('compose.observability.yaml'), 'prometheus');
+  t.same(prom.rule_files, ['/etc/prometheus/alerts.yml']);
+  t.ok(
+    mounts.some(([source, target]) => source === 'alerts.yml' && target === '/etc/prometheus/alerts.yml'),
+    'compose mounts alerts.yml at that path',
+  );
 });
 
 t.test('prometheus.yml: one job per role, named as the role\'s service, scraping port 9300', async (t) => {
