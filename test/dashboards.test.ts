@@ -1,5 +1,7 @@
 // The Grafana dashboards and observability stack in infra/observability, checked against a running Portcullis's real /metrics.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROLES, serviceName, startPortcullis } from '@portcullis/cli';
 import { CERTIFICATE_EXPIRY_WARNING_DAYS, loadConfig } from '@portcullis/config';
@@ -444,6 +446,33 @@ t.test('prometheus.yml loads alerts.yml from where compose mounts it', async (t)
     mounts.some(([source, target]) => source === 'alerts.yml' && target === '/etc/prometheus/alerts.yml'),
     'compose mounts alerts.yml at that path',
   );
+});
+
+/** promtool from scripts/install-servers.sh (taken out of Debian's prometheus package) or the PATH. */
+function findPromtool(): string | undefined {
+  for (const candidate of [join(ROOT, '.tmp', 'tools', 'promtool'), 'promtool']) {
+    if (spawnSync(candidate, ['--version'], { encoding: 'utf8' }).status === 0) return candidate;
+  }
+  return undefined;
+}
+const promtool = findPromtool();
+const noPromtool = promtool ? false : "promtool is not installed (run scripts/install-servers.sh, which extracts it from Debian's prometheus package)";
+
+t.test('promtool: prometheus.yml and alerts.yml are valid, and the alerts fire as alerts.test.yml expects', { skip: noPromtool }, async (t) => {
+  const run = (args: string[], cwd = OBS) => spawnSync(promtool!, args, { cwd, encoding: 'utf8', timeout: 60_000 });
+  const rules = run(['check', 'rules', 'alerts.yml']);
+  t.equal(rules.status, 0, `promtool check rules: ${rules.stdout}${rules.stderr}`);
+  // The config names the rules file where the container has it; check a copy pointing at this folder's.
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-prometheus-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const config = readFileSync(join(OBS, 'prometheus.yml'), 'utf8');
+  t.match(config, '/etc/prometheus/alerts.yml');
+  writeFileSync(join(dir, 'prometheus.yml'), config.replaceAll('/etc/prometheus/alerts.yml', join(OBS, 'alerts.yml')));
+  const checked = run(['check', 'config', join(dir, 'prometheus.yml')]);
+  t.equal(checked.status, 0, `promtool check config: ${checked.stdout}${checked.stderr}`);
+  t.match(checked.stdout, /SUCCESS: 1 rule files found/, 'the config loads the rules file');
+  const tested = run(['test', 'rules', 'alerts.test.yml']);
+  t.equal(tested.status, 0, `promtool test rules: ${tested.stdout}${tested.stderr}`);
 });
 
 t.test('prometheus.yml: one job per role, named as the role\'s service, scraping port 9300', async (t) => {
