@@ -5,7 +5,7 @@ import { headerAuthRejected } from './authorization-header.ts';
 import { AuthError, AuthErrorCode } from './errors.ts';
 import { translateIdpError } from './idp-errors.ts';
 import { describeKeySetFailure, LOGOUT_TOKEN_ALGORITHMS } from './logout-token.ts';
-import { KeyNotInRecentKeySet } from './remote-key-sets.ts';
+import { KeyNotInRecentKeySet, keyNotYetKnown } from './remote-key-sets.ts';
 
 /** Asymmetric JWS algorithms only: never `none`, never HMAC (anyone holding a shared secret, e.g. a client, could mint tokens). */
 export const ACCESS_TOKEN_ALGORITHMS = LOGOUT_TOKEN_ALGORITHMS;
@@ -129,15 +129,9 @@ function translateJoseError(err: unknown, expected: AccessTokenExpectations): un
   if (err instanceof KeyNotInRecentKeySet) {
     // Not a bad credential: the IdP may have rotated its keys since; a refusal would tell a client with
     // a valid fresh token that it is wrong. It is checked against the new set once the cool-down is over.
-    const retryAfterSeconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
-    return new AuthError(
-      AuthErrorCode.HeaderAuthKeyNotYetKnown,
-      `The bearer token is signed by a key that is not in the key set of the identity provider ${expected.issuer} as fetched ` +
-        `${Math.round(err.fetchedMsAgo / 1000)} s ago (a key rotation since?). The key set is fetched again for an unknown key at most ` +
-        `every ${Math.round((err.retryAfterMs + err.fetchedMsAgo) / 1000)} s, so the token cannot be checked for ${retryAfterSeconds} s.`,
-      { statusCode: 503, title: 'Credential not checked yet', cause: err, retryAfterSeconds },
-    );
+    return keyNotYetKnown(err, expected.issuer, 'The bearer token', AuthErrorCode.HeaderAuthKeyNotYetKnown, 'Credential not checked yet', 'the token cannot be checked for {s} s.');
   }
+
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWSSignatureVerificationFailed) {
     return headerAuthRejected('token signature invalid', err);
   }

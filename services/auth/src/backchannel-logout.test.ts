@@ -32,6 +32,7 @@ import {
   startHarness,
   startJwksSwappingFront,
   startMergedKeySet,
+  startRotatingKeysIdp,
   startTestIdp,
 } from './test-harness.ts';
 
@@ -521,35 +522,9 @@ t.test('back-channel logout', async (t) => {
 });
 
 t.test('an IdP that rotated its signing key since our last key-set fetch (within the re-fetch cool-down) → 503 with Retry-After, accepted once the set is fetched again; a bad signature stays 400', async (t) => {
-  const current = await createLocalKey('RS256');
-  const rotated = await createLocalKey('RS256');
-  // Same kid as `current`, different key: a published key whose signature does not match.
-  const impostor = { ...(await createLocalKey('RS256')), kid: current.kid };
-  const unpublished = await createLocalKey('RS256');
-  const published = [current.publicJwk];
-  const keySet = await startMergedKeySet(published);
-  t.teardown(() => keySet.close());
-  const front = await startJwksSwappingFront();
-  t.teardown(() => front.close());
-  const idp = await startIdp({ clients: [idpClientFor()], issuer: front.url });
-  t.teardown(() => idp.close());
-  keySet.setIdpPort(idp.port);
-  front.target(idp.port, keySet.url);
-  // The default cool-down (30 s): the key set is fetched again for an unknown kid at most that often.
-  const h = await startHarness(buildConfig([buildProvider(front.url)]));
-  t.teardown(() => h.close());
-  await h.startAuth();
-  /** Another auth replica on the same log and store, with its own key-set cache (fetched on its first token). */
-  async function replica(): Promise<Bus> {
-    const bus = createMemoryBus();
-    t.teardown(() => bus.close());
-    const service = createAuthService({ config: h.config, bus: { ...bus, log: h.bus.log }, store: h.store });
-    await service.start();
-    t.teardown(() => service.stop());
-    return bus;
-  }
+  const { current, rotated, impostor, unpublished, published, issuer, h, replica } = await startRotatingKeysIdp(t);
   const sign = (key: LocalKey) =>
-    new SignJWT({ iss: front.url, aud: CLIENT_ID, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), sid: `gone-${randomUUID()}`, events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } })
+    new SignJWT({ iss: issuer, aud: CLIENT_ID, iat: Math.floor(Date.now() / 1000), jti: randomUUID(), sid: `gone-${randomUUID()}`, events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } })
       .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'logout+jwt' })
       .sign(key.privateKey);
   const post = (bus: Bus, token: string) =>

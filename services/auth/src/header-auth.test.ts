@@ -1,6 +1,5 @@
 // header_auth against real oidc-provider IdPs: Bearer (JWT and opaque) and Basic credentials become sessions; every other credential is refused with nothing recorded.
 import { createHash, randomBytes } from 'node:crypto';
-import { createMemoryBus } from '@portcullis/bus';
 import { AUTH_SUBJECTS, createEvent, type HeaderAuthReply } from '@portcullis/events';
 import { sessionCookieName, verifySessionCookie } from '@portcullis/protocol';
 import type { SessionRecord } from '@portcullis/store';
@@ -8,7 +7,6 @@ import { type Browser, createBrowser, DEMO_USERS, type IdpClient, startIdp } fro
 import { type JWTPayload, SignJWT } from 'jose';
 import t from 'tap';
 import { headerAuthSessionId } from '@portcullis/protocol';
-import { createAuthService } from './app.ts';
 import { buildRedirectUri } from './provider-runtime.ts';
 import {
   buildConfig,
@@ -28,6 +26,7 @@ import {
   startHarness,
   startJwksSwappingFront,
   startMergedKeySet,
+  startRotatingKeysIdp,
   startTestIdp,
 } from './test-harness.ts';
 
@@ -341,39 +340,18 @@ t.test('header authentication', async (t) => {
 });
 
 t.test('a JWT signed by a key the IdP rotated in within the key-set re-fetch cool-down → "unavailable" with a Retry-After, accepted once the set is fetched again; a bad signature or a kid missing from a set fetched for it stays refused', async (t) => {
-  const current = await createLocalKey('RS256');
-  const rotated = await createLocalKey('RS256');
-  // Same kid as `current`, different key: a published key whose signature does not match.
-  const impostor = { ...(await createLocalKey('RS256')), kid: current.kid };
-  const unpublished = await createLocalKey('RS256');
-  const published = [current.publicJwk];
-  const keySet = await startMergedKeySet(published);
-  t.teardown(() => keySet.close());
-  const front = await startJwksSwappingFront();
-  t.teardown(() => front.close());
-  const idp = await startIdp({ clients: [idpClientFor()], issuer: front.url, accessTokenFormat: 'jwt' });
-  t.teardown(() => idp.close());
-  keySet.setIdpPort(idp.port);
-  front.target(idp.port, keySet.url);
-  // The default cool-down (30 s): the key set is fetched again for an unknown kid at most that often.
-  const h = await startHarness(buildConfig([buildProvider(front.url)]));
-  t.teardown(() => h.close());
-  await h.startAuth();
+  const { current, rotated, impostor, unpublished, published, issuer, h, replica: replicaBus } = await startRotatingKeysIdp(t, { accessTokenFormat: 'jwt' });
   /** Another auth replica on the same log and store, with its own key-set cache (fetched on its first token). */
   async function replica(): Promise<(authorization: string) => Promise<HeaderAuthReply>> {
-    const bus = createMemoryBus();
-    t.teardown(() => bus.close());
-    const service = createAuthService({ config: h.config, bus: { ...bus, log: h.bus.log }, store: h.store });
-    await service.start();
-    t.teardown(() => service.stop());
+    const bus = await replicaBus();
     return (authorization) => askOn(bus.rpc, authorization);
   }
   function askOn(rpc: typeof h.bus.rpc, authorization: string): Promise<HeaderAuthReply> {
-    return rpc.request<HeaderAuthReply>(AUTH_SUBJECTS.headerAuth, { provider: 'app', authorization, sessionId: headerAuthSessionId('app', front.url, authorization) });
+    return rpc.request<HeaderAuthReply>(AUTH_SUBJECTS.headerAuth, { provider: 'app', authorization, sessionId: headerAuthSessionId('app', issuer, authorization) });
   }
   const bearer = async (key: LocalKey, sub: string) => {
     const now = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({ iss: front.url, aud: CLIENT_ID, sub, iat: now, exp: now + 600 })
+    const token = await new SignJWT({ iss: issuer, aud: CLIENT_ID, sub, iat: now, exp: now + 600 })
       .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'at+jwt' })
       .sign(key.privateKey);
     return `Bearer ${token}`;

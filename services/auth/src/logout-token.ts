@@ -1,7 +1,7 @@
 // Validation of an OIDC Back-Channel Logout 1.0 logout token (spec §2.4 and §2.6), and nothing else.
 import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { AuthError, AuthErrorCode } from './errors.ts';
-import { KeyNotInRecentKeySet } from './remote-key-sets.ts';
+import { KeyNotInRecentKeySet, keyNotYetKnown } from './remote-key-sets.ts';
 
 /** Asymmetric JWS algorithms only: `none` and the HMAC family (signed with a shared secret anyone with it could forge) never pass. */
 export const LOGOUT_TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -107,15 +107,9 @@ function translateJoseError(err: unknown, expected: LogoutTokenExpectations): un
   }
   if (err instanceof KeyNotInRecentKeySet) {
     // Not final: the IdP may have rotated its keys since the set was fetched; a 400 would make it give up.
-    const retryAfterSeconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
-    return new AuthError(
-      AuthErrorCode.LogoutTokenKeyNotYetKnown,
-      `The logout token is signed by a key that is not in the key set of the identity provider ${expected.issuer} as fetched ` +
-        `${Math.round(err.fetchedMsAgo / 1000)} s ago (a key rotation since?). The key set is fetched again for an unknown key at most ` +
-        `every ${Math.round((err.retryAfterMs + err.fetchedMsAgo) / 1000)} s, so the token cannot be checked yet. Retry after ${retryAfterSeconds} s.`,
-      { statusCode: 503, title: 'Logout token not checked yet', cause: err, retryAfterSeconds },
-    );
+    return keyNotYetKnown(err, expected.issuer, 'The logout token', AuthErrorCode.LogoutTokenKeyNotYetKnown, 'Logout token not checked yet', 'the token cannot be checked yet. Retry after {s} s.');
   }
+
   if (err instanceof errors.JWKSNoMatchingKey) {
     return invalidToken('it is not signed by any key the identity provider publishes', err);
   }

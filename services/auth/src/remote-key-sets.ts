@@ -1,5 +1,6 @@
 // One jose remote JWKS per IdP key-set URL, so keys are fetched once and refetched only for an unknown `kid`.
 import { createRemoteJWKSet, errors, type JWKSCacheInput, type JWTVerifyGetKey, jwksCache } from 'jose';
+import { AuthError, type AuthErrorCode } from './errors.ts';
 
 /** A key set is fetched again for a token naming a key it lacks at most this often (jose's default). */
 export const KEY_SET_REFETCH_COOLDOWN_MS = 30_000;
@@ -23,6 +24,21 @@ export class KeyNotInRecentKeySet extends errors.JWKSNoMatchingKey {
     this.retryAfterMs = retryAfterMs;
     this.fetchedMsAgo = fetchedMsAgo;
   }
+}
+
+/**
+ * The 503 for a token signed by a key the cached set lacks while it may not be fetched again yet:
+ * `what` names the token ("The bearer token"), `code`/`title` the caller's error.
+ */
+export function keyNotYetKnown(err: KeyNotInRecentKeySet, issuer: string, what: string, code: AuthErrorCode, title: string, advice: string): AuthError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(err.retryAfterMs / 1000));
+  return new AuthError(
+    code,
+    `${what} is signed by a key that is not in the key set of the identity provider ${issuer} as fetched ` +
+      `${Math.round(err.fetchedMsAgo / 1000)} s ago (a key rotation since?). The key set is fetched again for an unknown key at most ` +
+      `every ${Math.round((err.retryAfterMs + err.fetchedMsAgo) / 1000)} s, so ${advice.replace('{s}', String(retryAfterSeconds))}`,
+    { statusCode: 503, title, cause: err, retryAfterSeconds },
+  );
 }
 
 /**

@@ -320,3 +320,51 @@ export async function openDeadRedisStore(): Promise<RedisStore> {
   await redis.exited;
   return store;
 }
+
+/** An IdP whose published signing keys a test controls, and an auth service (default key-set cool-down) in front of it. */
+export interface RotatingKeysIdp {
+  /** Published from the start. */
+  current: LocalKey;
+  /** Published once the test pushes `rotated.publicJwk` onto `published` (the IdP's key rotation). */
+  rotated: LocalKey;
+  /** current's kid with another key: a published kid whose signature does not match. */
+  impostor: LocalKey;
+  /** Never published. */
+  unpublished: LocalKey;
+  /** The JWKs the IdP publishes besides its own (mutable). */
+  published: JWK[];
+  issuer: string;
+  h: Harness;
+  /** Another auth replica on the same log and store, with its own key-set cache (fetched on its first token); its bus. */
+  replica(): Promise<Bus>;
+}
+
+/** Starts a {@link RotatingKeysIdp} (real oidc-provider behind a JWKS-swapping front), torn down with `t`. */
+export async function startRotatingKeysIdp(t: import('tap').Test, idp: { accessTokenFormat?: 'jwt' } = {}): Promise<RotatingKeysIdp> {
+  const current = await createLocalKey('RS256');
+  const rotated = await createLocalKey('RS256');
+  const impostor = { ...(await createLocalKey('RS256')), kid: current.kid };
+  const unpublished = await createLocalKey('RS256');
+  const published = [current.publicJwk];
+  const keySet = await startMergedKeySet(published);
+  t.teardown(() => keySet.close());
+  const front = await startJwksSwappingFront();
+  t.teardown(() => front.close());
+  const server = await startIdp({ clients: [idpClientFor()], issuer: front.url, ...idp });
+  t.teardown(() => server.close());
+  keySet.setIdpPort(server.port);
+  front.target(server.port, keySet.url);
+  // The default cool-down (30 s): the key set is fetched again for an unknown kid at most that often.
+  const h = await startHarness(buildConfig([buildProvider(front.url)]));
+  t.teardown(() => h.close());
+  await h.startAuth();
+  async function replica(): Promise<Bus> {
+    const bus = createMemoryBus();
+    t.teardown(() => bus.close());
+    const service = createAuthService({ config: h.config, bus: { ...bus, log: h.bus.log }, store: h.store });
+    await service.start();
+    t.teardown(() => service.stop());
+    return bus;
+  }
+  return { current, rotated, impostor, unpublished, published, issuer: front.url, h, replica };
+}
