@@ -625,10 +625,12 @@ export class GatewayHandler {
   #headerAuthUnavailable(p: ProviderRuntime, err: unknown, retryAfterSeconds?: unknown): RespondAnswer {
     // From another process: only a positive whole number becomes a header.
     const retryAfter = Number.isSafeInteger(retryAfterSeconds) && (retryAfterSeconds as number) > 0 ? (retryAfterSeconds as number) : undefined;
-    this.#deps.log.error(
-      err === null ? { provider: p.name, retryAfterSeconds: retryAfter } : { err, provider: p.name },
-      'header authentication unavailable; failing closed',
-    );
+    if (retryAfter !== undefined) {
+      // Expected for a moment after every IdP key rotation, and the client is told when to retry: not an error.
+      this.#deps.log.warn({ provider: p.name, retryAfterSeconds: retryAfter }, 'header authentication deferred (retry after the given seconds); failing closed');
+    } else {
+      this.#deps.log.error(err === null ? { provider: p.name } : { err, provider: p.name }, 'header authentication unavailable; failing closed');
+    }
     this.#deps.observe?.decision?.(p.name, 'error');
     return pageAnswer(
       503,

@@ -14,13 +14,16 @@ ${providerYaml({ name: 'fwd', mode: 'forward_single', external_host: 'https://fw
   t.teardown(() => gw.close());
   const inject = gw.gateway.http.inject.bind(gw.gateway.http);
   return {
+    logged: { warnings: gw.warnings, errors: gw.errors },
     proxy: await inject({ url: '/api', headers: { host: 'app.company', authorization: 'Bearer a.b.c' } }),
     forward: await inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'fwd.company', 'x-original-url': 'https://fwd.company/api', authorization: 'Bearer a.b.c' } }),
   };
 }
 
 t.test('"unavailable" with retryAfterSeconds (a token signed by a key the IdP rotated in) → 503 with that Retry-After, proxy and forward auth', async (t) => {
-  const { proxy, forward } = await askWithBearer(t, { ok: false, reason: 'unavailable', retryAfterSeconds: 17 });
+  const { proxy, forward, logged } = await askWithBearer(t, { ok: false, reason: 'unavailable', retryAfterSeconds: 17 });
+  t.same(logged.errors, [], 'expected after every IdP key rotation: not logged as an error');
+  t.ok(logged.warnings.some((m) => m.includes('header authentication deferred')), 'but as a warning');
   for (const [mode, r] of [['proxy', proxy], ['forward auth', forward]] as const) {
     t.equal(r.statusCode, 503, `${mode}: not a refusal (401) and not a login redirect`);
     t.notOk(r.headers.location, `${mode}: no redirect`);
@@ -31,6 +34,7 @@ t.test('"unavailable" with retryAfterSeconds (a token signed by a key the IdP ro
 
 t.test('"unavailable" without a retry time (IdP down) → 503 without Retry-After; a malformed one is not sent', async (t) => {
   const plain = await askWithBearer(t, { ok: false, reason: 'unavailable' });
+  t.ok(plain.logged.errors.some((m) => m.includes('header authentication unavailable')), 'an IdP that cannot be reached is an error');
   t.equal(plain.proxy.statusCode, 503);
   t.equal(plain.proxy.headers['retry-after'], undefined);
   for (const bad of [0, -5, 2.5, Number.NaN, '3\r\nx-injected: 1' as unknown as number]) {

@@ -50,7 +50,10 @@ export async function startTestGateway(
   stopProjection(): Promise<void>;
   login(providerName: string, claims: Record<string, unknown>, over?: Partial<SessionStartedData>): Promise<string>;
   signOut(sub: string): Promise<void>;
+  /** Messages logged at warn or error. */
   warnings: string[];
+  /** Messages logged at error only. */
+  errors: string[];
   close(): Promise<void>;
 }> {
   const bus = createMemoryBus();
@@ -61,13 +64,20 @@ export async function startTestGateway(
   // (End-to-end tests in test/ run the real auth service against a real IdP.)
   bus.rpc.serve(AUTH_SUBJECTS.headerAuth, async (): Promise<HeaderAuthReply> => opts.headerAuthReply ?? { ok: false, reason: 'no IdP in gateway unit tests' });
   const warnings: string[] = [];
+  const errors: string[] = [];
   const gateway = await createGateway({
     config: opts.https ? config : { ...config, outpost: { ...config.outpost, listen: { ...config.outpost.listen, https: null } } },
     rpc: bus.rpc,
     store,
     version: 'portcullis/test',
     waitForRevocation: async (seq) => ((await store.waitForApplied(seq, 250)) ? 'propagated' : 'unprojected'),
-    log: { warn: (_o, m) => warnings.push(m), error: (_o, m) => warnings.push(m) },
+    log: {
+      warn: (_o, m) => warnings.push(m),
+      error: (_o, m) => {
+        warnings.push(m);
+        errors.push(m);
+      },
+    },
     ...(opts.directPath === undefined ? {} : { directPath: opts.directPath }),
     ...(opts.observeRequest ? { observeRequest: opts.observeRequest } : {}),
     ...(opts.observeUpstream ? { observeUpstream: opts.observeUpstream } : {}),
@@ -77,6 +87,7 @@ export async function startTestGateway(
     bus,
     stopProjection: () => session.stop(),
     warnings,
+    errors,
     async login(providerName, claims, over = {}) {
       const p = config.providers.find((x) => x.name === providerName)!;
       const sessionId = over.sessionId ?? `sess${Math.random().toString(36).slice(2)}`;
