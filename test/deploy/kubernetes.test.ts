@@ -4,12 +4,16 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHART = join(ROOT, 'infra', 'helm', 'portcullis');
 const RENDERED = join(ROOT, 'infra', 'kubernetes', 'portcullis.yaml');
 const RENDERED_MONITOR = join(ROOT, 'infra', 'kubernetes', 'servicemonitor.yaml');
+const RENDERED_RULE = join(ROOT, 'infra', 'kubernetes', 'prometheusrule.yaml');
+/** The alerting rules Prometheus loads in infra/observability, and the chart's copy of them (Helm reads only files inside the chart). */
+const ALERTS = join(ROOT, 'infra', 'observability', 'alerts.yml');
+const CHART_ALERTS = join(CHART, 'files', 'alerts.yml');
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are untyped YAML; the checks below are what type them.
 type Obj = Record<string, any>;
@@ -30,7 +34,10 @@ const API_VERSIONS: Record<string, string> = {
   HorizontalPodAutoscaler: 'autoscaling/v2',
   PodDisruptionBudget: 'policy/v1',
   ServiceMonitor: 'monitoring.coreos.com/v1',
+  PrometheusRule: 'monitoring.coreos.com/v1',
 };
+/** A Prometheus duration as the operator's PrometheusRule CRD accepts it (`for: 15m`). */
+const PROMETHEUS_DURATION = /^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Structural problems of one object: the required fields and types of the Kubernetes API for the kinds above. */
@@ -75,6 +82,18 @@ function schemaProblems(o: Obj): string[] {
   }
   if (o.kind === 'PodDisruptionBudget') need((o.spec?.minAvailable === undefined) !== (o.spec?.maxUnavailable === undefined), 'exactly one of minAvailable / maxUnavailable');
   if (o.kind === 'ServiceMonitor') need(Array.isArray(o.spec?.endpoints) && o.spec.endpoints.length > 0 && o.spec.selector, 'endpoints and selector');
+  if (o.kind === 'PrometheusRule') {
+    need(Object.keys(o.spec ?? {}).join() === 'groups' && Array.isArray(o.spec.groups) && o.spec.groups.length > 0, 'spec has only groups, at least one');
+    for (const g of o.spec?.groups ?? []) {
+      need(typeof g.name === 'string' && Array.isArray(g.rules) && g.rules.length > 0, `group ${g.name} has a name and rules`);
+      for (const r of g.rules ?? []) {
+        const name = r.alert ?? r.record;
+        need((typeof r.alert === 'string') !== (typeof r.record === 'string') && typeof r.expr === 'string', `rule ${name}: exactly one of alert / record, and an expr`);
+        need(r.for === undefined || PROMETHEUS_DURATION.test(r.for), `rule ${name}: for ${r.for} is a Prometheus duration`);
+        for (const v of [...Object.values(r.labels ?? {}), ...Object.values(r.annotations ?? {})]) need(typeof v === 'string', `rule ${name}: label and annotation values are strings`);
+      }
+    }
+  }
   return p;
 }
 
@@ -82,6 +101,9 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
 
 const manifests = loadManifests(readFileSync(RENDERED, 'utf8'));
 const monitor = loadManifests(readFileSync(RENDERED_MONITOR, 'utf8'));
+const prometheusRule = loadManifests(readFileSync(RENDERED_RULE, 'utf8'));
+/** The rule groups of infra/observability/alerts.yml, parsed. */
+const alertGroups = (parse(readFileSync(ALERTS, 'utf8')) as Obj).groups as Obj[];
 const of = (kind: string) => manifests.filter((m) => m.kind === kind);
 
 t.test('every manifest has the right apiVersion, required fields and names of â‰¤ 63 characters', async (t) => {
@@ -89,15 +111,19 @@ t.test('every manifest has the right apiVersion, required fields and names of â‰
     [...new Set(manifests.map((m) => m.kind))].sort(),
     ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Secret', 'Service', 'ServiceAccount'],
   );
-  t.same([...manifests, ...monitor].flatMap(schemaProblems), []);
+  t.same([...manifests, ...monitor, ...prometheusRule].flatMap(schemaProblems), []);
 });
 
-t.test('schema check catches what it claims to (a wrong apiVersion, a long name, a probe on an unknown port)', async (t) => {
+t.test('schema check catches what it claims to (a wrong apiVersion, a long name, a probe on an unknown port; a rule without expr, a bad duration)', async (t) => {
   const d = structuredClone(of('Deployment')[0]!);
   d.apiVersion = 'extensions/v1beta1';
   d.metadata.name = 'x'.repeat(64);
   d.spec.template.spec.containers[0].readinessProbe.httpGet.port = 'nope';
   t.equal(schemaProblems(d).length, 3);
+  const rule = structuredClone(prometheusRule[0]!);
+  delete rule.spec.groups[0].rules[0].expr;
+  rule.spec.groups[0].rules[0].for = '15 minutes';
+  t.equal(schemaProblems(rule).length, 2);
 });
 
 t.test('one Deployment per role: non-root, read-only root FS, no capabilities, writable /tmp for tsx, probes on the metrics port', async (t) => {
@@ -178,6 +204,18 @@ t.test('ServiceMonitor scrapes the Services\' port named metrics and names jobs 
   const selected = of('Service').filter((s) => matches(sm?.spec.selector.matchLabels, s.metadata.labels));
   t.equal(selected.length, 3, 'selects the three Services');
   for (const s of selected) t.ok(s.spec.ports.some((p: Obj) => p.name === 'metrics'), `${s.metadata.name} has a metrics port`);
+});
+
+t.test('PrometheusRule: the chart\'s files/alerts.yml is byte for byte infra/observability/alerts.yml, and infra/kubernetes/prometheusrule.yaml holds its groups', async (t) => {
+  t.equal(
+    readFileSync(CHART_ALERTS, 'utf8'),
+    readFileSync(ALERTS, 'utf8'),
+    'the chart serves the rules Prometheus loads in infra/observability (after editing alerts.yml: cp infra/observability/alerts.yml infra/helm/portcullis/files/alerts.yml, then regenerate infra/kubernetes: infra/README.md)',
+  );
+  const [rule] = prometheusRule;
+  t.equal(rule?.kind, 'PrometheusRule');
+  t.same(rule?.spec, { groups: alertGroups }, 'prometheusrule.yaml has exactly the groups of alerts.yml (regenerate it: infra/README.md)');
+  t.ok(alertGroups.flatMap((g) => g.rules).some((r: Obj) => r.alert === 'PortcullisTLSCertificateExpired'), 'among them the TLS certificate alerts');
 });
 
 t.test('the rendered config passes check-config (secrets from the rendered Secret)', async (t) => {
@@ -293,6 +331,39 @@ t.test('helm: the chart lints and renders exactly infra/kubernetes for its defau
   t.equal(out.stdout, committed, 'infra/kubernetes/portcullis.yaml is the chart output (regenerate it: infra/README.md)');
   const sm = helmRun(['template', 'portcullis', chart, '--namespace', 'portcullis', '--set', 'serviceMonitor.enabled=true', '--show-only', 'templates/servicemonitor.yaml']);
   t.equal(sm.stdout, readFileSync(RENDERED_MONITOR, 'utf8').replace(/^(#[^\n]*\n)+/, ''));
+  const rule = helmRun(['template', 'portcullis', chart, '--namespace', 'portcullis', '--set', 'prometheusRule.enabled=true', '--show-only', 'templates/prometheusrule.yaml']);
+  t.equal(rule.stdout, readFileSync(RENDERED_RULE, 'utf8').replace(/^(#[^\n]*\n)+/, ''), 'infra/kubernetes/prometheusrule.yaml is the chart output (regenerate it: infra/README.md)');
+});
+
+t.test('helm: prometheusRule.enabled renders a valid PrometheusRule whose groups are alerts.yml\'s, with the labels a ruleSelector needs; off by default', { skip: noHelm }, async (t) => {
+  const chart = chartWithoutDependencies();
+  t.teardown(() => rmSync(chart, { recursive: true, force: true }));
+  const kinds = (stdout: string) => loadManifests(stdout).map((o) => o.kind);
+  const off = helmRun(['template', 'portcullis', chart]);
+  t.equal(off.status, 0, off.stderr);
+  t.notOk(kinds(off.stdout).includes('PrometheusRule'), 'off by default, like the ServiceMonitor');
+  const out = helmRun(['template', 'rel', chart, '--namespace', 'mon', '--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=kube-prometheus-stack', '--set', 'serviceMonitor.enabled=true']);
+  t.equal(out.status, 0, out.stderr);
+  const objs = loadManifests(out.stdout);
+  t.same(objs.flatMap(schemaProblems), [], 'every object valid');
+  const rules = objs.filter((o) => o.kind === 'PrometheusRule');
+  t.equal(rules.length, 1, 'one PrometheusRule');
+  t.same(rules[0]?.spec, { groups: alertGroups }, 'its groups equal infra/observability/alerts.yml\'s, annotations\' Prometheus templates untouched by Helm');
+  t.match(rules[0]?.metadata.labels, { release: 'kube-prometheus-stack', 'app.kubernetes.io/instance': 'rel', 'app.kubernetes.io/part-of': 'portcullis' }, 'the chart\'s labels plus prometheusRule.labels');
+  t.match(rules[0]?.spec.groups[0].rules[0].annotations.summary, /\{\{ \$labels\.host \}\}/, 'e.g. {{ $labels.host }} reaches Prometheus as written');
+});
+
+t.test('helm: a chart whose files/alerts.yml is missing or not a rule file refuses to render the PrometheusRule, naming the fix', { skip: noHelm }, async (t) => {
+  const chart = chartWithoutDependencies();
+  t.teardown(() => rmSync(chart, { recursive: true, force: true }));
+  for (const [what, text] of [['not YAML', 'groups: [\n'], ['no groups', 'rules: []\n'], ['missing', null]] as const) {
+    if (text === null) rmSync(join(chart, 'files', 'alerts.yml'));
+    else writeFileSync(join(chart, 'files', 'alerts.yml'), text);
+    const out = helmRun(['template', 'portcullis', chart, '--set', 'prometheusRule.enabled=true']);
+    t.not(out.status, 0, `${what}: helm fails`);
+    t.match(out.stderr, /copy infra\/observability\/alerts\.yml into the chart's files\//, `${what}: and says what to do`);
+  }
+  t.equal(helmRun(['template', 'portcullis', chart]).status, 0, 'with the rule off, the chart renders without the file');
 });
 
 t.test('helm: the kubelet waits longer than outpost.shutdown_grace_seconds before SIGKILL', { skip: noHelm }, async (t) => {
