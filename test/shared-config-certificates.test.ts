@@ -1,4 +1,5 @@
-// With the config shared over NATS KV, SIGHUP re-reads the certificate files (a certbot deploy hook) into the live HTTPS listener.
+// With the config shared over NATS KV, SIGHUP re-reads the certificate files (a certbot deploy hook) into the live HTTPS listener,
+// and a pushed document naming other certificate files is applied and logged with the certificates it serves.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -54,6 +55,25 @@ async function openTls(port: number): Promise<{ socket: TLSSocket; fingerprint: 
   };
 }
 
+/** The config of the test process: provider `app` on HOST over HTTPS with the given certificate files, following the bucket. */
+function sharedConfigYaml(o: { nats: string; redis: string; http: number; https: number; metrics: number; certFile: string; keyFile: string }): string {
+  return `
+outpost: { listen: { http: "127.0.0.1:${o.http}", https: "127.0.0.1:${o.https}", metrics: "127.0.0.1:${o.metrics}" } }
+cluster:
+  nats: { servers: ["${o.nats}"], config_bucket: portcullis-config }
+  redis: { url: "${o.redis}" }
+providers:
+  - name: app
+    mode: forward_single
+    external_host: https://${HOST}:${o.https}
+    issuer: http://127.0.0.1:1/
+    client_id: app
+    client_secret: secret
+    cookie_secret: shared-cert-test-cookie-secret-0123456789
+    tls: { cert_file: ${o.certFile}, key_file: ${o.keyFile} }
+`;
+}
+
 t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dropping connections, and the expiry metric follows; a bad or expired file keeps the old certificate (and its metric)', async (t) => {
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
@@ -70,24 +90,7 @@ t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dr
   const first = createSelfSignedCertificate({ commonName: 'first', altNames: [HOST], notAfter: new Date('2040-05-06T07:08:09Z') });
   install(first);
   const configFile = join(dir, 'portcullis.yaml');
-  writeFileSync(
-    configFile,
-    `
-outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: "127.0.0.1:${metrics}" } }
-cluster:
-  nats: { servers: ["${nats.url}"], config_bucket: portcullis-config }
-  redis: { url: "${redis.url}" }
-providers:
-  - name: app
-    mode: forward_single
-    external_host: https://${HOST}:${https}
-    issuer: http://127.0.0.1:1/
-    client_id: app
-    client_secret: secret
-    cookie_secret: shared-cert-test-cookie-secret-0123456789
-    tls: { cert_file: ${certFile}, key_file: ${keyFile} }
-`,
-  );
+  writeFileSync(configFile, sharedConfigYaml({ nats: nats.url, redis: redis.url, http, https, metrics, certFile, keyFile }));
   const pushed = spawnSync(BIN, ['config', 'push', configFile, '--config', configFile], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   t.equal(pushed.status, 0, pushed.stderr);
 
@@ -146,6 +149,70 @@ providers:
 
   before.socket.destroy();
   after.socket.destroy();
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+});
+
+t.test('shared-config mode: a pushed document naming another certificate is applied, and its log line names the certificates now served (provider, host, cert_file, not_after, sha256), as a file-config reload does', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const redis = await startRedisServer();
+  t.teardown(() => redis.stop());
+  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
+  const dir = t.testdir({});
+  const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
+  const first = createSelfSignedCertificate({ commonName: 'first', altNames: [HOST], notAfter: new Date('2040-05-06T07:08:09Z') });
+  writeFileSync(join(dir, 'cert.pem'), first.cert);
+  writeFileSync(join(dir, 'key.pem'), first.key);
+  const ports = { nats: nats.url, redis: redis.url, http, https, metrics };
+  const configFile = join(dir, 'portcullis.yaml');
+  writeFileSync(configFile, sharedConfigYaml({ ...ports, certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') }));
+  const push = (file: string) => spawnSync(BIN, ['config', 'push', file, '--config', configFile], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  const pushedFirst = push(configFile);
+  t.equal(pushedFirst.status, 0, pushedFirst.stderr);
+
+  const child: ChildProcess = spawn(BIN, ['run', '--config', configFile, '--services', 'all'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => {
+    out += d.toString();
+  });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${metrics}/ready`)).status === 200, 'ready');
+  await waitFor(() => out.includes('following the shared config in NATS KV'), 'the shared-config watcher');
+  t.equal((await openTls(https)).fingerprint, fingerprintOf(first.cert), 'the first certificate is served');
+
+  // The next document names other files (a new certificate installed beside the old one).
+  const notAfter = new Date('2041-02-03T04:05:06Z');
+  const second = createSelfSignedCertificate({ commonName: 'second', altNames: [HOST], notAfter });
+  const [certFile, keyFile] = [join(dir, 'second-cert.pem'), join(dir, 'second-key.pem')];
+  writeFileSync(certFile, second.cert);
+  writeFileSync(keyFile, second.key);
+  const next = join(dir, 'next.yaml');
+  writeFileSync(next, sharedConfigYaml({ ...ports, certFile, keyFile }));
+  const mark = out.length;
+  const pushed = push(next);
+  t.equal(pushed.status, 0, pushed.stderr);
+  let applied: { msg: string; bucket?: string; providers?: string[]; certificates?: unknown } | undefined;
+  await waitFor(() => {
+    const line = out
+      .slice(mark)
+      .split('\n')
+      .find((l) => l.includes('"shared config applied'));
+    applied = line ? JSON.parse(line) : undefined;
+    return applied !== undefined;
+  }, 'the "shared config applied" line');
+  t.match(applied!.msg, /^shared config applied; TLS certificates served \(1\): new connections get them, open ones keep theirs$/, 'the line counts the certificates served');
+  t.match(applied, { bucket: 'portcullis-config', providers: ['app'] });
+  t.same(
+    applied!.certificates,
+    [{ provider: 'app', host: HOST, cert_file: certFile, not_after: notAfter.toISOString(), sha256: fingerprintOf(second.cert) }],
+    'and names the certificate the pushed document serves: provider, host, file, notAfter and its SHA-256 fingerprint',
+  );
+  t.equal((await openTls(https)).fingerprint, fingerprintOf(second.cert), 'which is the certificate a new connection gets');
+
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGTERM');
   t.equal(await exited, 0);

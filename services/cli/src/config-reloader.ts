@@ -3,6 +3,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/telemetry';
+import { logConfigApplied } from './log-config-applied.ts';
 import type { ConfigReload } from './start-portcullis.ts';
 
 /** Quiet period after a file event before reloading (editors write files in several steps). */
@@ -40,16 +41,8 @@ export function watchConfig(opts: {
       try {
         const applied = await apply(result.config);
         lastText = text;
-        const providers = result.config.providers.map((p) => p.name);
-        if (applied.certificates === null) logger.info({ trigger, providers }, 'config reloaded');
-        else {
-          // A rotation with a file config is confirmed here, with what the shared config's SIGHUP logs
-          // (the gateway's description of each certificate it serves: provider, host, cert_file, not_after, sha256).
-          logger.info(
-            { trigger, providers, certificates: applied.certificates },
-            `config reloaded; TLS certificates served (${applied.certificates.length}): new connections get them, open ones keep theirs`,
-          );
-        }
+        // A rotation with a file config is confirmed here: the certificates served, as the shared config's lines name them.
+        logConfigApplied(logger, 'config reloaded', { trigger, providers: result.config.providers.map((p) => p.name) }, applied);
       } catch (err) {
         logger.error({ trigger, err: (err as Error).message }, 'config reload rejected; the running config is kept');
       }

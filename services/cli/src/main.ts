@@ -129,9 +129,7 @@ async function main(argv: string[]): Promise<number> {
           bucket,
           local: config,
           logger,
-          apply: async (next) => {
-            await running.reload(next);
-          },
+          apply: (next) => running.reload(next),
         });
         logger.info({ bucket }, 'following the shared config in NATS KV (file changes are not watched)');
       } catch (err) {

@@ -7,6 +7,8 @@ import { type NatsBus, createNatsBus } from '@portcullis/bus';
 import { type ClusterConfig, type PortcullisConfig, formatProblem, loadConfig } from '@portcullis/config';
 import type { Logger } from '@portcullis/telemetry';
 import { loadConfigOrReport } from './load-config-or-report.ts';
+import { logConfigApplied } from './log-config-applied.ts';
+import type { ConfigReload } from './start-portcullis.ts';
 
 /** The key of the shared document in `cluster.nats.config_bucket`. */
 export const SHARED_CONFIG_KEY = 'portcullis.yaml';
@@ -71,14 +73,15 @@ function openConfigBus(nats: ClusterConfig['nats'], purpose: string, startTimeou
 
 /**
  * Watches the shared document; each new value is validated (with this process's env overrides) and
- * applied whole through `apply`, or logged with every problem and ignored.
+ * applied whole through `apply`, then logged with the certificates the HTTPS listener serves now (as a
+ * file-config reload is), or logged with every problem and ignored.
  */
 export async function watchSharedConfig(opts: {
   bus: NatsBus;
   bucket: string;
   local: PortcullisConfig;
   logger: Logger;
-  apply: (config: PortcullisConfig) => Promise<void>;
+  apply: (config: PortcullisConfig) => Promise<ConfigReload>;
 }): Promise<() => void> {
   let chain: Promise<void> = Promise.resolve();
   const watcher = await opts.bus.watchDocument(opts.bucket, SHARED_CONFIG_KEY, (text) => {
@@ -86,8 +89,8 @@ export async function watchSharedConfig(opts: {
       const shared = validShared(text, opts.logger, opts.bucket, 'the running config is kept');
       if (!shared) return;
       try {
-        await opts.apply(mergeShared(opts.local, shared));
-        opts.logger.info({ bucket: opts.bucket, providers: shared.providers.map((p) => p.name) }, 'shared config applied');
+        const applied = await opts.apply(mergeShared(opts.local, shared));
+        logConfigApplied(opts.logger, 'shared config applied', { bucket: opts.bucket, providers: shared.providers.map((p) => p.name) }, applied);
       } catch (err) {
         opts.logger.error({ bucket: opts.bucket, err: (err as Error).message }, 'shared config rejected; the running config is kept');
       }
