@@ -88,6 +88,38 @@ function base64url(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
+
+/**
+ * `log` with its appends of events matching `hold` held until `release()`: `holding` resolves once
+ * one is waiting (a slow stream leader, or a login whose append races a logout).
+ */
+function holdAppends(log: Bus['log'], hold: (event: Parameters<Bus['log']['append']>[0]) => boolean) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => {
+    held = resolve;
+  });
+  const wrapped = new Proxy(log, {
+    get(target, prop) {
+      if (prop === 'append') {
+        return async (event: Parameters<Bus['log']['append']>[0]) => {
+          if (hold(event)) {
+            held();
+            await released;
+          }
+          return target.append(event);
+        };
+      }
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { log: wrapped, holding, release };
+}
+
 t.test('back-channel logout', async (t) => {
   const rsa = await createLocalKey('RS256');
   const ec = await createLocalKey('ES256');
@@ -193,29 +225,7 @@ t.test('back-channel logout', async (t) => {
     // a userinfo call): the code was exchanged while the IdP session lived, so the IdP cannot refuse it.
     const rpcBus = createMemoryBus();
     t.teardown(() => rpcBus.close());
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => {
-      held = resolve;
-    });
-    const log = new Proxy(h.bus.log, {
-      get(target, prop) {
-        if (prop === 'append') {
-          return async (event: Parameters<Bus['log']['append']>[0]) => {
-            if (event.type === 'SessionStarted') {
-              held();
-              await released;
-            }
-            return target.append(event);
-          };
-        }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const { log, holding, release } = holdAppends(h.bus.log, (event) => event.type === 'SessionStarted');
     const service = createAuthService({ config: h.config, bus: { ...rpcBus, log }, store: h.store });
     await service.start();
     t.teardown(() => service.stop());
@@ -323,28 +333,8 @@ t.test('back-channel logout', async (t) => {
       redis: { url: redis.url, key_prefix: 'bcl:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null },
     });
     t.teardown(() => jtiStore.close());
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let held!: () => void;
-    const holding = new Promise<void>((resolve) => {
-      held = resolve;
-    });
     // Replica A's append is held until the test lets it go (a slow stream leader).
-    const heldLog = new Proxy(h.bus.log, {
-      get(target, prop) {
-        if (prop === 'append') {
-          return async (event: Parameters<Bus['log']['append']>[0]) => {
-            held();
-            await released;
-            return target.append(event);
-          };
-        }
-        const value = Reflect.get(target, prop) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const { log: heldLog, holding, release } = holdAppends(h.bus.log, () => true);
     const rpcA = createMemoryBus();
     const rpcB = createMemoryBus();
     t.teardown(() => Promise.all([rpcA.close(), rpcB.close()]));
