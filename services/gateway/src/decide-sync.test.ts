@@ -112,6 +112,7 @@ t.test('a store that throws while answering from memory, or rejects, fails close
       }, `${name}, ${req.url}: decide() does not throw`);
       const answer = await decided;
       t.equal(answer?.kind === 'respond' && answer.status, 503, `${name}, ${req.url}: 503`);
+      t.same(answer?.kind === 'respond' && answer.headers.filter(([k]) => k === 'retry-after'), [['retry-after', '5']], `${name}, ${req.url}: Retry-After`);
     }
   }
 });

@@ -84,7 +84,7 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
     },
     { name: 'no provider for the host: authentik\'s 400 JSON', request: () => 'GET / HTTP/1.1\r\nhost: nobody.example\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 400 [\s\S]*content-type: application\/json; charset=utf-8\r\n/ },
     { name: 'ping', request: () => 'GET /outpost.goauthentik.io/ping HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 204 / },
-    { name: 'sign_out with no auth service to ask: the 503 page', request: () => 'GET /outpost.goauthentik.io/sign_out HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 503 [\s\S]*text\/html/ },
+    { name: 'sign_out with no auth service to ask: the 503 page', request: () => 'GET /outpost.goauthentik.io/sign_out HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 503 [\s\S]*text\/html[\s\S]*\r\nretry-after: 5\r\n/i },
     { name: 'a valid escape in the path (fastify routes it)', request: (s) => `GET /x%20y HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookies[s]}\r\nconnection: close\r\n\r\n`, expect: /^HTTP\/1\.1 200 OK\r\n/ },
     { name: 'an invalid escape in the path (fastify refuses it)', request: () => 'GET /a%zz HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n', expect: /^HTTP\/1\.1 400 / },
     {

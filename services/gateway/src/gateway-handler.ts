@@ -128,6 +128,11 @@ const BACKCHANNEL_BODY_LIMIT = 64 * 1024;
  * first) and waits for the same revocation again, so it may come at once.
  */
 const UNCONFIRMED_REVOCATION_RETRY_AFTER_S = 1;
+/**
+ * The Retry-After of a 503 for a dependency that is not answering (the auth service, the session
+ * store): a hint for IdPs retrying a back-channel logout and for API clients; browsers ignore it.
+ */
+const OUTAGE_RETRY_AFTER: Array<[string, string]> = [['retry-after', '5']];
 const ENVOY_PREFIX = 'auth/envoy';
 const FORWARD_AUTH_PREFIX = `${OUTPOST_PREFIX}auth/`;
 
@@ -253,7 +258,7 @@ export class GatewayHandler {
       return await this.#deps.rpc.request<AuthReply>(subject, payload, AUTH_TIMEOUT_MS);
     } catch (err) {
       this.#deps.log.error({ err, subject }, 'auth service unavailable');
-      return pageAnswer(503, 'Login unavailable', 'The login service is not answering. Try again in a moment.');
+      return pageAnswer(503, 'Login unavailable', 'The login service is not answering. Try again in a moment.', OUTAGE_RETRY_AFTER);
     }
   }
 
@@ -290,7 +295,7 @@ export class GatewayHandler {
       check = await checkSession(this.#deps.store, p, headerValue(req.headers, 'cookie'));
     } catch (err) {
       this.#deps.log.error({ err, provider: p.name }, 'session store unavailable at sign-out');
-      return pageAnswer(503, 'Sign-out unavailable', 'Sessions cannot be read right now, so sign-out could not be recorded. Try again.');
+      return pageAnswer(503, 'Sign-out unavailable', 'Sessions cannot be read right now, so sign-out could not be recorded. Try again.', OUTAGE_RETRY_AFTER);
     }
     const s = check.session;
     const reply = await this.#askAuth(AUTH_SUBJECTS.signOut, {
@@ -330,7 +335,7 @@ export class GatewayHandler {
       );
     } catch (err) {
       this.#deps.log.error({ err }, 'auth service unavailable for back-channel logout');
-      return jsonError(503, 'temporarily_unavailable', 'the login service is not answering; retry later');
+      return jsonError(503, 'temporarily_unavailable', 'the login service is not answering; retry later', OUTAGE_RETRY_AFTER);
     }
     if (reply.revokedAtSeq !== undefined) {
       const failed = await this.#propagate(p, reply.revokedAtSeq);
@@ -575,7 +580,7 @@ export class GatewayHandler {
   #storeFailed(p: ProviderRuntime, err: unknown): RespondAnswer {
     this.#deps.log.error({ err, provider: p.name }, 'session store unavailable; failing closed');
     this.#deps.observe?.decision?.(p.name, 'error');
-    return pageAnswer(503, 'Sessions unavailable', 'Portcullis cannot read sessions right now. Try again in a moment.');
+    return pageAnswer(503, 'Sessions unavailable', 'Portcullis cannot read sessions right now. Try again in a moment.', OUTAGE_RETRY_AFTER);
   }
 
   /** After the cookie check: the session, else the Authorization header's credential (asynchronous). */

@@ -1,4 +1,4 @@
-// A sign-out or back-channel logout recorded in the log but not projected in time: the gateway's 503 tells the client when to retry.
+// A sign-out or back-channel logout recorded but not projected in time, or not taken at all: the gateway's 503 tells the client when to retry.
 import { AUTH_SUBJECTS, type AuthReply, createEvent } from '@portcullis/events';
 import t from 'tap';
 import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
@@ -51,4 +51,23 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
   t.equal(logout.headers['cache-control'], 'no-store');
 
   t.equal(await gw.bus.log.lastSeq(), before + 2, 'both revocations were recorded in the log');
+});
+
+t.test('a back-channel logout the auth service cannot take (nobody answers) → 503 temporarily_unavailable with Retry-After, so the IdP retries', async (t) => {
+  const config = testConfig(`
+outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
+providers:
+${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company', internal_host: 'http://127.0.0.1:1' })}
+`);
+  const gw = await startTestGateway(config);
+  t.teardown(() => gw.close());
+  const logout = await gw.gateway.http.inject({
+    method: 'POST',
+    url: '/outpost.goauthentik.io/backchannel-logout',
+    headers: { host: 'app.company', 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'logout_token=x.y.z',
+  });
+  t.equal(logout.statusCode, 503);
+  t.equal(logout.json().error, 'temporarily_unavailable');
+  t.equal(logout.headers['retry-after'], '5');
 });
