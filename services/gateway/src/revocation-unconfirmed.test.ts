@@ -1,11 +1,12 @@
 // A sign-out or back-channel logout recorded but not projected in time, or not taken at all: the gateway's 503 tells the client when to retry.
 import { AUTH_SUBJECTS, type AuthReply, createEvent } from '@portcullis/events';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
 
 const ALICE = { sub: 'alice-sub', preferred_username: 'alice' };
 
-t.test('a revocation recorded but not confirmed everywhere in time → 503 with Retry-After (sign_out and back-channel logout)', async (t) => {
+/** A gateway for one proxy-mode provider (app.company), closed with `t`. */
+async function startAppGateway(t: Test) {
   const config = testConfig(`
 outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
 providers:
@@ -13,6 +14,11 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
 `);
   const gw = await startTestGateway(config);
   t.teardown(() => gw.close());
+  return gw;
+}
+
+t.test('a revocation recorded but not confirmed everywhere in time → 503 with Retry-After (sign_out and back-channel logout)', async (t) => {
+  const gw = await startAppGateway(t);
   const inject = gw.gateway.http.inject.bind(gw.gateway.http);
   const cookie = await gw.login('app', ALICE);
   // The projection stops: what is appended from now on is recorded in the log and never applied, so
@@ -54,13 +60,7 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
 });
 
 t.test('a back-channel logout the auth service cannot take (nobody answers) → 503 temporarily_unavailable with Retry-After, so the IdP retries', async (t) => {
-  const config = testConfig(`
-outpost: { listen: { http: "127.0.0.1:9000", metrics: null } }
-providers:
-${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company', internal_host: 'http://127.0.0.1:1' })}
-`);
-  const gw = await startTestGateway(config);
-  t.teardown(() => gw.close());
+  const gw = await startAppGateway(t);
   const logout = await gw.gateway.http.inject({
     method: 'POST',
     url: '/outpost.goauthentik.io/backchannel-logout',
