@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TLSSocket, connect } from 'node:tls';
 import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer } from '@portcullis/testkit';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
@@ -74,13 +74,19 @@ providers:
 `;
 }
 
-t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dropping connections, and the expiry metric follows; a bad or expired file keeps the old certificate (and its metric)', async (t) => {
+
+/** A nats-server and a redis-server (stopped with `t`), free ports for the three listeners, and a test directory. */
+async function startBackends(t: Test) {
   const nats = await startNatsServer();
   t.teardown(() => nats.stop());
   const redis = await startRedisServer();
   t.teardown(() => redis.stop());
   const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
-  const dir = t.testdir({});
+  return { nats, redis, http, https, metrics, dir: t.testdir({}) };
+}
+
+t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dropping connections, and the expiry metric follows; a bad or expired file keeps the old certificate (and its metric)', async (t) => {
+  const { nats, redis, http, https, metrics, dir } = await startBackends(t);
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
   const install = (pair: { cert: string; key: string }) => {
@@ -155,12 +161,7 @@ t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dr
 });
 
 t.test('shared-config mode: a pushed document naming another certificate is applied, and its log line names the certificates now served (provider, host, cert_file, not_after, sha256), as a file-config reload does', async (t) => {
-  const nats = await startNatsServer();
-  t.teardown(() => nats.stop());
-  const redis = await startRedisServer();
-  t.teardown(() => redis.stop());
-  const [http, https, metrics] = [await getFreePort(), await getFreePort(), await getFreePort()];
-  const dir = t.testdir({});
+  const { nats, redis, http, https, metrics, dir } = await startBackends(t);
   const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
   const first = createSelfSignedCertificate({ commonName: 'first', altNames: [HOST], notAfter: new Date('2040-05-06T07:08:09Z') });
   writeFileSync(join(dir, 'cert.pem'), first.cert);

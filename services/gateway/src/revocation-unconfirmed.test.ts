@@ -17,6 +17,16 @@ ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'https://app.company
   return gw;
 }
 
+/** An IdP's back-channel logout POST (the token's content does not matter: the auth service is stood in for or absent). */
+function postLogoutToken(gw: Awaited<ReturnType<typeof startAppGateway>>) {
+  return gw.gateway.http.inject({
+    method: 'POST',
+    url: '/outpost.goauthentik.io/backchannel-logout',
+    headers: { host: 'app.company', 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'logout_token=x.y.z',
+  });
+}
+
 t.test('a revocation recorded but not confirmed everywhere in time → 503 with Retry-After (sign_out and back-channel logout)', async (t) => {
   const gw = await startAppGateway(t);
   const inject = gw.gateway.http.inject.bind(gw.gateway.http);
@@ -44,12 +54,7 @@ t.test('a revocation recorded but not confirmed everywhere in time → 503 with 
   t.match(signOut.body, /recorded but could not be confirmed/);
   t.equal(signOut.headers['retry-after'], '1', 'the browser or script is told to retry in a second');
 
-  const logout = await inject({
-    method: 'POST',
-    url: '/outpost.goauthentik.io/backchannel-logout',
-    headers: { host: 'app.company', 'content-type': 'application/x-www-form-urlencoded' },
-    payload: 'logout_token=x.y.z',
-  });
+  const logout = await postLogoutToken(gw);
   t.equal(logout.statusCode, 503);
   t.equal(logout.json().error, 'temporarily_unavailable');
   t.match(logout.json().error_description, /recorded but is not confirmed everywhere yet/);
@@ -61,12 +66,7 @@ t.test('a revocation recorded but not confirmed everywhere in time → 503 with 
 
 t.test('a back-channel logout the auth service cannot take (nobody answers) → 503 temporarily_unavailable with Retry-After, so the IdP retries', async (t) => {
   const gw = await startAppGateway(t);
-  const logout = await gw.gateway.http.inject({
-    method: 'POST',
-    url: '/outpost.goauthentik.io/backchannel-logout',
-    headers: { host: 'app.company', 'content-type': 'application/x-www-form-urlencoded' },
-    payload: 'logout_token=x.y.z',
-  });
+  const logout = await postLogoutToken(gw);
   t.equal(logout.statusCode, 503);
   t.equal(logout.json().error, 'temporarily_unavailable');
   t.equal(logout.headers['retry-after'], '5');
