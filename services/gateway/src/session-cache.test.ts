@@ -438,3 +438,30 @@ t.test('a revocation is remembered for revocationMemoryMs after its latest recor
   t.equal(await cache.getLiveSession('sb'), null, "bob's sign-out, remembered again 600 ms later, is kept");
   t.equal((await cache.getLiveSession('sa'))?.sessionId, 'sa', "alice's, older than any session, is forgotten (the memory stays bounded)");
 });
+
+t.test('a SessionStarted appended again after its session ended (a publish retried past the de-duplication window) revives nothing', async (t) => {
+  const { bus, inner, cache } = await setup(t);
+  const p = appProvider();
+  const ended = started({ provider: 'app' });
+  const signedOut = started({ provider: 'app', sub: 'bob', sid: 'sid-2' });
+  const endedSeq = await bus.log.append(createEvent('SessionStarted', ended));
+  const signedOutSeq = await bus.log.append(createEvent('SessionStarted', signedOut));
+  await bus.log.append(createEvent('SessionEnded', { sessionId: ended.sessionId, reason: 'logout' }));
+  await bus.log.append(createEvent('UserSignedOut', { sub: 'bob', provider: 'app', reason: 'test' }));
+  // The same records again, in new envelopes (so not de-duplicated by event id), at later sequences.
+  await bus.log.append(createEvent('SessionStarted', ended));
+  const last = await bus.log.append(createEvent('SessionStarted', signedOut));
+  t.ok(await cache.waitLocalApplied(last, 1000));
+  t.ok(await inner.waitForApplied(last, 1000));
+
+  t.equal(cache.peekLiveSession(ended.sessionId), undefined, 'an ended session id started again is not pre-warmed');
+  t.equal(await cache.getLiveSession(ended.sessionId), null, 'read from the store: dead (its tombstone)');
+  t.equal(await inner.getLiveSession(signedOut.sessionId), null, 'the store refuses the signed-out copy too');
+  for (const [s, seq] of [[ended, endedSeq], [signedOut, signedOutSeq]] as const) {
+    // The user's cookie names the sequence its session started at, which no later copy has.
+    const cookie = `${p.sessionCookie}=${signSessionCookie(p.config.cookie_secret, { sessionId: s.sessionId, seq })}`;
+    const check = await checkSession(cache, p, cookie);
+    t.equal(check.session, null, `${s.sub}'s old cookie is refused`);
+    t.equal(check.staleCookie, true, `${s.sub}'s old cookie is deleted`);
+  }
+});

@@ -281,8 +281,10 @@ export class CachedSessionReader implements SessionReader {
   #apply({ seq, event }: SequencedEvent): void {
     switch (event.type) {
       case 'SessionStarted':
-        // Pre-warm: the next request with this cookie is a hit on every gateway.
-        if (this.#trusted) this.#insert({ ...event.data, seq });
+        // Pre-warm: the next request with this cookie is a hit on every gateway. Not a start under
+        // an id this cache saw end (a copy appended again, which the stores refuse by its createdAt):
+        // a miss asks the store. Cookies name the start's seq, so no copy could match one anyway.
+        if (this.#trusted && !this.#rev.bySession.has(event.data.sessionId)) this.#insert({ ...event.data, seq });
         break;
       case 'SessionEnded':
         this.#remember(this.#rev.bySession, event.data.sessionId, seq);
