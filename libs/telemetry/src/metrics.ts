@@ -280,12 +280,15 @@ export function createMetrics(opts: { outpostName: string; version: string; coll
       labelNames: ['result'],
       registers: [registry],
     }),
-    sessionCacheLookups: new Counter({
-      name: 'portcullis_session_cache_lookups_total',
-      help: 'Gateway session lookups by result (hit, miss, bypass)',
-      labelNames: ['result'],
-      registers: [registry],
-    }),
+    // Counted on every request a session cookie comes with: label sets are cached.
+    sessionCacheLookups: withCachedCounterLabels(
+      new Counter({
+        name: 'portcullis_session_cache_lookups_total',
+        help: 'Gateway session lookups by result (hit, miss, bypass)',
+        labelNames: ['result'],
+        registers: [registry],
+      }),
+    ),
     sessionCacheTrusted: new Gauge({
       name: 'portcullis_session_cache_trusted',
       help: '1 while the gateway trusts its session cache, 0 while it reads Redis for every request',

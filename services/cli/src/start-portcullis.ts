@@ -70,6 +70,8 @@ export class StartupError extends Error {
  * session replica re-subscribing after a NATS node loss (its stall watchdog fires after 5 s).
  */
 const PROJECTION_WAIT_MS = 10_000;
+/** The session cache's lookup results as label sets, built once (counted per request). */
+const LOOKUP_LABELS = { hit: { result: 'hit' }, miss: { result: 'miss' }, bypass: { result: 'bypass' } } as const;
 
 /** Starts the roles in `roles` for `config`. */
 export async function startPortcullis(opts: { config: PortcullisConfig; roles: ReadonlySet<Role>; logger: Logger }): Promise<RunningPortcullis> {
@@ -194,7 +196,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
           log: bus.log,
           store,
           revocationMemoryMs: maxSessionSeconds(config) * 1000,
-          onLookup: (result) => metrics.sessionCacheLookups.inc({ result }),
+          onLookup: (result) => metrics.sessionCacheLookups.inc(LOOKUP_LABELS[result]),
           onTrustChange: (trusted, reason) =>
             (trusted ? logger.info.bind(logger) : logger.warn.bind(logger))({ reason }, trusted ? 'session cache trusted' : 'session cache distrusted: reading Redis for every request'),
         });

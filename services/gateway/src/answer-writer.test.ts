@@ -21,6 +21,15 @@ const IDENTITY: Array<[string, string]> = [
   ['X-authentik-meta-version', 'portcullis/test'],
 ];
 
+const REPEATED: Array<[string, string]> = [
+  ['X-Team', 'a'],
+  ['set-cookie', 'n=2'],
+  ['Set-Cookie', 'm=1'],
+  ['x-team', 'b'],
+  ['SET-COOKIE', 'o=3'],
+  ['Location', '/x'],
+];
+
 /** Answers as the handler builds them; `fast` says whether the raw writer must take them (false: it hands them to fastify). */
 const CASES: Array<{ name: string; answer: RespondAnswer; fast: boolean }> = [
   { name: 'forward auth 200 with identity headers', answer: { kind: 'respond', status: 200, headers: IDENTITY, body: '' }, fast: true },
@@ -39,17 +48,21 @@ const CASES: Array<{ name: string; answer: RespondAnswer; fast: boolean }> = [
     answer: {
       kind: 'respond',
       status: 200,
-      headers: [
-        ['X-Team', 'a'],
-        ['set-cookie', 'n=2'],
-        ['Set-Cookie', 'm=1'],
-        ['x-team', 'b'],
-        ['SET-COOKIE', 'o=3'],
-        ['Location', '/x'],
-      ],
+      headers: REPEATED,
       body: 'body',
     },
     fast: true,
+  },
+  // A shared header list (a session's forward-auth answer) has its head kept between writes: the
+  // same bytes again (GET then HEAD reuse it), and a new body gets its own Content-Length.
+  { name: 'forward auth 200, shared header list', answer: { kind: 'respond', status: 200, headers: IDENTITY, body: '', sharedHeaders: true }, fast: true },
+  { name: 'shared list with repeated names', answer: { kind: 'respond', status: 200, headers: REPEATED, body: 'body', sharedHeaders: true }, fast: true },
+  { name: 'the same shared list, another body', answer: { kind: 'respond', status: 200, headers: REPEATED, body: 'a longer body', sharedHeaders: true }, fast: true },
+  { name: 'the same shared list, another status', answer: { kind: 'respond', status: 404, headers: REPEATED, body: 'a longer body', sharedHeaders: true }, fast: true },
+  {
+    name: 'a shared list with a Content-Type fastify would not keep',
+    answer: { kind: 'respond', status: 200, headers: [['content-type', 'not a type']], body: 'x', sharedHeaders: true },
+    fast: false,
   },
   { name: 'JSON as answers.ts spells it (with the charset)', answer: noProviderAnswer('nope.example'), fast: true },
   { name: 'JSON without a charset (fastify adds one)', answer: { kind: 'respond', status: 400, headers: [['content-type', 'application/json']], body: '{}' }, fast: false },

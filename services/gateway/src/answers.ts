@@ -11,6 +11,11 @@ export interface RespondAnswer {
   status: number;
   headers: Array<[string, string]>;
   body: string;
+  /**
+   * `headers` is a list shared by many answers and never changed (a session's forward-auth
+   * answer): the writer may keep its wire form with it.
+   */
+  sharedHeaders?: true;
 }
 
 /** Forward the request to `origin` + `path` with `headers` (hop-by-hop already removed). */

@@ -439,7 +439,7 @@ export class GatewayHandler {
     if (check.session) {
       this.#deps.observe?.decision?.(p.name, 'authenticated');
       // Shared, pre-encoded per session record: the writer only reads answer headers.
-      return { kind: 'respond', status: 200, headers: this.#identity.get(p, check.session).answer, body: '' };
+      return { kind: 'respond', status: 200, headers: this.#identity.get(p, check.session).answer, body: '', sharedHeaders: true };
     }
     const deletion = check.staleCookie ? [this.#deletionCookie(p)] : [];
     // The path as sent (the upstream gets it), not the parsed URL's: that has dot segments resolved.

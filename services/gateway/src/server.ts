@@ -333,8 +333,35 @@ export function writeAnswer(reply: FastifyReply, answer: Extract<Answer, { kind:
  * path, where no fastify could take the answer; every type `answers.ts` uses is sent as is anyway).
  */
 function writeAnswerTo(res: ServerResponse, answer: Extract<Answer, { kind: 'respond' }>, anyType: boolean): boolean {
+  let head = answer.sharedHeaders ? PREPARED.get(answer.headers) : undefined;
+  if (head === undefined || head.status !== answer.status || head.body !== answer.body) {
+    head = prepareHead(answer);
+    if (answer.sharedHeaders) PREPARED.set(answer.headers, head);
+  }
+  if (head.otherType && !anyType) return false;
+  // writeHead only stores the head, and throws on an invalid value before anything is sent (a 500
+  // follows); a fastify reply is hijacked only once the head is good.
+  res.writeHead(answer.status, head.fields);
+  res.end(answer.status === 204 ? undefined : answer.body);
+  return true;
+}
+
+/** An answer's head as {@link writeAnswerTo} writes it: flat name/value pairs, in order. */
+interface PreparedHead {
+  status: number;
+  body: string;
+  fields: string[];
+  /** A Content-Type fastify would rewrite (see {@link writeAnswer}). */
+  otherType: boolean;
+}
+
+/** Heads of shared answer header lists (a session's forward-auth answer), prepared once per list and body. */
+const PREPARED = new WeakMap<ReadonlyArray<[string, string]>, PreparedHead>();
+
+function prepareHead(answer: Extract<Answer, { kind: 'respond' }>): PreparedHead {
   const headers: Record<string, string | string[]> = {};
   let deferred: string[] | undefined;
+  let otherType = false;
   for (const [name, value] of answer.headers) {
     if (name === 'set-cookie') {
       if (deferred) deferred.push(value);
@@ -343,22 +370,25 @@ function writeAnswerTo(res: ServerResponse, answer: Extract<Answer, { kind: 'res
     }
     const key = lowerHeaderName(name);
     if (key === 'set-cookie') addCookie(headers, value);
-    else if (key === 'content-type' && !anyType && !AS_IS_TYPES.has(value)) return false;
-    else headers[key] = value;
+    else {
+      if (key === 'content-type' && !AS_IS_TYPES.has(value)) otherType = true;
+      headers[key] = value;
+    }
   }
   if (deferred) for (const c of deferred) addCookie(headers, c);
-  let body: string | undefined;
   if (answer.status !== 204) {
     // fastify's default Content-Type for a string body sent without one.
     if (headers['content-type'] === undefined) headers['content-type'] = TEXT_TYPE;
     headers['content-length'] = String(Buffer.byteLength(answer.body));
-    body = answer.body;
   }
-  // writeHead only stores the head, and throws on an invalid value before anything is sent (a 500
-  // follows); a fastify reply is hijacked only once the head is good.
-  res.writeHead(answer.status, headers);
-  res.end(body);
-  return true;
+  // Flat pairs: a repeated name (Set-Cookie) gives adjacent pairs, the bytes an array value gives.
+  const fields: string[] = [];
+  for (const key in headers) {
+    const value = headers[key]!;
+    if (typeof value === 'string') fields.push(key, value);
+    else for (const v of value) fields.push(key, v);
+  }
+  return { status: answer.status, body: answer.body, fields, otherType };
 }
 
 function addCookie(headers: Record<string, string | string[]>, value: string): void {
