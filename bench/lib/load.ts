@@ -133,6 +133,22 @@ export function ratio(subject: TargetResult, baseline: TargetResult): number {
 }
 
 /**
+ * The throughput ratio of each round (subject and baseline run back to back in it): how far the
+ * machine's drift moved the ratio, shown next to the mean so a result on the line reads as such.
+ */
+export function roundRatios(subject: TargetResult, baseline: TargetResult): number[] {
+  return subject.runs.map((run, i) => run.rps / (baseline.runs[i]?.rps ?? Number.NaN));
+}
+
+/** `0.77 (rounds 0.74–0.80)`: a throughput ratio and the range of its rounds' ratios. */
+export function ratioWithRounds(subject: TargetResult, baseline: TargetResult, format: (n: number) => string): string {
+  const rounds = roundRatios(subject, baseline);
+  const main = format(ratio(subject, baseline));
+  if (rounds.length < 2) return main;
+  return `${main} (rounds ${format(Math.min(...rounds))}–${format(Math.max(...rounds))})`;
+}
+
+/**
  * `baseline / subject` CPU per request: the throughput ratio the two would have if each had a core
  * of its own (NaN when either was not measured).
  */

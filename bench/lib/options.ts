@@ -7,7 +7,7 @@ export interface BenchOptions {
   duration: number;
   /** Seconds of warm-up per target before its measured runs (default 3, quick 1). */
   warmup: number;
-  /** Measured runs per target, alternated with the baseline's (A/B/A/B): default 2. */
+  /** Measured runs per target, alternated with the baseline's (A/B/A/B; BENCH_ROUNDS, default 2). */
   rounds: number;
   /** autocannon connections (BENCH_CONNECTIONS; default 100). */
   connections: number;
@@ -26,7 +26,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--only 1,2,...] [--sessions N] [--big-user N] [--sign-outs N] [--profile | --no-profile]
-env: BENCH_DURATION (seconds per measured run), BENCH_CONNECTIONS (default 100)`;
+env: BENCH_DURATION (seconds per measured run), BENCH_CONNECTIONS (default 100), BENCH_ROUNDS (measured rounds per comparison, default 2)`;
 
 /** Parses argv (after `--`) and the BENCH_* variables; throws with the usage on anything unknown. */
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -56,7 +56,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     quick,
     duration: num(env['BENCH_DURATION'], quick ? 2 : 10, 'BENCH_DURATION'),
     warmup: quick ? 1 : 3,
-    rounds: 2,
+    rounds: Math.round(num(env['BENCH_ROUNDS'], 2, 'BENCH_ROUNDS')),
     connections: Math.round(num(env['BENCH_CONNECTIONS'], 100, 'BENCH_CONNECTIONS')),
     only: new Set(only ? only.split(',').map((s) => Math.round(num(s, 0, '--only item'))) : [1, 2, 3, 4, 5, 6]),
     sessions: Math.round(num(value('--sessions'), quick ? 1e4 : 1e6, '--sessions')),

@@ -1,7 +1,7 @@
 // Scenarios 1–3: forward-auth decision, proxy mode, unauthenticated redirect and allow-listed path, each against its baseline.
 import { request } from 'undici';
 import type { Environment } from '../lib/environment.ts';
-import { type LoadSettings, type LoadTarget, type TargetResult, compare, cpuRatio, ratio } from '../lib/load.ts';
+import { type LoadSettings, type LoadTarget, type TargetResult, compare, cpuRatio, ratio, ratioWithRounds } from '../lib/load.ts';
 import { startBenchNginx } from '../lib/nginx.ts';
 import { type BenchChild, startHelper } from '../lib/processes.ts';
 import type { ScenarioReport } from '../lib/report-types.ts';
@@ -109,7 +109,7 @@ export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s:
       { name: 'server CPU per request, portcullis vs bare → capacity ratio (bare / portcullis)', value: cpuFigure(p!, b!) },
     ],
     targets: [
-      { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: fmt(r), met: r >= 0.8 },
+      { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: ratioWithRounds(p!, b!, fmt), met: r >= 0.8 },
       {
         what: `p99 at ${s.connections} connections, paced at ${PACED_SHARE * 100} % of the bare server's throughput`,
         target: '≤ 5 ms',
@@ -202,7 +202,7 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
         },
       );
       report.targets.push(
-        { what: `${size}: throughput vs nginx`, target: '≥ 0.70', measured: fmt(vsNginx), met: vsNginx >= 0.7 },
+        { what: `${size}: throughput vs nginx`, target: '≥ 0.70', measured: ratioWithRounds(p!, n!, fmt), met: vsNginx >= 0.7 },
         { what: `${size}: portcullis over the bare undici proxy (same headers)`, target: '≤ 5 %', measured: `${fmt(overUndici * 100, 1)} %`, met: overUndici <= 0.05 },
         { what: `${size}: auth work alone, over the same native relay without auth (same headers)`, target: '≤ 5 %', measured: `${fmt(authWork * 100, 1)} %`, met: authWork <= 0.05 },
       );
