@@ -24,6 +24,8 @@ export interface RebuildOptions {
   stallMs?: number;
   /** After each replayed event: its seq, and the log's last seq as last read (it grows when events arrive meanwhile). */
   onProgress?: (seq: number, lastSeq: number) => void;
+  /** Once the rebuild holds the marker (before anything is dropped). */
+  onBegun?: () => void;
 }
 
 /** What a rebuild did. */
@@ -46,6 +48,7 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   const stallMs = opts.stallMs ?? REBUILD_STALL_MS;
   const token = randomUUID();
   await store.beginRebuild(token, ttlMs);
+  opts.onBegun?.();
 
   let sub: Subscription | undefined;
   let refresher: NodeJS.Timeout | undefined;

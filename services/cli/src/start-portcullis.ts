@@ -140,7 +140,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
             notice.rebuilding ? 'session projection paused: a rebuild holds the projection' : 'session projection failed: retrying',
           ),
         // Redis lost the projection (restarted without persistence...): rebuilt from the log, gateways answering 503 meanwhile.
-        ...(isRedisStore(store) ? { rebuild: () => rebuildProjection({ log: bus.log, store }) } : {}),
+        ...(isRedisStore(store) ? { rebuild: (onBegun) => rebuildProjection({ log: bus.log, store, onBegun }), rebuildInProgress: () => store.rebuildInProgress() } : {}),
         onRebuild: (phase, detail) =>
           phase === 'started'
             ? logger.warn({ reason: detail }, 'rebuilding the session projection from the event log: gateways answer 503 for sessions they have not cached until it ends')

@@ -187,3 +187,64 @@ t.test('start() rejects when the applied sequence cannot be read at all', async 
   const service = createSessionService({ log: bus.log, store: broken });
   await t.rejects(service.start(), { code: 'PORTCULLIS_STORE_UNAVAILABLE' });
 });
+
+t.test("another rebuild's drop of the projection is not a loss; a rebuild reports 'started' only once it holds the marker", async (t) => {
+  const bus = createMemoryBus();
+  t.teardown(() => bus.close());
+  const { store } = flakyStore([]);
+  // What Redis says around a rebuild: the marker, and the applied sequence the drop took away.
+  let marker = false;
+  let dropped = false;
+  const appliedSeq = store.appliedSeq;
+  store.appliedSeq = async () => (dropped ? 0 : appliedSeq());
+  const notices: unknown[] = [];
+  const phases: string[] = [];
+  let attempts = 0;
+  /** Rebuild attempts that find the marker held by another rebuild (which then finishes). */
+  let othersFirst = 0;
+  const service = createSessionService({
+    log: bus.log,
+    store,
+    onError: (err) => notices.push(err),
+    onRebuild: (phase, detail) => phases.push(`${phase}: ${detail}`),
+    rebuild: async (onBegun) => {
+      attempts += 1;
+      // Like rebuildProjection: the marker first; held by another rebuild, it refuses before anything begins.
+      if (marker || othersFirst > 0) {
+        othersFirst -= 1;
+        throw new StoreError(StoreErrorCode.Rebuilding, 'another rebuild of the projection is in progress');
+      }
+      onBegun();
+      dropped = false;
+    },
+    rebuildInProgress: async () => marker,
+    lossCheckEveryMs: 20,
+    retry: { initialMs: 20, maxMs: 100, rebuildingPollMs: 20 },
+  });
+  await service.start();
+  t.teardown(() => service.stop());
+  for (let i = 1; i <= 3; i++) await bus.log.append(signedOut(`user-${i}`));
+  await waitUntil(async () => (await store.appliedSeq()) === 3, 'the log projected');
+
+  // `sessions rebuild` takes the marker and drops the projection; many loss checks run meanwhile.
+  marker = true;
+  dropped = true;
+  const after = Date.now() + 300;
+  await waitUntil(() => Date.now() > after, 'some fifteen loss checks');
+  t.same(notices, [], 'nothing reported while the other rebuild holds the projection');
+  t.equal(attempts, 0, 'no rebuild of its own attempted');
+  marker = false;
+  dropped = false;
+  await bus.log.append(signedOut('user-4'));
+  await waitUntil(async () => (await store.appliedSeq()) === 4, 'projecting again after the rebuild');
+
+  // The same drop with no marker is a loss: reported and rebuilt. Another rebuild gets the marker
+  // first twice: waited for, and 'started' is said once, by the attempt that held the marker.
+  othersFirst = 2;
+  dropped = true;
+  await waitUntil(() => phases.length === 2, 'the rebuild reported');
+  t.match(String(notices[0]), /went from #4 back to #0/, 'the loss is reported');
+  t.equal(attempts, 3, 'two attempts found the marker held, the third held it');
+  t.match(phases[0], /^started: /);
+  t.match(phases[1], /^finished:/);
+});

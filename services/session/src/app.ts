@@ -46,9 +46,17 @@ export interface SessionServiceDeps {
    * when it holds nothing while the log does. Without it (the in-memory store, which cannot lose its
    * data on its own) the service replays from the store's applied sequence as before.
    */
-  rebuild?: () => Promise<unknown>;
-  /** Called when a rebuild starts (why) and ends (how many events), for the logs. */
+  rebuild?: (onBegun: () => void) => Promise<unknown>;
+  /**
+   * Whether a rebuild (`sessions rebuild`, or another replica's) holds the projection right now. Its
+   * drop of the projection is not a loss: without this, the idle loss check would report one and
+   * start a rebuild of its own, which then only waits for the running one.
+   */
+  rebuildInProgress?: () => Promise<boolean>;
+  /** Called when this service's rebuild has begun (why; once it holds the marker) and when it ends, for the logs. */
   onRebuild?: (phase: 'started' | 'finished', detail: string) => void;
+  /** How often an idle projector checks the store for a lost projection (ms; default 2000). */
+  lossCheckEveryMs?: number;
 }
 
 export interface SessionService {
@@ -96,9 +104,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     // session whose sign-out is not replayed yet looks live): rebuild under the marker instead.
     if (deps.rebuild && (lost || (from === 1 && (await deps.log.lastSeq()) > 0))) {
       const why = lost ? 'Redis lost the projection' : 'the projection is empty while the log holds events';
-      deps.onRebuild?.('started', why);
       try {
-        await deps.rebuild();
+        // Reported once the marker is held: another rebuild holding it is a wait ("paused"), not this one.
+        await deps.rebuild(() => deps.onRebuild?.('started', why));
       } catch (err) {
         // Retried like any failure (never fatal, also at start): "rebuilding" when another replica rebuilds first.
         fail(err, undefined);
@@ -161,7 +169,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     checking = true;
     try {
       const applied = await deps.store.appliedSeq();
-      if (running && sub === current && applied < highest) {
+      // A rebuild holding the marker dropped the projection itself and is refilling it: not a loss.
+      if (running && sub === current && applied < highest && !(await deps.rebuildInProgress?.())) {
         // Nothing left: rebuilt from the whole log. Some left (a failover to a replica that lagged): the
         // resubscription replays what it misses, from its applied sequence on.
         const err = new Error(`the store's applied sequence went from #${highest} back to #${applied}: Redis lost ${applied === 0 ? 'the projection' : 'its latest writes'}`);
@@ -183,7 +192,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         running = false;
         throw err;
       }
-      if (deps.rebuild) lossCheck = setInterval(() => void checkForLoss(), LOSS_CHECK_EVERY_MS);
+      if (deps.rebuild) lossCheck = setInterval(() => void checkForLoss(), deps.lossCheckEveryMs ?? LOSS_CHECK_EVERY_MS);
     },
     async stop() {
       running = false;
