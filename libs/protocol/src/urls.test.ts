@@ -1,7 +1,7 @@
 // Tests for original-URL reconstruction per front proxy flavour.
 import t from 'tap';
 import type { ForwardFlavour, ForwardRequestInput } from './urls.ts';
-import { reconstructOriginalRequest } from './urls.ts';
+import { fastAuthority, reconstructOriginalRequest } from './urls.ts';
 
 function href(flavour: ForwardFlavour, input: ForwardRequestInput): string | null {
   return reconstructOriginalRequest(flavour, input)?.url.href ?? null;
@@ -107,4 +107,100 @@ t.test('reconstructOriginalRequest keeps the path as sent: dot segments and back
   ];
   for (const [flavour, input, expected] of cases) t.equal(reconstructOriginalRequest(flavour, input)?.rawPath, expected, `${flavour} ${JSON.stringify(input)}`);
   t.equal(reconstructOriginalRequest('traefik', { headers: {} }), null);
+});
+
+t.test("the fast authority reading gives the URL parser's scheme and host wherever it answers, and leaves everything unusual to the parser", async (t) => {
+  const tricky = [
+    'http://app.company/x',
+    'HTTPS://App.Company:443/x?y#z',
+    'http://app.company:80',
+    'http://app.company:0080/',
+    'http://app.company:00000/',
+    'http://app.company:65535/',
+    'http://app.company:65536/',
+    'http://app.company:/x',
+    'http://app.company./x',
+    'http://.app.company/x',
+    'http://app..company/x',
+    'http://-/x',
+    'http://a-.-b/x',
+    'http://127.0.0.1/x',
+    'http://127.1/x',
+    'http://app.0x7f/x',
+    'http://app.1/x',
+    'http://1app/x',
+    'http://app.1a/x',
+    'http://xn--nxasmq6b.com/x',
+    'http://a.XN--bad/x',
+    'http://xn--a/x',
+    'http://bücher.de/x',
+    'http://user@app.company/x',
+    'http://user:pw@app.company/x',
+    'http://app.company@evil.com/x',
+    'http://app.company\\evil.com/x',
+    'http://app.company\\@evil.com/x',
+    'http:\\\\app.company/x',
+    'http:/app.company/x',
+    'http:app.company/x',
+    'http:///app.company/x',
+    ' http://app.company/x',
+    'http://app.company /x',
+    'http://app_company/x',
+    'http://app%2ecompany/x',
+    'http://[::1]:9000/x',
+    'http://app.company?x',
+    'http://app.company#x',
+    'http://app.company:8080?x',
+    'ftp://app.company/x',
+    'httpx://app.company/x',
+    'http://a.b.c.d.e.f.example:9000/%2e%2e/x',
+    'http://app.company/x\\y/../z',
+  ];
+  // Random strings over the characters that matter in an authority, too.
+  const alphabet = ['a', 'Z', '0', '9', '-', '.', ':', '/', '?', '#', '@', '\\', '%', 'x', 'n', '_', '[', ']', ' '];
+  let seed = 42;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed;
+  };
+  const random: string[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    let tail = '';
+    const n = 1 + (next() % 14);
+    for (let j = 0; j < n; j++) tail += alphabet[next() % alphabet.length];
+    random.push(`${next() % 2 ? 'http' : 'HTTPS'}://${tail}`);
+  }
+  let fast = 0;
+  for (const value of [...tricky, ...random]) {
+    const got = fastAuthority(value);
+    if (got === undefined) continue;
+    fast += 1;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch (err) {
+      t.fail(`${JSON.stringify(value)}: read fast as ${got.host}, but the parser refuses it (${String(err)})`);
+      continue;
+    }
+    const same = url.host === got.host && url.protocol === `${got.scheme}:` && url.username === '' && url.password === '';
+    if (!same) t.fail(`${JSON.stringify(value)}: fast ${got.scheme}://${got.host}, parser ${url.protocol}//${url.host} (user ${JSON.stringify(url.username)})`);
+  }
+  t.ok(fast > 1_000, `the fast reading answered for ${fast} of ${tricky.length + random.length} URLs, each as the parser does`);
+  t.same(fastAuthority('HTTPS://App.Company:443/x?y#z'), { scheme: 'https', host: 'app.company' });
+  t.same(fastAuthority('http://app.company:0080/'), { scheme: 'http', host: 'app.company' });
+  t.same(fastAuthority('http://app.company:8080?x'), { scheme: 'http', host: 'app.company:8080' });
+  for (const odd of ['http://127.1/x', 'http://xn--nxasmq6b.com/x', 'http://user@app.company/x', 'http://app.company\\evil.com/x', 'http://app.company:65536/']) {
+    t.equal(fastAuthority(odd), undefined, `${odd}: left to the parser`);
+  }
+});
+
+t.test('nginx X-Original-URL read the fast way gives the same original request as the parser', async (t) => {
+  for (const value of ['http://App.Company:8080/a/../b?c=d#e', 'https://app.company/%2e%2e/x\\y', 'https://app.company:443']) {
+    const o = reconstructOriginalRequest('nginx', { headers: { 'x-original-url': value } })!;
+    const url = new URL(value);
+    t.equal(o.host, url.host, `${value}: host`);
+    t.equal(`${o.scheme}:`, url.protocol, `${value}: scheme`);
+    t.equal(o.url.href, url.href, `${value}: the URL, parsed when asked for`);
+  }
+  t.equal(reconstructOriginalRequest('nginx', { headers: { 'x-original-url': 'http://user@app.company/x' } }), null, 'credentials: still refused (by the parser)');
 });

@@ -41,7 +41,12 @@ function parseProto(value: string | undefined): 'http' | 'https' | undefined {
 
 /** The original URL, and its path exactly as the front proxy sent it (no query, nothing resolved). */
 export interface OriginalRequest {
-  url: URL;
+  /** Parsed on first read where the request came as one absolute URL (a request with a session never needs it: HOT). */
+  readonly url: URL;
+  /** `url.host` (lower case, default port left out), without parsing the whole URL where that is exact. */
+  readonly host: string;
+  /** The scheme `url.protocol` names. */
+  readonly scheme: 'http' | 'https';
   /**
    * The URL parser resolves `.`/`..` (also `%2e`) and reads `\` as `/`; the upstream gets the raw
    * path, which it may not resolve the same way. Skip rules must judge this (see `normalizePath`).
@@ -50,23 +55,107 @@ export interface OriginalRequest {
   readonly rawPath: string;
 }
 
-/** An {@link OriginalRequest} whose raw path is cut out of the sent target only when asked for. */
+/** An {@link OriginalRequest} whose URL (if not given) and raw path are computed from the sent target only when asked for. */
 class Original implements OriginalRequest {
+  #url: URL | undefined;
   #target: string;
   #absolute: boolean;
   #rawPath: string | undefined;
   constructor(
-    readonly url: URL,
+    url: URL | undefined,
     target: string,
     absolute: boolean,
+    readonly scheme: 'http' | 'https',
+    readonly host: string,
   ) {
+    this.#url = url;
     this.#target = target;
     this.#absolute = absolute;
+  }
+  get url(): URL {
+    // Only absolute targets come without a URL: ones whose authority `fastAuthority` vouched for,
+    // which the URL parser accepts (its path, query and fragment states never fail).
+    this.#url ??= new URL(this.#target);
+    return this.#url;
   }
   get rawPath(): string {
     this.#rawPath ??= this.#absolute ? rawPathOfAbsolute(this.#target) : pathPart(this.#target);
     return this.#rawPath;
   }
+}
+
+/** From a parsed URL (http or https only). */
+function originalOf(url: URL, target: string, absolute: boolean): Original {
+  return new Original(url, target, absolute, url.protocol === 'https:' ? 'https' : 'http', url.host);
+}
+
+/**
+ * `scheme` and `host` as `new URL(value)` would give them, without parsing the rest (HOT: forward
+ * auth from nginx sends the whole URL with every check), for an http(s) URL whose authority is in
+ * the plain form the parser leaves as it is apart from case and a default port: letters, digits and
+ * `-` in non-empty labels separated by `.`, the last not starting with a digit (the parser would
+ * read an IPv4 address and normalize it), no `xn--` label (punycode, which the parser checks), an
+ * optional port of 1 to 5 digits up to 65535, then the end or `/`, `?`, `#` — so no credentials
+ * (`@`) and no `\` (a path separator to the parser). Undefined for anything else: the parser decides.
+ * Exact where it answers (urls.test.ts holds it to the parser on tricky and random URLs).
+ */
+export function fastAuthority(value: string): { scheme: 'http' | 'https'; host: string } | undefined {
+  let i = schemeEnd(value);
+  if (i === 0) return undefined;
+  const scheme = i === 8 ? 'https' : 'http';
+  const start = i;
+  let labelStart = i;
+  let upper = false;
+  for (; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (i === labelStart && (c | 0x20) === 0x78 /* x */ && isPunycodePrefix(value, i)) return undefined;
+    if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d) continue;
+    if (c >= 0x41 && c <= 0x5a) {
+      upper = true;
+      continue;
+    }
+    if (c !== 0x2e /* . */) break;
+    if (i === labelStart) return undefined;
+    labelStart = i + 1;
+  }
+  const first = value.charCodeAt(labelStart);
+  if (i === labelStart || (first >= 0x30 && first <= 0x39)) return undefined;
+  const name = value.slice(start, i);
+  let host = upper ? name.toLowerCase() : name;
+  if (value.charCodeAt(i) === 0x3a /* : */) {
+    let port = 0;
+    const digits = ++i;
+    for (; i < value.length && i - digits < 6; i++) {
+      const c = value.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) break;
+      port = port * 10 + (c - 0x30);
+    }
+    if (i === digits || i - digits > 5 || port > 65535) return undefined;
+    if (port !== (scheme === 'https' ? 443 : 80)) host += `:${port}`;
+  }
+  if (i < value.length) {
+    const c = value.charCodeAt(i);
+    if (c !== 0x2f /* / */ && c !== 0x3f /* ? */ && c !== 0x23 /* # */) return undefined;
+  }
+  return { scheme, host };
+}
+
+/** 7 after `http://`, 8 after `https://` (any case), else 0. */
+function schemeEnd(value: string): number {
+  if (value.length < 8) return 0;
+  const h = value.charCodeAt(0) | 0x20;
+  const t1 = value.charCodeAt(1) | 0x20;
+  const t2 = value.charCodeAt(2) | 0x20;
+  const p = value.charCodeAt(3) | 0x20;
+  if (h !== 0x68 || t1 !== 0x74 || t2 !== 0x74 || p !== 0x70) return 0;
+  let i = 4;
+  if ((value.charCodeAt(i) | 0x20) === 0x73 /* s */) i++;
+  return value.charCodeAt(i) === 0x3a && value.charCodeAt(i + 1) === 0x2f && value.charCodeAt(i + 2) === 0x2f ? i + 3 : 0;
+}
+
+/** `xn--` (any case) at `i`. */
+function isPunycodePrefix(value: string, i: number): boolean {
+  return (value.charCodeAt(i + 1) | 0x20) === 0x6e && value.charCodeAt(i + 2) === 0x2d && value.charCodeAt(i + 3) === 0x2d;
 }
 
 /** The path of a raw path-and-query or absolute URL: up to the first `?` or `#`. */
@@ -91,7 +180,7 @@ function buildUrl(proto: string | undefined, host: string | undefined, pathAndQu
   } catch {
     return null;
   }
-  return url.username === '' && url.password === '' ? new Original(url, pathAndQuery, false) : null;
+  return url.username === '' && url.password === '' ? originalOf(url, pathAndQuery, false) : null;
 }
 
 /**
@@ -124,6 +213,8 @@ export function reconstructOriginalRequest(flavour: ForwardFlavour, input: Forwa
       }
       const originalUrl = firstHeader(headers, 'x-original-url');
       if (originalUrl === undefined || CONTROL.test(originalUrl)) return null;
+      const plain = fastAuthority(originalUrl);
+      if (plain !== undefined) return new Original(undefined, originalUrl, true, plain.scheme, plain.host);
       let url: URL;
       try {
         url = new URL(originalUrl);
@@ -131,7 +222,7 @@ export function reconstructOriginalRequest(flavour: ForwardFlavour, input: Forwa
         return null;
       }
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
-      return url.username === '' && url.password === '' ? new Original(url, originalUrl, true) : null;
+      return url.username === '' && url.password === '' ? originalOf(url, originalUrl, true) : null;
     }
     case 'envoy': {
       const path = input.requestPath ?? '';

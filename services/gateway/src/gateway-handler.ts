@@ -411,15 +411,15 @@ export class GatewayHandler {
     // The provider was picked by Host / X-Forwarded-Host, which a front proxy may pass on from the
     // client (nginx with authentik's snippet sets only Host and X-Original-URL): the URL being
     // checked must be one of this provider's, or another provider's cookie would decide for it.
-    if (this.#route(original.url.host, original.url.protocol === 'https:' ? 'https' : 'http') !== this.providers.indexOf(p)) {
+    if (this.#route(original.host, original.scheme) !== this.providers.indexOf(p)) {
       this.#deps.log.warn(
-        { provider: p.name, flavour, peer: req.peer, host: original.url.host },
+        { provider: p.name, flavour, peer: req.peer, host: original.host },
         'forward auth for a URL whose host is not this provider\'s (the request\'s Host / X-Forwarded-Host name another): refusing. Make the front proxy set X-Forwarded-Host (or Host) to the original host',
       );
       return textAnswer(500, 'configuration error');
     }
-    const originalQuery = original.url.search.slice(1);
     if (flavour !== 'nginx') {
+      const originalQuery = original.url.search.slice(1);
       if (queryFlag(originalQuery, CALLBACK_FLAG)) return neverAPass(this.#callback(p, req, originalQuery));
       if (queryFlag(originalQuery, LOGOUT_FLAG)) return neverAPass(this.#signOut(p, req));
     }
