@@ -31,6 +31,14 @@ export interface SessionReader {
    * undefined after `timeoutMs` or when it cannot tell — then only the projection can. Optional.
    */
   awaitKnownSession?(sessionId: string, seq: number, timeoutMs: number): Promise<SessionRecord | undefined>;
+  /**
+   * Whether the event log the projection is built from holds `seq` (its last sequence ≥ `seq`), for a
+   * reader that follows the log itself (a gateway's cache): a cookie naming such a `seq` that the
+   * projection has not applied is then "cannot tell yet" (the projection lags or is being rebuilt),
+   * not "no such session". Rejects when the log cannot be asked. Optional: a reader without it (the
+   * embedded store, projected in-process from an in-process log) treats such a cookie as stale.
+   */
+  logHolds?(seq: number): Promise<boolean>;
   /** Live sessions, optionally of one user. */
   listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]>;
   /** Resolves true once the projection has applied `seq` (false after `timeoutMs`). */

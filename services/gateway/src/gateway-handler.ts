@@ -52,7 +52,7 @@ import {
   queryFlag,
   splitTarget,
 } from './request-context.ts';
-import { IdentityHeaderCache, type SessionCheck, anonymousIdentityHeaders, checkSession } from './session-check.ts';
+import { IdentityHeaderCache, type SessionCheck, SessionProjectionBehindError, anonymousIdentityHeaders, checkSession } from './session-check.ts';
 
 /** What the handler needs; all of it is injected so tests and the cluster wiring can swap adapters. */
 export interface GatewayHandlerDeps {
@@ -133,6 +133,11 @@ const UNCONFIRMED_REVOCATION_RETRY_AFTER_S = 1;
  * store): a hint for IdPs retrying a back-channel logout and for API clients; browsers ignore it.
  */
 const OUTAGE_RETRY_AFTER: Array<[string, string]> = [['retry-after', '5']];
+/**
+ * At most one log line per this interval (ms) for cookies the session projection has not reached: while
+ * it is rebuilt or catches up, every such request answers 503, and a line each would flood the log.
+ */
+const PROJECTION_BEHIND_LOG_EVERY_MS = 30_000;
 const ENVOY_PREFIX = 'auth/envoy';
 const FORWARD_AUTH_PREFIX = `${OUTPOST_PREFIX}auth/`;
 
@@ -146,6 +151,9 @@ export class GatewayHandler {
   readonly #meta: { outpostName: string; version: string };
   readonly #anonymous = new Map<ProviderRuntime, Array<[string, string]>>();
   readonly #activity: Pick<ActivityReporter, 'touch'> | undefined;
+  /** When the last "projection behind" line was logged (monotonic ms), and how many such 503s were answered since. */
+  #behindLoggedAt = Number.NEGATIVE_INFINITY;
+  #behindAnswered = 0;
 
   constructor(deps: GatewayHandlerDeps) {
     this.#deps = deps;
@@ -294,7 +302,8 @@ export class GatewayHandler {
     try {
       check = await checkSession(this.#deps.store, p, headerValue(req.headers, 'cookie'));
     } catch (err) {
-      this.#deps.log.error({ err, provider: p.name }, 'session store unavailable at sign-out');
+      if (err instanceof SessionProjectionBehindError) this.#projectionBehind(p, err);
+      else this.#deps.log.error({ err, provider: p.name }, 'session store unavailable at sign-out');
       return pageAnswer(503, 'Sign-out unavailable', 'Sessions cannot be read right now, so sign-out could not be recorded. Try again.', OUTAGE_RETRY_AFTER);
     }
     const s = check.session;
@@ -578,9 +587,27 @@ export class GatewayHandler {
   }
 
   #storeFailed(p: ProviderRuntime, err: unknown): RespondAnswer {
-    this.#deps.log.error({ err, provider: p.name }, 'session store unavailable; failing closed');
+    if (err instanceof SessionProjectionBehindError) this.#projectionBehind(p, err);
+    else this.#deps.log.error({ err, provider: p.name }, 'session store unavailable; failing closed');
     this.#deps.observe?.decision?.(p.name, 'error');
     return pageAnswer(503, 'Sessions unavailable', 'Portcullis cannot read sessions right now. Try again in a moment.', OUTAGE_RETRY_AFTER);
+  }
+
+  /**
+   * A cookie the projection has not reached although the log holds it (Redis lost the projection and
+   * it is being rebuilt, or the session services are catching up): logged at most once per
+   * {@link PROJECTION_BEHIND_LOG_EVERY_MS}, with the count of such answers since the last line.
+   */
+  #projectionBehind(p: ProviderRuntime, err: SessionProjectionBehindError): void {
+    this.#behindAnswered += 1;
+    const now = performance.now();
+    if (now - this.#behindLoggedAt < PROJECTION_BEHIND_LOG_EVERY_MS) return;
+    this.#behindLoggedAt = now;
+    this.#deps.log.warn(
+      { code: err.code, provider: p.name, applied_seq: err.applied, cookie_seq: err.cookieSeq, answered_503_since_last_line: this.#behindAnswered },
+      `the session projection is behind the log (applied #${err.applied}, cookie names #${err.cookieSeq}): answering 503 until it catches up; check the session service and Redis`,
+    );
+    this.#behindAnswered = 0;
   }
 
   /** After the cookie check: the session, else the Authorization header's credential (asynchronous). */

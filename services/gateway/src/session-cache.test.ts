@@ -465,3 +465,100 @@ t.test('a SessionStarted appended again after its session ended (a publish retri
     t.equal(check.staleCookie, true, `${s.sub}'s old cookie is deleted`);
   }
 });
+
+/**
+ * A gateway that starts after its sessions were logged (restarted, scaled out) over a projection that
+ * does not apply them (its session service is not running): it reads the SessionStarted while
+ * catching up with the log, so nothing is pre-warmed and only the projection could vouch for them.
+ */
+async function startedLate(t: import('tap').Test, log: import('@portcullis/bus').EventLog = createMemoryBus().log) {
+  const inner = createMemoryStore();
+  const session = createSessionService({ log, store: inner });
+  t.teardown(async () => {
+    await session.stop();
+    await inner.close();
+  });
+  return {
+    inner,
+    session,
+    async cache() {
+      const cache = new CachedSessionReader({ log, store: inner, revocationMemoryMs: 60_000 });
+      await cache.start();
+      t.teardown(() => cache.stop());
+      t.ok(await cache.waitLocalApplied(await log.lastSeq(), 1000), 'the cache read the log');
+      return cache;
+    },
+  };
+}
+
+const cookieFor = (p: ReturnType<typeof appProvider>, sessionId: string, seq: number) =>
+  `${p.sessionCookie}=${signSessionCookie(p.config.cookie_secret, { sessionId, seq })}`;
+
+t.test('a cookie the log holds but the projection has not applied is "cannot tell yet" (fails closed, cookie kept), then accepted once projected', async (t) => {
+  const bus = createMemoryBus();
+  const { inner, session, cache: startCache } = await startedLate(t, bus.log);
+  const p = appProvider();
+  const s = started();
+  const seq = await bus.log.append(createEvent('SessionStarted', s));
+  const cache = await startCache();
+  const cookie = cookieFor(p, s.sessionId, seq);
+  await t.rejects(
+    Promise.resolve(checkSession(cache, p, cookie)),
+    { code: 'PORTCULLIS_GATEWAY_PROJECTION_BEHIND', statusCode: 503, applied: 0, cookieSeq: seq },
+    'not "no such session": the caller answers 503 and keeps the cookie',
+  );
+  // The embedded store cannot ask the log (and, projected in-process, does not lag like this): stale as before.
+  t.equal((await checkSession(inner, p, cookie)).staleCookie, true, 'a reader without logHolds answers as before');
+  await session.start();
+  t.ok(await inner.waitForApplied(seq, 1000), 'the projection caught up');
+  const check = await checkSession(cache, p, cookie);
+  t.equal(check.session?.sessionId, s.sessionId, 'the same cookie is accepted');
+  t.equal(check.staleCookie, false);
+});
+
+t.test('a cookie beyond the end of the log (written to a stream since replaced) is stale, not "cannot tell" forever', async (t) => {
+  const bus = createMemoryBus();
+  const { cache: startCache } = await startedLate(t, bus.log);
+  await bus.log.append(createEvent('SessionStarted', started()));
+  const cache = await startCache();
+  const p = appProvider();
+  const check = await checkSession(cache, p, cookieFor(p, 'from-the-old-stream', (await bus.log.lastSeq()) + 5));
+  t.equal(check.session, null);
+  t.equal(check.staleCookie, true, 'deleted: the user logs in again');
+});
+
+t.test('a cookie whose seq the projection has applied and whose session ended is stale as before, not a 503', async (t) => {
+  const bus = createMemoryBus();
+  const { inner, session, cache: startCache } = await startedLate(t, bus.log);
+  await session.start();
+  const p = appProvider();
+  const ended = started();
+  const signedOut = started({ sub: 'bob', sid: 'sid-2' });
+  const endedSeq = await bus.log.append(createEvent('SessionStarted', ended));
+  const signedOutSeq = await bus.log.append(createEvent('SessionStarted', signedOut));
+  await bus.log.append(createEvent('SessionEnded', { sessionId: ended.sessionId, reason: 'logout' }));
+  const last = await bus.log.append(createEvent('UserSignedOut', { sub: 'bob', provider: 'app', reason: 'test' }));
+  t.ok(await inner.waitForApplied(last, 1000));
+  const cache = await startCache();
+  for (const [s, seq] of [[ended, endedSeq], [signedOut, signedOutSeq]] as const) {
+    const check = await checkSession(cache, p, cookieFor(p, s.sessionId, seq));
+    t.equal(check.staleCookie, true, `${s.sub}'s cookie is deleted`);
+  }
+});
+
+t.test('a cookie the projection has not applied while the log cannot be asked fails closed (the error propagates, the cookie is kept)', async (t) => {
+  const bus = createMemoryBus();
+  let logDown = false;
+  const log = {
+    append: bus.log.append.bind(bus.log),
+    subscribe: bus.log.subscribe.bind(bus.log),
+    lastSeq: () => (logDown ? Promise.reject(new Error('NATS down')) : bus.log.lastSeq()),
+  };
+  const { cache: startCache } = await startedLate(t, log);
+  await bus.log.append(createEvent('SessionStarted', started()));
+  const cache = await startCache();
+  logDown = true;
+  const p = appProvider();
+  // Beyond what this cache applied: only the log could tell whether it holds the cookie's session.
+  await t.rejects(Promise.resolve(checkSession(cache, p, cookieFor(p, 'unknown', (await bus.log.lastSeq()) + 1))), /NATS down/);
+});

@@ -69,6 +69,10 @@ export class CachedSessionReader implements SessionReader {
   #storeReachedJoinSeen = false;
   /** The log's end when this cache started: until it is applied here, a store read may lack a revocation only the log holds. */
   #startEnd = 0;
+  /** The highest last sequence of the log seen (at start or asked since): the log holds every sequence up to it. */
+  #logEndSeen = 0;
+  /** The log's last sequence being asked for a caller of {@link logHolds}; shared by those that come meanwhile. */
+  #logEndAsk: Promise<number> | undefined;
   #trusted = false;
   /** The cache is distrusted until the subscription has applied this sequence. */
   #catchUpTo = 0;
@@ -109,6 +113,7 @@ export class CachedSessionReader implements SessionReader {
     this.#joinedAt = storeAt;
     this.#catchUpTo = last;
     this.#startEnd = last;
+    this.#logEndSeen = last;
     this.#sub = this.#opts.log.subscribe(
       from,
       (e) =>
@@ -215,6 +220,27 @@ export class CachedSessionReader implements SessionReader {
     if (!(await this.waitLocalApplied(seq, timeoutMs))) return undefined;
     const hit = this.peekLiveSession(sessionId);
     return hit && hit.seq === seq ? hit : undefined;
+  }
+
+  /**
+   * Whether the log holds `seq` (slow path only: a cookie the projection has not applied after the
+   * read-your-writes wait). Known without asking when this cache applied it or saw the log reach it
+   * (sequences only grow); otherwise the log is asked, once for every caller meanwhile. A shared
+   * answer may have been asked before `seq` was appended, so a "no" is confirmed by an ask of its own:
+   * "no" deletes the cookie.
+   */
+  async logHolds(seq: number): Promise<boolean> {
+    if (Math.max(this.#applied, this.#logEndSeen) >= seq) return true;
+    if (this.#logEndAsk === undefined) {
+      const ask = this.#opts.log.lastSeq().finally(() => {
+        if (this.#logEndAsk === ask) this.#logEndAsk = undefined;
+      });
+      this.#logEndAsk = ask;
+    }
+    let last = await this.#logEndAsk;
+    if (last < seq) last = await this.#opts.log.lastSeq();
+    this.#logEndSeen = Math.max(this.#logEndSeen, last);
+    return last >= seq;
   }
 
   listLiveSessions(filter?: { sub?: string }, now?: number): Promise<SessionRecord[]> {

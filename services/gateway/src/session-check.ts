@@ -1,5 +1,13 @@
 // Cookie → signature → session store → live session: the authentication half of the hot path.
-import { type IdentityClaims, type SessionCookieValue, buildIdentityHeaders, encodeHeaderValueForWire, readCookie, verifySessionCookie } from '@portcullis/protocol';
+import {
+  type IdentityClaims,
+  PortcullisError,
+  type SessionCookieValue,
+  buildIdentityHeaders,
+  encodeHeaderValueForWire,
+  readCookie,
+  verifySessionCookie,
+} from '@portcullis/protocol';
 import type { SessionReader, SessionRecord } from '@portcullis/store';
 import type { ProviderRuntime } from './provider-runtime.ts';
 
@@ -15,6 +23,26 @@ export interface SessionCheck {
 const NO_COOKIE: SessionCheck = { session: null, staleCookie: false };
 const STALE: SessionCheck = { session: null, staleCookie: true };
 
+/**
+ * A cookie naming a session the log holds but the projection has not applied yet, even after the
+ * read-your-writes wait (the session services are behind, or rebuilding a projection Redis lost):
+ * whether the session is live cannot be told yet. The request fails closed (503) and the cookie is
+ * kept: "no such session" would sign out every user whose session is merely not projected yet.
+ */
+export class SessionProjectionBehindError extends PortcullisError {
+  constructor(
+    /** The projection's applied sequence when the request gave up. */
+    readonly applied: number,
+    /** The sequence the cookie names (its session's SessionStarted). */
+    readonly cookieSeq: number,
+  ) {
+    super('PORTCULLIS_GATEWAY_PROJECTION_BEHIND', `the session projection has applied the log up to #${applied}, the cookie names #${cookieSeq}: session not checked`, {
+      statusCode: 503,
+    });
+    this.name = 'SessionProjectionBehindError';
+  }
+}
+
 /** Verified cookie values remembered per provider. */
 const VERIFIED_COOKIES_MAX = 50_000;
 
@@ -25,7 +53,9 @@ const READ_YOUR_WRITES_WAIT_MS = 2000;
  * Checks the provider's session cookie (HOT). Synchronous when the store knows the session from
  * memory (a gateway cache hit); otherwise a Promise that reads the store, and for a cookie written at
  * a newer log position than this reader has applied, waits for it (read-your-writes without sticky
- * routing). Store errors propagate (thrown or rejected): the caller fails closed.
+ * routing). Store errors propagate (thrown or rejected), as does a cookie the projection has still not
+ * reached after the wait although the log holds it ({@link SessionProjectionBehindError}): the caller
+ * fails closed and keeps the cookie.
  */
 export function checkSession(store: SessionReader, p: ProviderRuntime, cookieHeader: string | undefined): SessionCheck | Promise<SessionCheck> {
   const raw = readCookie(cookieHeader, p.sessionCookie);
@@ -48,8 +78,26 @@ export function checkSession(store: SessionReader, p: ProviderRuntime, cookieHea
 
 async function readStore(store: SessionReader, p: ProviderRuntime, value: SessionCookieValue, knownDead: boolean): Promise<SessionCheck> {
   let session = knownDead ? null : await store.getLiveSession(value.sessionId);
-  if (!session && value.seq > (await store.appliedSeq())) session = await awaitFreshSession(store, value);
+  if (!session && value.seq > (await store.appliedSeq())) {
+    session = await awaitFreshSession(store, value);
+    // A session this reader's memory knows dead is stale whatever the projection says.
+    if (!session && !knownDead) session = await readUnprojected(store, value);
+  }
   return matchCookie(p, value, session);
+}
+
+/**
+ * After the wait, no source knew the session: the projection's answer once it has applied the
+ * cookie's seq (perhaps just now), and none when the log does not hold that seq (a new stream: the
+ * cookie is from an old one, and would otherwise be answered 503 forever). In between, throws
+ * {@link SessionProjectionBehindError}. A reader that cannot ask the log answers none, as before.
+ */
+async function readUnprojected(store: SessionReader, value: SessionCookieValue): Promise<SessionRecord | null> {
+  if (!store.logHolds) return null;
+  const applied = await store.appliedSeq();
+  if (applied >= value.seq) return store.getLiveSession(value.sessionId);
+  if (!(await store.logHolds(value.seq))) return null;
+  throw new SessionProjectionBehindError(applied, value.seq);
 }
 
 /**
