@@ -1,11 +1,13 @@
-// Redis restarted without persistence under a running session service: the projection is rebuilt from the log, reads fail closed meanwhile.
+// Redis restarted without persistence or flushed: the projection is rebuilt from the log, reads fail closed meanwhile and cookies are kept.
+import { request } from 'node:http';
 import { createNatsBus } from '@portcullis/bus';
 import { startPortcullis } from '@portcullis/cli';
 import { loadConfig } from '@portcullis/config';
 import { createEvent, type SessionStartedData } from '@portcullis/events';
+import { sessionCookieName, signSessionCookie } from '@portcullis/protocol';
 import { type SessionRecord, createRedisStore } from '@portcullis/store';
 import { createLogger } from '@portcullis/telemetry';
-import { getFreePort, startNatsServer, startRedisServer } from '@portcullis/testkit';
+import { getFreePort, startNatsServer, startRedisServer, startUpstream } from '@portcullis/testkit';
 import { Redis } from 'ioredis';
 import t from 'tap';
 
@@ -23,7 +25,9 @@ const started = (sessionId: string, sub: string): SessionStartedData => ({
   expiresAt: Date.now() + 3_600_000,
 });
 
-async function clusterConfig(natsUrl: string, redisUrl: string) {
+const COOKIE_SECRET = 'lost-projection-cookie-secret-0123456789';
+
+async function clusterConfig(natsUrl: string, redisUrl: string, upstreamUrl = 'http://127.0.0.1:1') {
   const loaded = loadConfig({
     env: {},
     text: `
@@ -34,11 +38,18 @@ providers:
   - name: app
     mode: proxy
     external_host: http://app.localhost:9000
-    internal_host: http://127.0.0.1:1
+    internal_host: ${upstreamUrl}
     issuer: http://127.0.0.1:1/
     client_id: app
     client_secret: secret
-    cookie_secret: lost-projection-cookie-secret-0123456789
+    cookie_secret: ${COOKIE_SECRET}
+  - name: fwd
+    mode: forward_single
+    external_host: http://fwd.localhost:9000
+    issuer: http://127.0.0.1:1/
+    client_id: fwd
+    client_secret: secret
+    cookie_secret: ${COOKIE_SECRET}
 cluster:
   nats: { servers: ["${natsUrl}"] }
   redis: { url: "${redisUrl}" }
@@ -137,4 +148,84 @@ t.test('a session service started on an empty Redis while the log holds events b
   t.equal(await reader.getLiveSession('signed-out'), null);
   await watcher.ping();
   t.ok(markerEvents.includes('set'), `the replay held the rebuild marker (marker events: ${markerEvents.join(', ') || 'none'})`);
+});
+
+/** A GET to the gateway on `port` with these headers: status, Retry-After, Set-Cookie. */
+function get(port: number, path: string, headers: Record<string, string>): Promise<{ status: number; retryAfter?: string; setCookie: string[] }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ...(res.headers['retry-after'] === undefined ? {} : { retryAfter: res.headers['retry-after'] }),
+          setCookie: res.headers['set-cookie'] ?? [],
+        }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+t.test('a gateway started after Redis was flushed, before the session service rebuilt it: 503 with Retry-After and the cookie kept (proxy and forward auth), the same cookie accepted once rebuilt', async (t) => {
+  const nats = await startNatsServer();
+  t.teardown(() => nats.stop());
+  const redis = await startRedisServer();
+  t.teardown(() => redis.stop());
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const config = await clusterConfig(nats.url, redis.url, upstream.url);
+  const port = Number(config.outpost.listen.http!.split(':').pop());
+  const running: Array<{ stop(): Promise<void> }> = [];
+  t.teardown(async () => {
+    for (const p of running.reverse()) await p.stop();
+  });
+  const start = async (role: 'session' | 'gateway') => {
+    const p = await startPortcullis({ config, roles: new Set([role]), logger: quietLogger() });
+    running.push(p);
+    return p;
+  };
+  const bus = await createNatsBus({ nats: config.cluster!.nats, name: 'test-appender', streamMaxAgeSeconds: null });
+  t.teardown(() => bus.close());
+  const reader = await createRedisStore({ redis: config.cluster!.redis });
+  t.teardown(() => reader.close());
+
+  const firstSession = await start('session');
+  const cookies: Record<string, string> = {};
+  let last = 0;
+  for (const provider of ['app', 'fwd']) {
+    const sessionId = `${provider}-alice`;
+    last = await bus.log.append(createEvent('SessionStarted', { ...started(sessionId, 'alice'), provider }));
+    cookies[provider] = `${sessionCookieName(provider)}=${signSessionCookie(COOKIE_SECRET, { sessionId, seq: last })}`;
+  }
+  t.ok(await reader.waitForApplied(last, 10_000), 'projected');
+  // The session service is held back (down), and Redis loses everything; a gateway starts only now,
+  // so it never saw the projection and cannot tell it was lost.
+  await firstSession.stop();
+  running.splice(running.indexOf(firstSession), 1);
+  const admin = new Redis(redis.url);
+  t.teardown(() => admin.disconnect());
+  await admin.flushall();
+  await start('gateway');
+
+  const asProxy = () => get(port, '/page', { host: 'app.localhost:9000', cookie: cookies.app! });
+  const asForward = () => get(port, '/outpost.goauthentik.io/auth/nginx', { host: 'fwd.localhost:9000', 'x-original-url': 'http://fwd.localhost:9000/page', cookie: cookies.fwd! });
+  for (const [mode, ask] of [['proxy mode', asProxy], ['forward auth', asForward]] as const) {
+    const r = await ask();
+    t.equal(r.status, 503, `${mode}: 503, not a login (the projection is empty, the log holds the session)`);
+    t.equal(r.retryAfter, '5', `${mode}: Retry-After`);
+    t.same(r.setCookie, [], `${mode}: the cookie is kept`);
+  }
+
+  // The session service comes back and rebuilds the projection from the log (503 while it does).
+  await start('session');
+  let proxied = await asProxy();
+  for (const deadline = Date.now() + 30_000; proxied.status === 503 && Date.now() < deadline; proxied = await asProxy()) {
+    t.same(proxied.setCookie, [], 'a 503 meanwhile keeps the cookie');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.equal(proxied.status, 200, 'proxy mode: the same cookie is accepted (the upstream answered)');
+  t.same(proxied.setCookie, [], 'and kept');
+  t.equal((await asForward()).status, 200, 'forward auth: the same cookie is accepted');
 });
