@@ -23,7 +23,7 @@ const cases: Array<{ name: string; config: Record<string, unknown>; path: string
     config: { outpost: { colour: 'red' }, providers: [minimalProvider()] },
     path: 'outpost.colour',
     reason: /^unknown key "colour"$/,
-    fix: /allowed here are: name, listen, trusted_proxy_cidrs, signout_propagation_timeout_ms, shutdown_grace_seconds/,
+    fix: /allowed here are: name, listen, trusted_proxy_cidrs, signout_propagation_timeout_ms, shutdown_grace_seconds, certificate_watch_interval_seconds/,
   },
   {
     name: 'an unknown nested key deep in cluster',
@@ -108,6 +108,20 @@ const cases: Array<{ name: string; config: Record<string, unknown>; path: string
     path: 'providers[0].header_auth_cache_seconds',
     reason: /^3601 is out of range \(5–3600\)$/,
     fix: /from 5 to 3600/,
+  },
+  {
+    name: 'a negative certificate watch interval: the fix says 0 turns it off',
+    config: { outpost: { certificate_watch_interval_seconds: -1 }, providers: [minimalProvider()] },
+    path: 'outpost.certificate_watch_interval_seconds',
+    reason: /^-1 is out of range \(0–86400\)$/,
+    fix: /from 0 to 86400 \(a time in seconds; 0 turns watching the certificate files off \(reload them with SIGHUP\)\)/,
+  },
+  {
+    name: 'a certificate watch interval given with a unit',
+    config: { outpost: { certificate_watch_interval_seconds: '60s' }, providers: [minimalProvider()] },
+    path: 'outpost.certificate_watch_interval_seconds',
+    reason: /expected a whole number, got the string "60s"/,
+    fix: /from 0 to 86400/,
   },
   {
     name: 'a YAML 1.1 boolean word, which YAML 1.2 reads as a string',

@@ -181,6 +181,13 @@ const root: ObjectSpec<PortcullisConfig> = {
           max: 3600,
           default: 10,
         },
+        certificate_watch_interval_seconds: {
+          kind: 'int',
+          what: 'a time in seconds; 0 turns watching the certificate files off (reload them with SIGHUP)',
+          min: 0,
+          max: 86_400,
+          default: 60,
+        },
       },
     },
     cluster,

@@ -32,6 +32,11 @@ export interface OutpostConfig {
    * before they are closed; keep it below the orchestrator's kill timeout (Kubernetes: 30 s).
    */
   shutdown_grace_seconds: number;
+  /**
+   * How often, in seconds, the HTTPS listener's certificate and key files are read to see whether
+   * they changed (a renewal nobody sent SIGHUP for); a change is reloaded as SIGHUP would. 0 turns it off.
+   */
+  certificate_watch_interval_seconds: number;
 }
 
 /** TLS towards a cluster service (NATS or Redis); an empty object means TLS with the system CAs. */
