@@ -58,6 +58,11 @@ export interface Gateway {
    * `reloadCertificates`), or null without an HTTPS listener.
    */
   readonly certificates: ServedCertificate[] | null;
+  /**
+   * The certificate and key files those certificates were read from, each with the SHA-256 (hex) of
+   * the bytes read then: a file whose bytes hash otherwise now has changed since. null without an HTTPS listener.
+   */
+  readonly certificateFiles: ReadonlyMap<string, string> | null;
   /** Stops accepting, finishes in-flight requests, closes upstream pools. */
   stop(): Promise<void>;
 }
@@ -445,6 +450,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     get certificates() {
       return tls ? tls.served() : null;
+    },
+    get certificateFiles() {
+      return tls ? tls.files() : null;
     },
     reload(nextConfig) {
       // Build everything first: an error leaves the running handler untouched.

@@ -1,5 +1,5 @@
 // Certificates for the HTTPS listener: each provider's own by SNI, a generated self-signed default otherwise.
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type SecureContext, createSecureContext } from 'node:tls';
 import type { PortcullisConfig } from '@portcullis/config';
@@ -17,22 +17,33 @@ export interface ServedCertificate {
   sha256: string;
 }
 
+/** SHA-256 of a file's bytes, hex: what {@link buildTlsOptions}'s `files` compares a file's content by. */
+export function fileDigest(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
 /** Each provider's certificate by host name. Throws (before anything changes) when a file cannot be read or the key does not fit. */
-function certificatesByHost(config: PortcullisConfig): { byHost: Map<string, SecureContext>; served: ServedCertificate[] } {
+function certificatesByHost(config: PortcullisConfig): { byHost: Map<string, SecureContext>; served: ServedCertificate[]; files: Map<string, string> } {
   const byHost = new Map<string, SecureContext>();
   const served: ServedCertificate[] = [];
+  const files = new Map<string, string>();
+  const read = (file: string): Buffer => {
+    const bytes = readFileSync(file);
+    files.set(file, fileDigest(bytes));
+    return bytes;
+  };
   for (const p of config.providers) {
     if (p.tls.cert_file && p.tls.key_file) {
       // Each file is read once: what is described is what is served.
-      const cert = readFileSync(p.tls.cert_file);
-      const ctx = createSecureContext({ cert, key: readFileSync(p.tls.key_file) });
+      const cert = read(p.tls.cert_file);
+      const ctx = createSecureContext({ cert, key: read(p.tls.key_file) });
       const host = new URL(p.external_host).hostname.toLowerCase();
       byHost.set(host, ctx);
       const x509 = new X509Certificate(cert);
       served.push({ provider: p.name, host, cert_file: p.tls.cert_file, not_after: new Date(x509.validTo).toISOString(), sha256: x509.fingerprint256 });
     }
   }
-  return { byHost, served };
+  return { byHost, served, files };
 }
 
 /**
@@ -49,8 +60,10 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
   update(config: PortcullisConfig): ServedCertificate[];
   /** The provider certificates served now (the last `update`, or those of the first config). */
   served(): ServedCertificate[];
+  /** The certificate and key files they were read from, each with the {@link fileDigest} of the bytes read. */
+  files(): ReadonlyMap<string, string>;
 }> {
-  let { byHost, served } = certificatesByHost(config);
+  let { byHost, served, files } = certificatesByHost(config);
   const self = await generate([{ name: 'commonName', value: 'portcullis-default' }], { keyType: 'ec', curve: 'P-256', notAfterDate: new Date(Date.now() + 3650 * 86_400_000) });
   const fallback = createSecureContext({ key: self.private, cert: self.cert });
   return {
@@ -63,8 +76,10 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
       const loaded = certificatesByHost(next);
       byHost = loaded.byHost;
       served = loaded.served;
+      files = loaded.files;
       return served;
     },
     served: () => served,
+    files: () => files,
   };
 }
