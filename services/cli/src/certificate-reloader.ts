@@ -1,7 +1,7 @@
 // SIGHUP for a process that follows the shared config: re-reads the certificate files (a rotation's deploy hook), logging what it did.
 import { formatProblem } from '@portcullis/config';
 import type { Logger } from '@portcullis/telemetry';
-import type { RunningPortcullis } from './start-portcullis.ts';
+import type { CertificateReload, RunningPortcullis } from './start-portcullis.ts';
 
 /**
  * On SIGHUP, reloads the HTTPS certificate and key files of the running config (which comes from
@@ -11,27 +11,42 @@ import type { RunningPortcullis } from './start-portcullis.ts';
 export function reloadCertificatesOnSighup(opts: { running: Pick<RunningPortcullis, 'reloadCertificates'>; logger: Logger; bucket: string }): () => void {
   const { running, logger, bucket } = opts;
   const onHup = (): void => {
-    const result = running.reloadCertificates();
-    if (result.outcome === 'no-https-listener') {
-      logger.info(
-        { trigger: 'SIGHUP', bucket },
-        'SIGHUP: this process has no HTTPS listener, so no certificate to reload; the config follows the shared document in NATS KV (change it with `portcullis config push`)',
-      );
-      return;
-    }
-    for (const w of result.warnings) logger.warn({ trigger: 'SIGHUP', problem: formatProblem(w) }, 'config warning');
-    if (result.outcome === 'rejected') {
-      logger.error(
-        { trigger: 'SIGHUP', problems: result.problems.map(formatProblem) },
-        `TLS certificate reload rejected (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}); the certificates in use are kept`,
-      );
-      return;
-    }
-    logger.info(
-      { trigger: 'SIGHUP', certificates: result.certificates },
-      `TLS certificates reloaded from their files (${result.certificates.length}); new connections get them, open ones keep theirs`,
-    );
+    void running.reloadCertificates().then((result) => {
+      if (result.outcome === 'no-https-listener') {
+        logger.info(
+          { trigger: 'SIGHUP', bucket },
+          'SIGHUP: this process has no HTTPS listener, so no certificate to reload; the config follows the shared document in NATS KV (change it with `portcullis config push`)',
+        );
+        return;
+      }
+      logCertificateReload(logger, { trigger: 'SIGHUP' }, result);
+    });
   };
   process.on('SIGHUP', onHup);
   return () => process.off('SIGHUP', onHup);
+}
+
+/**
+ * The log lines of a certificate-only reload, whatever asked for it (SIGHUP, changed files): its
+ * warnings, then what is served now, or every problem that kept the certificates in use. `rejectedHint`
+ * ends the rejection line (what makes the next attempt).
+ */
+export function logCertificateReload(
+  logger: Logger,
+  fields: Record<string, unknown>,
+  result: Exclude<CertificateReload, { outcome: 'no-https-listener' }>,
+  rejectedHint = '',
+): void {
+  for (const w of result.warnings) logger.warn({ ...fields, problem: formatProblem(w) }, 'config warning');
+  if (result.outcome === 'rejected') {
+    logger.error(
+      { ...fields, problems: result.problems.map(formatProblem) },
+      `TLS certificate reload rejected (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}); the certificates in use are kept${rejectedHint}`,
+    );
+    return;
+  }
+  logger.info(
+    { ...fields, certificates: result.certificates },
+    `TLS certificates reloaded from their files (${result.certificates.length}); new connections get them, open ones keep theirs`,
+  );
 }

@@ -1,8 +1,10 @@
-// startPortcullis's reload is all or nothing: a new auth service that cannot start leaves the running configuration whole.
+// startPortcullis's reload is all or nothing (a new auth service that cannot start leaves the running configuration whole), one at a time.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Subscription } from '@portcullis/bus';
 import { loadConfig, type PortcullisConfig } from '@portcullis/config';
 import { createLogger } from '@portcullis/telemetry';
-import { getFreePort } from '@portcullis/testkit';
+import { createSelfSignedCertificate, getFreePort } from '@portcullis/testkit';
 import t from 'tap';
 import { request } from 'undici';
 import { startPortcullis } from './start-portcullis.ts';
@@ -71,4 +73,37 @@ t.test('a reload whose new auth service fails to start changes nothing, and leav
   rpc.serve = serve;
   await running.reload(configFor(http, '^/(public|open)/'));
   t.equal(await decide('/open/a'), 200, 'the same reload applies once the auth service can start');
+});
+
+t.test('reloads take turns: a certificate reload asked for while a config reload is under way runs after it, on the files of the config it applied', async (t) => {
+  const dir = t.testdir({});
+  const [http, https] = [await getFreePort(), await getFreePort()];
+  const configWith = (name: string): PortcullisConfig => {
+    const pair = createSelfSignedCertificate({ commonName: name, altNames: ['app.localhost'] });
+    writeFileSync(join(dir, `${name}.crt`), pair.cert);
+    writeFileSync(join(dir, `${name}.key`), pair.key);
+    const config = configFor(http, '^/public/');
+    return {
+      ...config,
+      outpost: { ...config.outpost, listen: { ...config.outpost.listen, https: `127.0.0.1:${https}` } },
+      providers: config.providers.map((p) => ({ ...p, tls: { cert_file: join(dir, `${name}.crt`), key_file: join(dir, `${name}.key`) } })),
+    };
+  };
+  const running = await startPortcullis({
+    config: configWith('first'),
+    roles: new Set(['gateway', 'auth', 'session']),
+    logger: createLogger({ level: 'silent', service: 'portcullis-test' }),
+  });
+  t.teardown(() => running.stop());
+
+  const order: string[] = [];
+  // The config reload awaits its new auth service's start before it hands the gateway the new files.
+  const reloaded = running.reload(configWith('second')).then(() => order.push('config reload'));
+  const certificates = running.reloadCertificates().then((result) => {
+    order.push('certificate reload');
+    return result;
+  });
+  const [, result] = await Promise.all([reloaded, certificates]);
+  t.same(order, ['config reload', 'certificate reload'], 'the certificate reload waited for the config reload');
+  t.match(result, { outcome: 'reloaded', certificates: [{ cert_file: join(dir, 'second.crt') }] }, 'and read the files the new config names');
 });

@@ -37,15 +37,16 @@ export interface RunningPortcullis {
   /**
    * Applies a new validated config without a restart: gateway handler and auth service are rebuilt
    * and swapped; sessions stay in the store. Changes that need a restart (listen addresses, the
-   * cluster block) are refused as a whole — nothing is half-applied.
+   * cluster block) are refused as a whole — nothing is half-applied. Reloads run one at a time.
    */
   reload(config: PortcullisConfig): Promise<ConfigReload>;
   /**
    * Reads the HTTPS certificate and key files of the running config again (they changed, the config
    * did not: a certificate renewed while the config comes from NATS KV) and swaps them into the
-   * listener when every one passes the config checks; otherwise nothing changes.
+   * listener when every one passes the config checks; otherwise nothing changes. Waits for a
+   * `reload` under way (and `reload` for one of these): they run one after another.
    */
-  reloadCertificates(): CertificateReload;
+  reloadCertificates(): Promise<CertificateReload>;
 }
 
 /** What {@link RunningPortcullis.reload} applied that an operator wants to see in its log line. */
@@ -282,61 +283,73 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
       });
     }
     let current = config;
+    // Reloads take turns: a certificate reload (SIGHUP, a changed file) never lands in the middle of a
+    // config reload (SIGHUP, a file change, a shared-config push), whose steps await in between.
+    let lane: Promise<unknown> = Promise.resolve();
+    const inTurn = <T>(task: () => Promise<T> | T): Promise<T> => {
+      const turn = lane.then(task);
+      lane = turn.catch(() => {});
+      return turn;
+    };
     return {
       gateway,
       metrics,
-      async reload(next) {
-        const refused = restartOnlyChanges(current, next);
-        if (refused.length > 0) throw new StartupError(`these changes need a restart, so nothing was applied: ${refused.join(', ')}`);
-        // All or nothing: what can fail (the new auth service's start, the gateway's new handler and
-        // certificates) runs before anything is swapped, and is undone if a later step fails.
-        let nextAuth: AuthService | null = null;
-        if (auth) {
-          // Started before the old one stops: both serve the subjects for a moment, so no login
-          // request finds nobody to answer.
-          nextAuth = createAuthService({ config: next, bus: authBus, store, logger: authLogger, onRefresh });
-          try {
-            await nextAuth.start();
-          } catch (err) {
-            await nextAuth.stop().catch(() => {});
-            throw new StartupError(`the auth service could not start with the new configuration, so nothing was applied: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      reload(next) {
+        return inTurn(async () => {
+          const refused = restartOnlyChanges(current, next);
+          if (refused.length > 0) throw new StartupError(`these changes need a restart, so nothing was applied: ${refused.join(', ')}`);
+          // All or nothing: what can fail (the new auth service's start, the gateway's new handler and
+          // certificates) runs before anything is swapped, and is undone if a later step fails.
+          let nextAuth: AuthService | null = null;
+          if (auth) {
+            // Started before the old one stops: both serve the subjects for a moment, so no login
+            // request finds nobody to answer.
+            nextAuth = createAuthService({ config: next, bus: authBus, store, logger: authLogger, onRefresh });
+            try {
+              await nextAuth.start();
+            } catch (err) {
+              await nextAuth.stop().catch(() => {});
+              throw new StartupError(`the auth service could not start with the new configuration, so nothing was applied: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+            }
           }
-        }
-        try {
-          gateway?.reload(next);
-        } catch (err) {
-          await nextAuth?.stop().catch(() => {});
-          throw err;
-        }
-        const certificates = gateway?.certificates ?? null;
-        exportCertificateExpiry(metrics, certificates);
-        if (auth && nextAuth) {
-          const previous = auth;
-          auth = nextAuth;
-          await previous.stop();
-        }
-        // Ends the sessions of removed providers and of changed cookie secrets (only those).
-        await upkeep?.reload(next);
-        logger.level = next.log_level;
-        current = next;
-        const later = readOnceAtStart(config, next);
-        if (later.length > 0) logger.warn({ settings: later }, `config reloaded, but these settings take effect only at the next restart: ${later.join('; ')}`);
-        return { certificates };
+          try {
+            gateway?.reload(next);
+          } catch (err) {
+            await nextAuth?.stop().catch(() => {});
+            throw err;
+          }
+          const certificates = gateway?.certificates ?? null;
+          exportCertificateExpiry(metrics, certificates);
+          if (auth && nextAuth) {
+            const previous = auth;
+            auth = nextAuth;
+            await previous.stop();
+          }
+          // Ends the sessions of removed providers and of changed cookie secrets (only those).
+          await upkeep?.reload(next);
+          logger.level = next.log_level;
+          current = next;
+          const later = readOnceAtStart(config, next);
+          if (later.length > 0) logger.warn({ settings: later }, `config reloaded, but these settings take effect only at the next restart: ${later.join('; ')}`);
+          return { certificates };
+        });
       },
       reloadCertificates() {
-        if (!gateway?.https) return { outcome: 'no-https-listener' };
-        // The gateway's config, not `current`: a reload under way has already handed it the new one.
-        const checked = checkServerCertificates(gateway.config);
-        if (checked.problems.length > 0) return { outcome: 'rejected', ...checked };
-        try {
-          const certificates = gateway.reloadCertificates() ?? [];
-          exportCertificateExpiry(metrics, certificates);
-          return { outcome: 'reloaded', certificates, warnings: checked.warnings };
-        } catch (err) {
-          // A file replaced between the check and the read (a rotation still writing them).
-          const problem = { path: 'providers[].tls', reason: `a certificate or key file did not load: ${(err as Error).message}`, fix: 'send SIGHUP again once the rotation has written both files' };
-          return { outcome: 'rejected', problems: [problem], warnings: checked.warnings };
-        }
+        return inTurn((): CertificateReload => {
+          if (!gateway?.https) return { outcome: 'no-https-listener' };
+          // The files of the config the gateway serves with (the last reload's).
+          const checked = checkServerCertificates(gateway.config);
+          if (checked.problems.length > 0) return { outcome: 'rejected', ...checked };
+          try {
+            const certificates = gateway.reloadCertificates() ?? [];
+            exportCertificateExpiry(metrics, certificates);
+            return { outcome: 'reloaded', certificates, warnings: checked.warnings };
+          } catch (err) {
+            // A file replaced between the check and the read (a rotation still writing them).
+            const problem = { path: 'providers[].tls', reason: `a certificate or key file did not load: ${(err as Error).message}`, fix: 'send SIGHUP again once the rotation has written both files; unless outpost.certificate_watch_interval_seconds is 0, their next change is reloaded without it' };
+            return { outcome: 'rejected', problems: [problem], warnings: checked.warnings };
+          }
+        });
       },
       bus,
       store,
