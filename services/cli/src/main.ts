@@ -1,11 +1,12 @@
 // Entry of the `portcullis` command: `run`, `check-config`, `sessions`; exit codes 0 ok, 1 runtime failure, 2 bad usage or config.
 import { parseArgs } from 'node:util';
 import type { NatsBus } from '@portcullis/bus';
-import { type ConfigProblem, formatProblem } from '@portcullis/config';
+import { type ConfigProblem, type PortcullisConfig, formatProblem } from '@portcullis/config';
 import { createLogger } from '@portcullis/telemetry';
 import { tracing } from '@portcullis/telemetry/preload';
 import { loadConfigOrReport } from './load-config-or-report.ts';
 import { reloadCertificatesOnSighup } from './certificate-reloader.ts';
+import { watchCertificateFiles } from './certificate-watcher.ts';
 import { watchConfig } from './config-reloader.ts';
 import { parseRoles, serviceName } from './roles.ts';
 import { SESSIONS_USAGE, runSessionsCommand } from './sessions-command.ts';
@@ -117,6 +118,9 @@ async function main(argv: string[]): Promise<number> {
       { services: [...roles.roles], listen: config.outpost.listen, providers: startConfig.providers.map((p) => `${p.name} (${p.mode}) ${p.external_host}`) },
       'portcullis started',
     );
+    // Renewed certificate files are served without a SIGHUP; the interval follows the config in force.
+    const certificates = watchCertificateFiles({ running, logger });
+    const apply = (next: PortcullisConfig) => running.reload(next).finally(() => certificates.rearm());
     // With a shared config bucket the cluster-wide document drives reloads; otherwise the file does.
     let stopWatching: () => void;
     if (bucket && 'watchDocument' in running.bus) {
@@ -129,22 +133,27 @@ async function main(argv: string[]): Promise<number> {
           bucket,
           local: config,
           logger,
-          apply: (next) => running.reload(next),
+          apply,
         });
-        logger.info({ bucket }, 'following the shared config in NATS KV (file changes are not watched)');
+        logger.info({ bucket }, 'following the shared config in NATS KV (changes to the config file are not watched)');
       } catch (err) {
         logger.error({ bucket, err: (err as Error).message }, 'cannot watch the shared config bucket; running on the file config');
       }
       stopWatching = () => {
         stopHup();
         stopShared();
+        certificates.stop();
       };
     } else {
-      stopWatching = watchConfig({
+      const stopFile = watchConfig({
         file: parsed.values.config ?? process.env.PORTCULLIS_CONFIG,
         logger,
-        apply: (next) => running.reload(next),
+        apply,
       });
+      stopWatching = () => {
+        stopFile();
+        certificates.stop();
+      };
     }
     process.off('SIGHUP', onEarlyHup);
     if (hupDuringStart) process.emit('SIGHUP', 'SIGHUP');
