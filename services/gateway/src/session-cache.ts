@@ -370,11 +370,13 @@ export class CachedSessionReader implements SessionReader {
 
   #revoked(s: SessionRecord): boolean {
     const r = this.#rev;
+    // (HOT: every cache hit.) The issuer-keyed facts are looked up only when there are some, so a hit
+    // does not build two key strings for maps that are usually empty.
     return (
       s.seq <= (r.bySub.get(s.sub) ?? 0) ||
       s.seq <= (r.bySession.get(s.sessionId) ?? 0) ||
-      s.seq <= (r.byIssuerSub.get(key2(s.issuer, s.sub)) ?? 0) ||
-      (s.sid !== null && r.byIdpSession.has(key2(s.issuer, s.sid)))
+      (r.byIssuerSub.size > 0 && s.seq <= (r.byIssuerSub.get(key2(s.issuer, s.sub)) ?? 0)) ||
+      (s.sid !== null && r.byIdpSession.size > 0 && r.byIdpSession.has(key2(s.issuer, s.sid)))
     );
   }
 
