@@ -1,15 +1,14 @@
 // `run` reloads certificate files that changed without a SIGHUP (outpost.certificate_watch_interval_seconds): in place, through a
 // Kubernetes Secret's `..data` symlink swap, in file-config and shared-config mode; a broken change keeps what is served, logged once.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
+import { BIN, type PortcullisProcess, ROOT, spawnPortcullis } from './support/portcullis-process.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
 const HOST = 'app.localhost';
 
 type Pair = { cert: string; key: string };
@@ -46,25 +45,16 @@ async function expiryMetric(metrics: number): Promise<number | undefined> {
 }
 
 /** Spawns `portcullis run` (killed at teardown); `lines(from)` parses its JSON log lines written after `from` (an offset of `out()`). */
-function spawnRun(t: Test, args: string[]): { child: ChildProcess; out: () => string; lines: (from?: number) => LogLine[] } {
-  const child = spawn(BIN, ['run', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d.toString();
-  });
-  child.stderr!.on('data', (d) => {
-    out += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+function spawnRun(t: Test, args: string[]): PortcullisProcess & { lines: (from?: number) => LogLine[] } {
+  const run = spawnPortcullis(t, ['run', ...args]);
   const lines = (from = 0) =>
-    out
+    run
+      .out()
       .slice(from)
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as LogLine);
-  return { child, out: () => out, lines };
+  return { ...run, lines };
 }
 
 async function stop(t: Test, child: ChildProcess): Promise<void> {

@@ -1,13 +1,11 @@
 // `portcullis run` picks up config changes (file change or SIGHUP) under traffic, validating first.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getFreePort } from '@portcullis/testkit';
 import t from 'tap';
 import { request } from 'undici';
+import { spawnPortcullis } from './support/portcullis-process.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
 
 const provider = (name: string, host: string, skip: string) => `
   - name: ${name}
@@ -39,18 +37,8 @@ t.test('config reload under traffic: applied whole, invalid files rejected, no r
   const file = join(dir, 'portcullis.yaml');
   const v1 = configText(http, metrics, provider('app', `app.localhost:${http}`, '^/public/'));
   writeFileSync(file, v1);
-  const child: ChildProcess = spawn(BIN, ['run', '--config', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d.toString();
-  });
-  child.stderr!.on('data', (d) => {
-    out += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  await waitForLog(() => out, 'portcullis started', 0, 30_000);
+  const { child, out } = spawnPortcullis(t, ['run', '--config', file]);
+  await waitForLog(out, 'portcullis started', 0, 30_000);
 
   const check = async (host: string, path: string) => {
     // undici.request, not fetch: fetch drops a Host header set by the caller.
@@ -79,28 +67,28 @@ t.test('config reload under traffic: applied whole, invalid files rejected, no r
   })();
 
   // v2 by file change: a changed skip rule and a new provider.
-  let mark = out.length;
+  let mark = out().length;
   writeFileSync(file, configText(http, metrics, provider('app', `app.localhost:${http}`, '^/open/') + provider('docs', `docs.localhost:${http}`, '^/')));
-  await waitForLog(() => out, 'config reloaded', mark);
+  await waitForLog(out, 'config reloaded', mark);
   t.equal(await check(`app.localhost:${http}`, '/open/a'), 200, 'v2: /open/ is allow-listed now');
   t.equal(await check(`app.localhost:${http}`, '/public/a'), 401, 'v2: /public/ no longer');
   t.equal(await check(`docs.localhost:${http}`, '/anything'), 200, 'v2: the new provider serves its host');
 
   // An invalid file is rejected with its problems; the running config stays.
-  mark = out.length;
+  mark = out().length;
   writeFileSync(file, configText(http, metrics, provider('app', `app.localhost:${http}`, '(unclosed')));
-  await waitForLog(() => out, 'config reload rejected', mark);
-  t.match(out.slice(mark), /skip_path_regex/, 'the log names the problem');
+  await waitForLog(out, 'config reload rejected', mark);
+  t.match(out().slice(mark), /skip_path_regex/, 'the log names the problem');
   t.equal(await check(`app.localhost:${http}`, '/open/a'), 200, 'still v2');
 
   // A change that needs a restart is refused as a whole (nothing half-applied).
-  mark = out.length;
+  mark = out().length;
   writeFileSync(file, configText(http, metrics, provider('app', `app.localhost:${http}`, '^/public/')).replace(`"127.0.0.1:${metrics}"`, `"127.0.0.1:${metrics + 1}"`));
-  await waitForLog(() => out, 'need a restart', mark);
+  await waitForLog(out, 'need a restart', mark);
   t.equal(await check(`app.localhost:${http}`, '/open/a'), 200, 'the skip-rule change in the same file was not applied either');
 
   // Settings read once at start: the rest of the file is applied, and the log says which wait for a restart.
-  mark = out.length;
+  mark = out().length;
   writeFileSync(
     file,
     configText(http, metrics, provider('app', `app.localhost:${http}`, '^/open/') + provider('docs', `docs.localhost:${http}`, '^/')).replace(
@@ -108,17 +96,17 @@ t.test('config reload under traffic: applied whole, invalid files rejected, no r
       'outpost: { name: renamed, signout_propagation_timeout_ms: 999,',
     ),
   );
-  await waitForLog(() => out, 'take effect only at the next restart', mark);
-  t.match(out.slice(mark), /outpost\.signout_propagation_timeout_ms \(still \d+ ms\)/, 'the running timeout is named');
-  t.match(out.slice(mark), /outpost\.name/, 'and the metrics label');
+  await waitForLog(out, 'take effect only at the next restart', mark);
+  t.match(out().slice(mark), /outpost\.signout_propagation_timeout_ms \(still \d+ ms\)/, 'the running timeout is named');
+  t.match(out().slice(mark), /outpost\.name/, 'and the metrics label');
   t.equal(await check(`app.localhost:${http}`, '/open/a'), 200, 'the rest of the file was applied');
 
   // SIGHUP reloads too.
   writeFileSync(file, v1);
   await new Promise((r) => setTimeout(r, 50));
-  mark = out.length;
+  mark = out().length;
   child.kill('SIGHUP');
-  await waitForLog(() => out, 'config reloaded', mark);
+  await waitForLog(out, 'config reloaded', mark);
   t.equal(await check(`app.localhost:${http}`, '/public/a'), 200, 'back to v1');
 
   stop = true;

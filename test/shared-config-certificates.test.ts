@@ -1,15 +1,14 @@
 // With the config shared over NATS KV, SIGHUP re-reads the certificate files (a certbot deploy hook) into the live HTTPS listener,
 // and a pushed document naming other certificate files is applied and logged with the certificates it serves.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TLSSocket, connect } from 'node:tls';
 import { createSelfSignedCertificate, getFreePort, startNatsServer, startRedisServer } from '@portcullis/testkit';
 import t, { type Test } from 'tap';
+import { BIN, ROOT, spawnPortcullis } from './support/portcullis-process.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'node_modules', '.bin', 'portcullis');
 const HOST = 'app.localhost';
 
 async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
@@ -100,19 +99,9 @@ t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dr
   const pushed = spawnSync(BIN, ['config', 'push', configFile, '--config', configFile], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   t.equal(pushed.status, 0, pushed.stderr);
 
-  const child: ChildProcess = spawn(BIN, ['run', '--config', configFile, '--services', 'all'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d.toString();
-  });
-  child.stderr!.on('data', (d) => {
-    out += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, out } = spawnPortcullis(t, ['run', '--config', configFile, '--services', 'all']);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${metrics}/ready`)).status === 200, 'ready');
-  t.match(out, /starting on the shared config/, 'the process follows the document in NATS KV');
+  t.match(out(), /starting on the shared config/, 'the process follows the document in NATS KV');
 
   const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256;
   const before = await openTls(https);
@@ -123,12 +112,12 @@ t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dr
   // A rotation tool renews the files and signals the process (certbot --deploy-hook "kill -HUP <pid>").
   const renewed = createSelfSignedCertificate({ commonName: 'renewed', altNames: [HOST], notAfter: new Date('2041-02-03T04:05:06Z') });
   install(renewed);
-  let mark = out.length;
+  let mark = out().length;
   child.kill('SIGHUP');
-  await waitFor(() => out.slice(mark).includes('TLS certificates reloaded'), 'the reload log line');
-  t.match(out.slice(mark), certFile, 'the log names the file it reloaded');
-  t.match(out.slice(mark), /"provider":"app"/, 'and the provider');
-  t.match(out.slice(mark), fingerprintOf(renewed.cert), 'and the new certificate (its SHA-256 fingerprint)');
+  await waitFor(() => out().slice(mark).includes('TLS certificates reloaded'), 'the reload log line');
+  t.match(out().slice(mark), certFile, 'the log names the file it reloaded');
+  t.match(out().slice(mark), /"provider":"app"/, 'and the provider');
+  t.match(out().slice(mark), fingerprintOf(renewed.cert), 'and the new certificate (its SHA-256 fingerprint)');
   const after = await openTls(https);
   t.equal(after.fingerprint, fingerprintOf(renewed.cert), 'a new connection gets the renewed certificate');
   t.equal(await before.get('/outpost.goauthentik.io/ping'), 'HTTP/1.1 204 No Content', 'the connection opened before the reload still answers');
@@ -138,18 +127,18 @@ t.test('shared-config mode: SIGHUP swaps in renewed certificate files without dr
   // A broken rotation: a key that does not belong to the certificate, then an expired certificate.
   const other = createSelfSignedCertificate({ commonName: 'other', altNames: [HOST] });
   writeFileSync(certFile, other.cert);
-  mark = out.length;
+  mark = out().length;
   child.kill('SIGHUP');
-  await waitFor(() => out.slice(mark).includes('certificate reload rejected'), 'the rejection log line');
-  t.match(out.slice(mark), /providers\[0\]\.tls\.key_file: .*key\.pem is not the private key of the certificate in .*cert\.pem/, 'the log names the problem and the fix');
+  await waitFor(() => out().slice(mark).includes('certificate reload rejected'), 'the rejection log line');
+  t.match(out().slice(mark), /providers\[0\]\.tls\.key_file: .*key\.pem is not the private key of the certificate in .*cert\.pem/, 'the log names the problem and the fix');
   t.equal((await openTls(https)).fingerprint, fingerprintOf(renewed.cert), 'the renewed certificate is still served');
 
   const expired = createSelfSignedCertificate({ altNames: [HOST], notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') });
   install(expired);
-  mark = out.length;
+  mark = out().length;
   child.kill('SIGHUP');
-  await waitFor(() => out.slice(mark).includes('certificate reload rejected'), 'the rejection log line');
-  t.match(out.slice(mark), /expired on 2021-01-01T00:00:00Z/);
+  await waitFor(() => out().slice(mark).includes('certificate reload rejected'), 'the rejection log line');
+  t.match(out().slice(mark), /expired on 2021-01-01T00:00:00Z/);
   t.equal((await openTls(https)).fingerprint, fingerprintOf(renewed.cert), 'an expired certificate is not swapped in either');
   t.equal(await expiryMetric(metrics), Date.parse('2041-02-03T04:05:06Z') / 1000, 'the expiry metric still describes the certificate served, not the rejected files');
 
@@ -173,16 +162,9 @@ t.test('shared-config mode: a pushed document naming another certificate is appl
   const pushedFirst = push(configFile);
   t.equal(pushedFirst.status, 0, pushedFirst.stderr);
 
-  const child: ChildProcess = spawn(BIN, ['run', '--config', configFile, '--services', 'all'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d.toString();
-  });
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const { child, out } = spawnPortcullis(t, ['run', '--config', configFile, '--services', 'all']);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${metrics}/ready`)).status === 200, 'ready');
-  await waitFor(() => out.includes('following the shared config in NATS KV'), 'the shared-config watcher');
+  await waitFor(() => out().includes('following the shared config in NATS KV'), 'the shared-config watcher');
   t.equal((await openTls(https)).fingerprint, fingerprintOf(first.cert), 'the first certificate is served');
 
   // The next document names other files (a new certificate installed beside the old one).
@@ -193,12 +175,12 @@ t.test('shared-config mode: a pushed document naming another certificate is appl
   writeFileSync(keyFile, second.key);
   const next = join(dir, 'next.yaml');
   writeFileSync(next, sharedConfigYaml({ ...ports, certFile, keyFile }));
-  const mark = out.length;
+  const mark = out().length;
   const pushed = push(next);
   t.equal(pushed.status, 0, pushed.stderr);
   let applied: { msg: string; bucket?: string; providers?: string[]; certificates?: unknown } | undefined;
   await waitFor(() => {
-    const line = out
+    const line = out()
       .slice(mark)
       .split('\n')
       .find((l) => l.includes('"shared config applied'));
