@@ -1,7 +1,7 @@
 // Per-request CPU of the gateway and its baselines (µs of process CPU per answered request), robust to a busy machine; A/B of two source trees; CPU profiles.
 //
 //   node --import tsx bench/cpu-per-request.ts [--requests N] [--rounds R] [--only fwd,proxy-small,...]
-//        [--compare DIR [--compare-node-args "FLAGS"]] [--profile] [--keep-profiles DIR] [--syscalls] [--json FILE]
+//        [--compare DIR [--compare-node-args "FLAGS"]] [--profile] [--keep-profiles DIR] [--syscalls] [--perf [--perf-keep DIR]] [--json FILE]
 //
 // Wall-clock throughput on a shared 2-core machine drifts with other jobs; the CPU a server process
 // spends per request drifts much less. For each workload: warm up, then drive exactly N requests
@@ -13,7 +13,11 @@
 // run under `--cpu-prof` (one per tree) and prints the top self-time functions of the measured
 // window (start-up and warm-up left out), in µs per request. `--syscalls` drives each workload once
 // more per server under `strace -c -f` and prints its system calls per request (needs strace; the
-// tracing slows the server, so only the counts mean something).
+// tracing slows the server, so only the counts mean something). `--perf` drives each workload once more
+// per server under `perf record` (software cpu-clock sampling; Debian's linux-perf) and prints where
+// its CPU went by binary (kernel, node, libc, JIT code ...) and the top native symbols, in µs per
+// request: what node's own `--cpu-prof` cannot see (C++ inside node, the kernel, other threads);
+// `--perf-keep DIR` records call graphs too and keeps each perf.data there.
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +43,8 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     'keep-profiles': { type: 'string' },
     syscalls: { type: 'boolean', default: false },
+    perf: { type: 'boolean', default: false },
+    'perf-keep': { type: 'string' },
   },
 });
 const N = Number(args.requests);
@@ -123,6 +129,53 @@ async function syscallsPerRequest(pid: number, t: LoadTarget): Promise<Array<{ n
     rows.push({ name, perRequest: Number(cols[3]) / Math.max(1, r.ok) });
   }
   return rows.sort((a, b) => b.perRequest - a.perRequest);
+}
+
+/**
+ * Where `pid`'s CPU went (all its threads) while `t` is driven N times, from `perf record` cpu-clock
+ * samples. With `keep`, call graphs are recorded and the data file kept (`perf report -i FILE -g`;
+ * JavaScript frames get names when the servers run with `NODE_OPTIONS=--perf-basic-prof`).
+ */
+async function perfPerRequest(pid: number, t: LoadTarget, keep?: { dir: string; name: string }): Promise<{ byDso: Array<{ name: string; us: number }>; bySymbol: Array<{ name: string; us: number }>; usTotal: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-perf-'));
+  const data = join(dir, 'perf.data');
+  const HZ = 4999;
+  const recorder = spawn('perf', ['record', ...(keep ? ['-g'] : []), '-e', 'cpu-clock', '-F', String(HZ), '-p', String(pid), '-o', data], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  recorder.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString('utf8');
+  });
+  const exited = new Promise<number | null>((r) => recorder.once('exit', (code) => r(code)));
+  const failed = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 500))]);
+  if (failed) throw new Error(`perf record did not start on ${pid}: ${stderr.trim() || 'no output'} (apt-get install -y linux-perf)`);
+  const r = await drive(t, N);
+  recorder.kill('SIGINT');
+  await exited;
+  const report = (sort: string) =>
+    new Promise<string>((res, rej) => {
+      const p = spawn('perf', ['report', '-i', data, '--stdio', '--no-children', '--sort', sort, '--percent-limit', '0.5', '-n'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      p.stdout.on('data', (c: Buffer) => {
+        out += c.toString('utf8');
+      });
+      p.once('exit', () => res(out));
+      p.once('error', rej);
+    });
+  // Lines: "  12.34%  5678  name"; samples × (1 / HZ) s is the CPU they stand for.
+  const parse = (out: string) =>
+    out
+      .split('\n')
+      .map((l) => /^\s*([\d.]+)%\s+(\d+)\s+(.*\S)\s*$/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ name: m[3]!, us: (Number(m[2]) * 1e6) / HZ / Math.max(1, r.ok) }));
+  const byDso = parse(await report('dso'));
+  const bySymbol = parse(await report('dso,sym')).slice(0, 30);
+  if (keep) {
+    mkdirSync(keep.dir, { recursive: true });
+    copyFileSync(data, join(keep.dir, `${keep.name}.perf.data`));
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return { byDso, bySymbol, usTotal: byDso.reduce((a, x) => a + x.us, 0) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -245,6 +298,18 @@ async function main(): Promise<void> {
           const total = rows.reduce((a, x) => a + x.perRequest, 0);
           log(`\nsyscalls ${w.id} (${s.label}): ${total.toFixed(2)} per request`);
           for (const x of rows.filter((x) => x.perRequest >= 0.01)) log(`  ${x.perRequest.toFixed(3).padStart(8)}  ${x.name}`);
+        }
+      }
+    }
+    if (args.perf) {
+      for (const w of selected) {
+        for (const s of serversOf(w)) {
+          const keep = args['perf-keep'] ? { dir: args['perf-keep'], name: `${w.id}-${s.label.replace(/[^a-z0-9]+/gi, '_')}` } : undefined;
+          const p = await perfPerRequest(s.pid, s.target, keep);
+          log(`\nperf ${w.id} (${s.label}): ${p.usTotal.toFixed(1)} µs CPU per request sampled (shares above 0.5 % listed)`);
+          for (const x of p.byDso) log(`  ${x.us.toFixed(2).padStart(7)} µs/req  ${x.name}`);
+          log('  top symbols:');
+          for (const x of p.bySymbol) log(`  ${x.us.toFixed(2).padStart(7)} µs/req  ${x.name}`);
         }
       }
     }

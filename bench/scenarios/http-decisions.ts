@@ -248,7 +248,11 @@ export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: L
       { name: 'server CPU per request, redirect vs bare → capacity ratio', value: cpuFigure(redirect!, b!) },
       { name: 'server CPU per request, allow-listed vs bare → capacity ratio', value: cpuFigure(allow!, b!) },
     ],
-    targets: [],
+    // The issue: "same ratio as scenario 1" (≥ 0.80 of the bare server's throughput).
+    targets: [
+      { what: 'redirect (302): throughput vs bare node:http', target: '≥ 0.80', measured: ratioWithRounds(redirect!, b!, fmt), met: ratio(redirect!, b!) >= 0.8 },
+      { what: 'allow-listed (200): throughput vs bare node:http', target: '≥ 0.80', measured: ratioWithRounds(allow!, b!, fmt), met: ratio(allow!, b!) >= 0.8 },
+    ],
     notes: ['Redirect: proxy-mode request without a cookie → 302 to /outpost.goauthentik.io/start. Allow-listed: forward auth (nginx flavour) of a URL matching `skip_path_regex: ^/public/`, no cookie → 200 with anonymous headers.'],
   };
 }

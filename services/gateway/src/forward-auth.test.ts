@@ -154,6 +154,28 @@ ${providerYaml({ name: 'domain', mode: 'forward_domain', external_host: 'https:/
       headers: { host: 'wiki.corp.example', 'x-original-url': 'https://wiki.corp.example/x' },
     });
     t.equal(nginxDomain.statusCode, 401);
+    // nginx's X-Original-URL: the subject has the host as the URL parser gives it (lower case, no default port).
+    const nginxStatus = (url: string, extra: Record<string, string> = {}) =>
+      inject({ url: '/outpost.goauthentik.io/auth/nginx', headers: { host: 'status.corp.example', 'x-original-url': url, ...extra } });
+    for (const url of ['https://STATUS.Corp.Example/health', 'https://status.corp.example:443/health', 'https://Status.corp.example:443']) {
+      t.equal((await nginxStatus(url)).statusCode, 200, `${url} is allow-listed`);
+    }
+    for (const url of ['https://status.corp.example:8443/health', 'http://status.corp.example/health']) {
+      t.equal((await nginxStatus(url)).statusCode, 401, `${url} is not allow-listed`);
+    }
+    // Not the host the request was routed by: refused as a misconfigured front proxy, never a pass.
+    t.equal((await nginxStatus('https://status.corp.example.evil/health')).statusCode, 500);
+  });
+
+  t.test('allow-listed answers share one header list: a stale cookie deletion goes to its own answer only', async (t) => {
+    const first = await nginx('/public/a.css');
+    const name = (await gw.login('single', BOB)).split('=')[0];
+    const stale = await nginx('/public/a.css', `${name}=not-a-session`);
+    const again = await nginx('/public/a.css');
+    t.equal(first.statusCode, 200);
+    t.match(String(stale.headers['set-cookie']), /Max-Age=0|Expires=Thu, 01 Jan 1970/i, 'the stale cookie is deleted');
+    t.equal(again.headers['set-cookie'], undefined, 'the next allow-listed answer has no deletion');
+    t.same(again.headers, first.headers, 'the same headers as the first');
   });
 
   t.test('forward_domain: a host that only ends with the domain string is not routed to it', async (t) => {

@@ -452,10 +452,12 @@ export class GatewayHandler {
     }
     const deletion = check.staleCookie ? [this.#deletionCookie(p)] : [];
     // The path as sent (the upstream gets it), not the parsed URL's: that has dot segments resolved.
-    const { url, rawPath } = original;
-    const norm = normalizePath(rawPath);
-    if (norm?.skipEligible && p.hasSkipRules && matchesSkipRule(p.skipRules, skipSubject(p.config.mode, { protocol: url.protocol, host: url.host, pathname: norm.path }))) {
+    const norm = normalizePath(original.rawPath);
+    // Scheme and host as the parsed URL has them, without parsing it (HOT for allow-listed assets).
+    if (norm?.skipEligible && p.hasSkipRules && matchesSkipRule(p.skipRules, skipSubject(p.config.mode, { protocol: original.scheme, host: original.host, pathname: norm.path }))) {
       this.#deps.observe?.decision?.(p.name, 'allowlisted');
+      // Without a cookie to delete, the provider's one anonymous list: the writer keeps its wire form.
+      if (deletion.length === 0) return { kind: 'respond', status: 200, headers: this.#anonymousHeaders(p), body: '', sharedHeaders: true };
       return {
         kind: 'respond',
         status: 200,
@@ -465,7 +467,7 @@ export class GatewayHandler {
     }
     this.#deps.observe?.decision?.(p.name, 'unauthenticated');
     if (flavour === 'nginx') return textAnswer(401, 'unauthorized request', deletion.map((c) => ['set-cookie', c]));
-    return this.#start(p, url.href, deletion, url.host);
+    return this.#start(p, original.url.href, deletion, original.host);
   }
 
   // ---- proxy mode ---------------------------------------------------------------------------------
@@ -672,7 +674,7 @@ export class GatewayHandler {
     );
   }
 
-  /** The identity headers of an allow-listed answer: the same for every request of a provider, built once. */
+  /** The anonymous identity headers of an allow-listed answer, built once per provider and never changed (shared by answers). */
   #anonymousHeaders(p: ProviderRuntime): Array<[string, string]> {
     let headers = this.#anonymous.get(p);
     if (!headers) {
