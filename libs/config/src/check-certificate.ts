@@ -127,19 +127,25 @@ function isoDate(ms: number): string {
  * Checks the HTTPS certificate files of an already loaded config again, as loading it did (readable,
  * a key pair, valid now, covering the provider's host): for re-reading the files, when only they changed.
  * Unlike at load, a certificate that is not valid now is a problem here: reloading only the files has
- * nothing else to apply, and should never swap an expired certificate in for the one being served.
+ * nothing else to apply, and should never swap an expired certificate in for the one being served —
+ * except the very certificate being served (`servedFingerprints`, SHA-256 as node's `fingerprint256`):
+ * reloading does not change it, so its expiry stays a warning, and another provider's renewed files
+ * are not held back by it.
  */
-export function checkServerCertificates(config: PortcullisConfig): CheckSink {
+export function checkServerCertificates(config: PortcullisConfig, servedFingerprints: ReadonlySet<string> = new Set()): CheckSink {
   const found: CheckSink = { problems: [], warnings: [] };
-  checkServedCertificates(config, found);
-  const notValid = found.warnings.filter((w) => w.certificateNotValidNow);
-  return { problems: [...found.problems, ...notValid], warnings: found.warnings.filter((w) => !w.certificateNotValidNow) };
-}
-
-function checkServedCertificates(config: PortcullisConfig, sink: CheckSink): void {
   config.providers.forEach((p, i) => {
     const path = `${joinIndex('providers', i)}.tls`;
-    const cert = checkCertKeyPair(p.tls.cert_file, p.tls.key_file, path, sink);
-    if (cert && p.tls.cert_file) checkCertificateHost(cert, p.tls.cert_file, new URL(p.external_host).hostname, path, `${joinIndex('providers', i)}.external_host`, sink.warnings);
+    const first = found.warnings.length;
+    const cert = checkCertKeyPair(p.tls.cert_file, p.tls.key_file, path, found);
+    if (cert && p.tls.cert_file) checkCertificateHost(cert, p.tls.cert_file, new URL(p.external_host).hostname, path, `${joinIndex('providers', i)}.external_host`, found.warnings);
+    const inUse = cert !== undefined && servedFingerprints.has(cert.fingerprint256);
+    for (const w of found.warnings.splice(first)) {
+      if (!w.certificateNotValidNow) found.warnings.push(w);
+      else if (inUse) found.warnings.push({ path: w.path, reason: `${w.reason}; it is the certificate being served, which this reload keeps`, fix: w.fix });
+      else found.problems.push(w);
+    }
   });
+  return found;
 }
+

@@ -1,4 +1,5 @@
 // startPortcullis's reload is all or nothing (a new auth service that cannot start leaves the running configuration whole), one at a time.
+import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Subscription } from '@portcullis/bus';
@@ -106,4 +107,56 @@ t.test('reloads take turns: a certificate reload asked for while a config reload
   const [, result] = await Promise.all([reloaded, certificates]);
   t.same(order, ['config reload', 'certificate reload'], 'the certificate reload waited for the config reload');
   t.match(result, { outcome: 'reloaded', certificates: [{ cert_file: join(dir, 'second.crt') }] }, 'and read the files the new config names');
+});
+
+t.test('a certificate reload is not held back by the expired certificate another provider is still serving; an expired replacement still is refused', async (t) => {
+  const dir = t.testdir({});
+  const [http, https] = [await getFreePort(), await getFreePort()];
+  const install = (name: string, pair: { cert: string; key: string }) => {
+    writeFileSync(join(dir, `${name}.crt`), pair.cert);
+    writeFileSync(join(dir, `${name}.key`), pair.key);
+  };
+  const EXPIRED = { notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') };
+  install('old', createSelfSignedCertificate({ altNames: ['old.localhost'], ...EXPIRED }));
+  install('new', createSelfSignedCertificate({ altNames: ['new.localhost'] }));
+  const provider = (name: string, n: number) => `
+  - name: ${name}
+    mode: forward_single
+    external_host: https://${name}.localhost
+    issuer: http://127.0.0.1:1/
+    client_id: client-${n}
+    client_secret: secret
+    cookie_secret: reload-test-cookie-secret-0123456789abcdef
+    tls: { cert_file: ${join(dir, `${name}.crt`)}, key_file: ${join(dir, `${name}.key`)} }`;
+  const loaded = loadConfig({
+    env: {},
+    text: `
+log_level: silent
+outpost: { listen: { http: "127.0.0.1:${http}", https: "127.0.0.1:${https}", metrics: null } }
+providers:${provider('old', 1)}${provider('new', 2)}
+`,
+  });
+  if (!loaded.ok) throw new Error(loaded.problems.map((p) => `${p.path}: ${p.reason}`).join('\n'));
+  t.match(loaded.warnings.map((w) => w.reason).join('\n'), /expired on 2021-01-01/, 'an expired certificate is a warning at start');
+  const running = await startPortcullis({ config: loaded.config, roles: new Set(['gateway', 'auth', 'session']), logger: createLogger({ level: 'silent', service: 'portcullis-test' }) });
+  t.teardown(() => running.stop());
+  const served = (name: string) => running.gateway?.certificates?.find((c) => c.provider === name)?.sha256;
+  const expiredInUse = served('old');
+
+  const renewed = createSelfSignedCertificate({ altNames: ['new.localhost'] });
+  install('new', renewed);
+  const result = await running.reloadCertificates();
+  t.equal(result.outcome, 'reloaded', "the other provider's renewal is applied");
+  t.equal(served('new'), new X509Certificate(renewed.cert).fingerprint256, 'the renewed certificate is served');
+  t.equal(served('old'), expiredInUse, 'the expired one is still the one served');
+  t.match(
+    result.outcome === 'reloaded' ? result.warnings.map((w) => `${w.path}: ${w.reason}`).join('\n') : '',
+    /providers\[0\]\.tls\.cert_file: the certificate in .*old\.crt expired on 2021-01-01T00:00:00Z.*being served, which this reload keeps/,
+    'and its expiry is said as a warning',
+  );
+
+  install('old', createSelfSignedCertificate({ altNames: ['old.localhost'], ...EXPIRED }));
+  const refused = await running.reloadCertificates();
+  t.match(refused, { outcome: 'rejected', problems: [{ path: 'providers[0].tls.cert_file', reason: /expired on 2021-01-01/ }] }, 'another expired certificate is not swapped in');
+  t.equal(served('old'), expiredInUse, 'what was served stays');
 });

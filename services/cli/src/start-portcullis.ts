@@ -337,8 +337,9 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
       reloadCertificates() {
         return inTurn((): CertificateReload => {
           if (!gateway?.https) return { outcome: 'no-https-listener' };
-          // The files of the config the gateway serves with (the last reload's).
-          const checked = checkServerCertificates(gateway.config);
+          // The files of the config the gateway serves with (the last reload's). A certificate being
+          // served stays acceptable once expired: another provider's renewal is not held back by it.
+          const checked = checkServerCertificates(gateway.config, new Set(gateway.certificates?.map((c) => c.sha256)));
           if (checked.problems.length > 0) return { outcome: 'rejected', ...checked };
           try {
             const certificates = gateway.reloadCertificates() ?? [];
