@@ -39,6 +39,7 @@ t.test('header authentication while the IdP is down', async (t) => {
     const r = await get(host, `Bearer ${token}`);
     t.equal(r.status, 503, `IdP down, ${what}: 503 (the credential could not be checked), not a 401 or a login redirect`);
     t.notOk(r.headers.get('location'), `IdP down, ${what}: no redirect to a login the client cannot do`);
+    t.equal(r.headers.get('retry-after'), '5', `IdP down, ${what}: the client is told to retry in a few seconds`);
     t.match(await r.text(), /cannot be checked right now/);
   }
 });

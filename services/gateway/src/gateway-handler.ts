@@ -655,7 +655,7 @@ export class GatewayHandler {
     }
   }
 
-  /** 503, with Retry-After when the auth service said when the check may succeed (e.g. the IdP's new signing key is fetched). */
+  /** 503 with Retry-After: when the auth service said when the check may succeed (e.g. the IdP's new signing key is fetched), else the outage default. */
   #headerAuthUnavailable(p: ProviderRuntime, err: unknown, retryAfterSeconds?: unknown): RespondAnswer {
     // From another process: only a positive whole number becomes a header.
     const retryAfter = Number.isSafeInteger(retryAfterSeconds) && (retryAfterSeconds as number) > 0 ? (retryAfterSeconds as number) : undefined;
@@ -670,7 +670,8 @@ export class GatewayHandler {
       503,
       'Authentication unavailable',
       'Credentials cannot be checked right now. Try again in a moment.',
-      retryAfter === undefined ? [] : [['retry-after', String(retryAfter)]],
+      // Unknown (IdP or auth service down): the same few seconds as the other outage answers.
+      retryAfter === undefined ? OUTAGE_RETRY_AFTER : [['retry-after', String(retryAfter)]],
     );
   }
 

@@ -1,4 +1,4 @@
-// A header credential the auth service could not check (not refused): 503 so the client retries, with the Retry-After the auth service named.
+// A header credential the auth service could not check (not refused): 503 so the client retries, with the Retry-After the auth service named (else 5 s).
 import type { HeaderAuthReply } from '@portcullis/events';
 import t, { type Test } from 'tap';
 import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
@@ -32,15 +32,15 @@ t.test('"unavailable" with retryAfterSeconds (a token signed by a key the IdP ro
   }
 });
 
-t.test('"unavailable" without a retry time (IdP down) → 503 without Retry-After; a malformed one is not sent', async (t) => {
+t.test('"unavailable" without a retry time (IdP down) → 503 with the outage Retry-After (5 s); a malformed one is not sent, the default is', async (t) => {
   const plain = await askWithBearer(t, { ok: false, reason: 'unavailable' });
   t.ok(plain.logged.errors.some((m) => m.includes('header authentication unavailable')), 'an IdP that cannot be reached is an error');
   t.equal(plain.proxy.statusCode, 503);
-  t.equal(plain.proxy.headers['retry-after'], undefined);
+  t.equal(plain.proxy.headers['retry-after'], '5', 'the client is told to retry in a few seconds, as for the other outages');
   for (const bad of [0, -5, 2.5, Number.NaN, '3\r\nx-injected: 1' as unknown as number]) {
     const r = await askWithBearer(t, { ok: false, reason: 'unavailable', retryAfterSeconds: bad });
     t.equal(r.proxy.statusCode, 503, `${String(bad)}: still 503`);
-    t.equal(r.proxy.headers['retry-after'], undefined, `${String(bad)}: no Retry-After`);
+    t.equal(r.proxy.headers['retry-after'], '5', `${String(bad)}: not sent, the default is`);
   }
 });
 
