@@ -126,11 +126,11 @@ class MemorySessionStore implements SessionStore {
     return this.#waiters.wait(seq, timeoutMs);
   }
 
-  async consumeOnce(key: string, ttlMs: number): Promise<boolean> {
+  async consumeOnce(key: string, ttlMs: number, outcome?: string): Promise<boolean> {
     const now = Date.now();
     const held = this.#consumed.get(key);
     if (held !== undefined && held.until > now) return false;
-    this.#consumed.set(key, { until: now + ttlMs, outcome: null });
+    this.#consumed.set(key, { until: now + ttlMs, outcome: outcome ?? null });
     return true;
   }
 

@@ -264,8 +264,9 @@ class RedisSessionStore implements RedisStore {
     return result;
   }
 
-  async consumeOnce(key: string, ttlMs: number): Promise<boolean> {
-    const ok = await this.#run('SET NX', () => this.#client.set(this.#keys.once(key), '1', 'PX', toTtl(ttlMs), 'NX'));
+  async consumeOnce(key: string, ttlMs: number, outcome?: string): Promise<boolean> {
+    const value = outcome === undefined ? '1' : `${ONCE_OUTCOME_MARK}${outcome}`;
+    const ok = await this.#run('SET NX', () => this.#client.set(this.#keys.once(key), value, 'PX', toTtl(ttlMs), 'NX'));
     return ok === 'OK';
   }
 

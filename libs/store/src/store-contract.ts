@@ -260,6 +260,12 @@ export function runStoreContract(t: T, make: () => Promise<SessionStore>): void 
     t.equal(await store.onceOutcome('jti-0'), null, 'released: the outcome goes with it');
     t.equal(await store.consumeOnce('jti-0', 60_000), true);
     t.equal(await store.onceOutcome('jti-0'), null, 'consumed again: no outcome of the earlier use');
+    t.equal(await store.consumeOnce('with-outcome', 60_000, 'pending'), true, 'consumed with an outcome at once');
+    t.equal(await store.onceOutcome('with-outcome'), 'pending');
+    t.equal(await store.consumeOnce('with-outcome', 60_000, 'other'), false, 'still consumed once');
+    t.equal(await store.onceOutcome('with-outcome'), 'pending', 'a refused consumption changes nothing');
+    await store.settleOnce('with-outcome', 'done');
+    t.equal(await store.onceOutcome('with-outcome'), 'done', 'settling replaces it');
     t.equal(await store.consumeOnce('short', 30), true);
     await store.settleOnce('short', '1');
     await new Promise((r) => setTimeout(r, 80));

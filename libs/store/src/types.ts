@@ -53,7 +53,8 @@ export interface SessionProjection {
 
 /** Single-use keys (login state, logout-token jti): true the first time `key` is consumed within `ttlMs`, false after. */
 export interface OnceStore {
-  consumeOnce(key: string, ttlMs: number): Promise<boolean>;
+  /** With `outcome`, the key is consumed already holding it (as {@link settleOnce} would keep it), in the same step. */
+  consumeOnce(key: string, ttlMs: number, outcome?: string): Promise<boolean>;
   /** Makes a consumed `key` consumable again: the action it guarded failed and may be retried. */
   releaseOnce(key: string): Promise<void>;
   /**

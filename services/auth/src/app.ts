@@ -46,6 +46,8 @@ export interface AuthServiceDeps {
   idpTimeoutMs?: number;
   /** Least time between two fetches of an IdP's key set for a token naming a key it lacks. Default 30 000 ms (tests shorten it). */
   keySetCooldownMs?: number;
+  /** How long a back-channel logout delivery may hold its jti unrecorded before a redelivery records it. Default PENDING_LOGOUT_TAKEOVER_MS (tests shorten it). */
+  pendingLogoutTakeoverMs?: number;
   /** Called for every due session the refresher handled (metrics): refreshed, refused (ended) or failed (kept, retried). */
   onRefresh?: (provider: string, outcome: RefreshOutcome) => void;
 }
@@ -211,13 +213,19 @@ export function createAuthService(deps: AuthServiceDeps): AuthService {
           AUTH_SUBJECTS.backchannelLogout,
           async (payload) => {
             const request = parseBackchannelLogoutRequest(payload);
-            const done = await backchannelLogout(ctx, request);
+            const done = await backchannelLogout(ctx, request, deps.pendingLogoutTakeoverMs);
             // The token itself is never logged: only whose sessions ended.
             const log = { issuer: done.claims.iss, sid: done.claims.sid, sub: done.claims.sub, seq: done.reply.revokedAtSeq, repeated: done.repeated };
+            if (done.takenOver) {
+              logger?.warn(
+                { subject: AUTH_SUBJECTS.backchannelLogout, provider: request.provider, ...log },
+                'back-channel logout recorded by a redelivery: the delivery that took its jti recorded nothing within the takeover time (its auth process stopped or lost NATS and Redis in between)',
+              );
+            }
             if (!done.outcomeKept) {
               logger?.warn(
                 { subject: AUTH_SUBJECTS.backchannelLogout, provider: request.provider, ...log },
-                'back-channel logout recorded, but the session store did not keep its outcome: a redelivery of this token will get 503 until it is too old',
+                'back-channel logout recorded, but the session store did not keep its outcome: a redelivery of this token gets 503 until the takeover time has passed, then records the logout again',
               );
             }
             return { reply: done.reply, log };

@@ -45,13 +45,13 @@ export function clientFor(ctx: AuthContext, provider: ProviderRuntime) {
 }
 
 /**
- * Marks `key` used (true the first time); a store that does not answer is a 503 naming it (`title`
+ * Marks `key` used (true the first time), holding `outcome` if given; a store that does not answer is a 503 naming it (`title`
  * heads the page or error), not an unexpected 500: nothing was done, and the same request may be retried.
  * @throws AuthError STORE_UNAVAILABLE (503).
  */
-export async function consumeOnceOrUnavailable(ctx: AuthContext, key: string, ttlMs: number, what: string, title: string): Promise<boolean> {
+export async function consumeOnceOrUnavailable(ctx: AuthContext, key: string, ttlMs: number, what: string, title: string, outcome?: string): Promise<boolean> {
   try {
-    return await ctx.store.consumeOnce(key, ttlMs);
+    return await ctx.store.consumeOnce(key, ttlMs, outcome);
   } catch (err) {
     throw new AuthError(AuthErrorCode.StoreUnavailable, `The session store is not answering, so ${what}. Nothing was changed; retry in a moment.`, {
       statusCode: 503,

@@ -376,6 +376,57 @@ t.test('back-channel logout', async (t) => {
     t.equal(await h.store.getLiveSession(session.sessionId), null, 'the session is dead');
   });
 
+  t.test('a delivery that took the jti and never recorded the logout (its process died) is taken over by a redelivery after the takeover time; another token with that jti is refused meanwhile', async (t) => {
+    const redis = await startRedisServer();
+    t.teardown(() => redis.stop());
+    const jtiStore = await createRedisStore({
+      redis: { url: redis.url, key_prefix: 'bcl-takeover:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null },
+    });
+    t.teardown(() => jtiStore.close());
+    // Replica A consumes the jti, then its append hangs (as if the process died before it).
+    const { log: heldLog, holding, release } = holdAppends(h.bus.log, () => true);
+    const rpcA = createMemoryBus();
+    const rpcB = createMemoryBus();
+    t.teardown(() => Promise.all([rpcA.close(), rpcB.close()]));
+    const TAKEOVER_MS = 400;
+    const replicaA = createAuthService({ config: h.config, bus: { ...rpcA, log: heldLog }, store: jtiStore, pendingLogoutTakeoverMs: TAKEOVER_MS });
+    const recorded = createRecordingLogger();
+    const replicaB = createAuthService({ config: h.config, bus: { ...rpcB, log: h.bus.log }, store: jtiStore, pendingLogoutTakeoverMs: TAKEOVER_MS, logger: recorded });
+    await replicaA.start();
+    await replicaB.start();
+    t.teardown(() => Promise.all([replicaA.stop(), replicaB.stop()]));
+    const ask = (bus: Bus, body: string) => bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body });
+
+    const { session } = await login();
+    const claims = claimsFor({ sid: session.sid });
+    const body = `logout_token=${await sign(claims)}`;
+    const before = await h.bus.log.lastSeq();
+    const abandoned = ask(rpcA, body);
+    await holding;
+    const early = await ask(rpcB, body);
+    t.equal(early.status, 503, 'within the takeover time: the earlier delivery may still record it');
+    t.equal(early.retryAfterSeconds, 1);
+    const sameJti = await ask(rpcB, `logout_token=${await sign({ ...claims, iat: (claims.iat as number) - 1 })}`);
+    t.equal(sameJti.status, 400, 'another token with the same jti is a replay, also while the first is pending');
+    t.equal(await h.bus.log.lastSeq(), before, 'nothing recorded yet');
+    t.ok(await h.store.getLiveSession(session.sessionId), 'the session still lives');
+
+    await new Promise((r) => setTimeout(r, TAKEOVER_MS + 50));
+    const late = await ask(rpcB, body);
+    t.equal(late.status, 200, `after the takeover time the redelivery records the logout: ${JSON.stringify(late.json)}`);
+    t.equal(late.revokedAtSeq, before + 1);
+    t.ok(await h.store.waitForApplied(late.revokedAtSeq!, 2000));
+    t.equal(await h.store.getLiveSession(session.sessionId), null, 'the session is dead');
+    t.ok(recorded.lines.some((l) => l.level === 'warn' && /recorded by a redelivery/.test(l.m)), 'the takeover is logged');
+    const again = await ask(rpcA, body);
+    t.equal(again.status, 200, 'a further redelivery is confirmed from the recorded outcome');
+    t.equal(again.revokedAtSeq, late.revokedAtSeq);
+
+    // Had the first delivery been only slow, it records the logout too: a second IdpSessionEnded ends nothing more.
+    release();
+    t.equal((await abandoned).status, 200);
+  });
+
   t.test('an ES256 token from the same key set is accepted', async (t) => {
     await expectEnded(t, await postToken(await sign(claimsFor({ sid: `gone-${randomUUID()}` }), ec)));
   });

@@ -19,9 +19,12 @@ export interface FinishedBackchannelLogout {
   repeated: boolean;
   /**
    * False when the logout was recorded but its outcome could not be kept under the `jti` (the store
-   * failed right after): a redelivery of this token then gets 503s until the token is too old.
+   * failed right after): a redelivery of this token then gets 503s until {@link PENDING_LOGOUT_TAKEOVER_MS}
+   * has passed, and records the logout again.
    */
   outcomeKept: boolean;
+  /** True when an earlier delivery took the `jti` and recorded nothing within the takeover time, and this one recorded the logout. */
+  takenOver?: true;
 }
 
 /**
@@ -35,6 +38,25 @@ interface RecordedLogout {
 }
 
 /**
+ * What a `jti` holds from its consumption until the logout is recorded: the token's digest and when
+ * (unix ms) the delivery that consumed it began, so a redelivery can tell a delivery still at work
+ * from one whose process died before recording anything (see {@link PENDING_LOGOUT_TAKEOVER_MS}).
+ */
+interface PendingLogout {
+  pending: string;
+  since: number;
+}
+
+/**
+ * How long a delivery may hold a `jti` without recording its logout before a redelivery of the same
+ * token records it instead: far longer than an append takes (2 s per attempt), so only a delivery
+ * whose process died (or was cut off) in between is taken over. Without this the IdP's retries got
+ * 503 until the token was too old, and the logout was lost. A takeover of a delivery that was only
+ * slow appends IdpSessionEnded twice, which ends nothing more.
+ */
+export const PENDING_LOGOUT_TAKEOVER_MS = 30_000;
+
+/**
  * Handles one back-channel logout. The IdpSessionEnded event is appended before the 200, so a
  * success always means every replica will deny the ended sessions once `revokedAtSeq` is applied.
  * The `jti` is consumed only after every other check passed, so a refused token never burns it,
@@ -46,12 +68,15 @@ interface RecordedLogout {
  * appended again — so the gateway confirms the revocation again (200, or 503 while it still cannot).
  * A replay of a token whose logout is done gets the same 200: it ends nothing new (it never appends),
  * and a 400 would make the IdP believe the logout failed. The same `jti` on another token is refused.
+ * Until recorded, the `jti` holds the token's digest and when its delivery began: a redelivery gets
+ * 503 (retry) while that delivery may still record it, and records the logout itself once it has held
+ * the `jti` for `takeoverMs` (that delivery's process died in between: the logout is not lost).
  * @throws AuthError LOGOUT_REQUEST_INVALID / LOGOUT_TOKEN_INVALID / LOGOUT_TOKEN_REPLAYED (400);
  * BAD_REQUEST (503, unknown provider); IDP_UNAVAILABLE (503); STORE_UNAVAILABLE (503); LOG_UNAVAILABLE (503);
  * LOGOUT_TOKEN_PENDING (503, an earlier delivery of the token is still being recorded);
  * LOGOUT_TOKEN_KEY_NOT_YET_KNOWN (503 with a Retry-After: signed by a key the cached key set lacks, within its re-fetch cool-down).
  */
-export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogoutRequest): Promise<FinishedBackchannelLogout> {
+export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogoutRequest, takeoverMs = PENDING_LOGOUT_TAKEOVER_MS): Promise<FinishedBackchannelLogout> {
   const token = readLogoutToken(req);
   const provider = ctx.providers.get(req.provider);
   if (!provider) {
@@ -75,16 +100,24 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
 
   const jtiKey = replayKey(claims.iss, claims.jti);
   const tokenDigest = createHash('sha256').update(token).digest('hex');
+  const pending: PendingLogout = { pending: tokenDigest, since: ctx.now() };
   const firstUse = await consumeOnceOrUnavailable(
     ctx,
     jtiKey,
     replayWindowMs(config.backchannel_logout_max_age),
     'the logout token cannot be checked for reuse',
     'Logout failed',
+    JSON.stringify(pending),
   );
+  let takenOver: true | undefined;
   if (!firstUse) {
-    const seq = await recordedSeqOf(ctx, jtiKey, tokenDigest);
-    return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: true, outcomeKept: true };
+    const earlier = await earlierDelivery(ctx, jtiKey, tokenDigest, takeoverMs);
+    if (earlier.kind === 'recorded') {
+      return { reply: { status: 200, setCookies: [], revokedAtSeq: earlier.seq }, claims: logged, repeated: true, outcomeKept: true };
+    }
+    // The delivery that consumed the jti died before recording: this one records the logout.
+    takenOver = true;
+    await ctx.store.settleOnce(jtiKey, JSON.stringify(pending)).catch(() => undefined);
   }
 
   // With a sid the IdP ended one of its sessions; with only a sub it ended every session of that user.
@@ -95,7 +128,7 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
   } catch (err) {
     // The 503 tells the IdP to retry with this very token: its jti must not stay burnt (a retry
     // would be refused as a replay and the sessions would live on). Best effort: a store that
-    // fails here too is already failing the retry.
+    // fails here too leaves the jti pending, which a retry takes over once PENDING_LOGOUT_TAKEOVER_MS passed.
     await ctx.store.releaseOnce(jtiKey).catch(() => undefined);
     throw new AuthError(
       AuthErrorCode.LogUnavailable,
@@ -110,15 +143,17 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
     () => true,
     () => false,
   );
-  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: false, outcomeKept };
+  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: false, outcomeKept, ...(takenOver ? { takenOver } : {}) };
 }
 
 /**
- * The log sequence recorded by an earlier delivery of this very token (its `jti` is consumed).
+ * What an earlier delivery of this very token did with its `jti`: recorded the logout (its log
+ * sequence), or died before recording it (held the jti longer than `takeoverMs`: this delivery
+ * records it instead).
  * @throws AuthError LOGOUT_TOKEN_REPLAYED (400) when the `jti` was used by another token;
- * LOGOUT_TOKEN_PENDING (503) when the earlier delivery has recorded nothing yet; STORE_UNAVAILABLE (503).
+ * LOGOUT_TOKEN_PENDING (503) while the earlier delivery may still record it; STORE_UNAVAILABLE (503).
  */
-async function recordedSeqOf(ctx: AuthContext, jtiKey: string, tokenDigest: string): Promise<number> {
+async function earlierDelivery(ctx: AuthContext, jtiKey: string, tokenDigest: string, takeoverMs: number): Promise<{ kind: 'recorded'; seq: number } | { kind: 'abandoned' }> {
   let outcome: string | null;
   try {
     outcome = await ctx.store.onceOutcome(jtiKey);
@@ -129,34 +164,34 @@ async function recordedSeqOf(ctx: AuthContext, jtiKey: string, tokenDigest: stri
       { statusCode: 503, title: 'Logout failed', cause: err },
     );
   }
-  const recorded = parseRecordedLogout(outcome);
-  if (recorded === null) {
-    // Consumed without an outcome: an earlier delivery is between its jti check and its append
-    // (it records the logout, or releases the jti when it cannot). Either way a retry is answered.
-    throw new AuthError(
-      AuthErrorCode.LogoutTokenPending,
-      'An earlier delivery of this logout token is still being recorded. Retry in a moment.',
-      { statusCode: 503, title: 'Logout pending', retryAfterSeconds: 1 },
-    );
-  }
-  if (recorded.token !== tokenDigest) {
+  const held = parseHeldLogout(outcome);
+  if (held !== null && ('token' in held ? held.token : held.pending) !== tokenDigest) {
     throw new AuthError(
       AuthErrorCode.LogoutTokenReplayed,
       'The logout token was refused: its "jti" was already used by another logout token (a replayed jti).',
       { statusCode: 400, title: 'Logout token refused' },
     );
   }
-  return recorded.seq;
+  if (held !== null && 'seq' in held) return { kind: 'recorded', seq: held.seq };
+  if (held !== null && ctx.now() - held.since >= takeoverMs) return { kind: 'abandoned' };
+  // Consumed and not recorded yet (or by a version that kept nothing to tell): the earlier delivery
+  // records the logout, or releases the jti when it cannot. Either way a retry is answered.
+  throw new AuthError(
+    AuthErrorCode.LogoutTokenPending,
+    'An earlier delivery of this logout token is still being recorded. Retry in a moment.',
+    { statusCode: 503, title: 'Logout pending', retryAfterSeconds: 1 },
+  );
 }
 
-/** A {@link RecordedLogout} kept under a jti, or null for none (or for something this version did not write). */
-function parseRecordedLogout(outcome: string | null): RecordedLogout | null {
+/** A {@link RecordedLogout} or {@link PendingLogout} kept under a jti, or null for none (or for something this version did not write). */
+function parseHeldLogout(outcome: string | null): RecordedLogout | PendingLogout | null {
   if (outcome === null) return null;
   try {
-    const value = JSON.parse(outcome) as Partial<RecordedLogout>;
+    const value = JSON.parse(outcome) as Partial<RecordedLogout & PendingLogout>;
     if (Number.isSafeInteger(value.seq) && (value.seq as number) > 0 && typeof value.token === 'string') {
       return { seq: value.seq as number, token: value.token };
     }
+    if (typeof value.pending === 'string' && Number.isFinite(value.since)) return { pending: value.pending, since: value.since as number };
   } catch {
     // Not ours: treated as no outcome (503, retry) rather than trusted.
   }
