@@ -80,3 +80,51 @@ t.test('forward_domain rules anchored on the host do not match look-alike hosts'
   t.equal(matchesSkipRule(rules, skipSubject('forward_domain', new URL('https://public.company.com.evil.org/x'))), false);
   t.equal(matchesSkipRule(rules, skipSubject('forward_domain', new URL('https://private.company.com/public.company.com/'))), false);
 });
+
+t.test('a rule that says only "starts with" is tested as a prefix, with the answer RE2 gives (tricky and random rules)', async (t) => {
+  const { RE2JS } = await import('re2js');
+  const { literalPrefix } = await import('./skip-rules.ts');
+  t.equal(literalPrefix('^/public/'), '/public/');
+  t.equal(literalPrefix('^/static/.*'), '/static/');
+  t.equal(literalPrefix('^/a\\.b\\/c\\-d'), '/a.b/c-d', 'escaped punctuation is literal');
+  t.equal(literalPrefix('^'), '');
+  t.equal(literalPrefix('^.*'), '');
+  for (const notLiteral of ['/public/', '^/a.b', '^/a\\.*', '^/a*.*', '^/x$', '^/v[0-9]', '(?i)^/a', '^/\\d', '^/\\Qa\\E', '^/a|^/b', '^/a\\', '^/\\pL', '^/a.+']) {
+    t.equal(literalPrefix(notLiteral), null, `${notLiteral} is left to RE2`);
+  }
+  // Every rule the compiled set tests as a prefix must give RE2's answer; the others go to RE2 anyway.
+  const ruleAtoms = ['a', 'b', '/', '.', '*', '\\.', '\\/', '\\\\', '\\*', '$', '.*', '-', 'é', ' ', '\n', '+', '?', '\\d', '[a]', '|'];
+  const subjectChars = ['a', 'b', '/', '.', '*', '\\', '$', '-', 'é', ' ', '\n', '+', '?', '1', '|', '['];
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed % n;
+  };
+  let compared = 0;
+  let prefixRules = 0;
+  for (let r = 0; r < 3000; r++) {
+    let source = '^';
+    for (let i = random(6); i > 0; i--) source += ruleAtoms[random(ruleAtoms.length)];
+    let re: InstanceType<typeof RE2JS>;
+    try {
+      re = RE2JS.compile(source);
+    } catch {
+      continue;
+    }
+    const prefix = literalPrefix(source);
+    if (prefix === null) continue;
+    prefixRules++;
+    const { rules } = compileSkipRules(source);
+    for (let s = 0; s < 20; s++) {
+      let subject = s % 4 === 0 ? prefix : '';
+      for (let i = random(8); i > 0; i--) subject += subjectChars[random(subjectChars.length)];
+      if (matchesSkipRule(rules, subject) !== re.test(subject)) {
+        t.fail(`${JSON.stringify(source)} on ${JSON.stringify(subject)}: prefix ${matchesSkipRule(rules, subject)}, RE2 ${re.test(subject)}`);
+        return;
+      }
+      compared++;
+    }
+  }
+  t.ok(prefixRules > 300, `${prefixRules} random rules were prefix rules`);
+  t.ok(compared > 6000, `${compared} subjects agreed with RE2`);
+});

@@ -9,6 +9,41 @@ export interface SkipRules {
   readonly sources: readonly string[];
   /** @internal compiled form of `sources`, same order. */
   readonly patterns: readonly RE2JS[];
+  /** @internal per rule, the text a match must start with when the rule says only that (see {@link literalPrefix}), else null. */
+  readonly prefixes: readonly (string | null)[];
+}
+
+/** RE2 (Go) metacharacters: outside these, a character matches itself. */
+const META = new Set('\\.+*?()|[]{}^$');
+/** ASCII punctuation: escaped, each matches itself in RE2 (`\d`, `\pL`, `\Q`, `\x41` ... are not punctuation). */
+const PUNCTUATION = /^[!-/:-@[-`{-~]$/;
+
+/**
+ * The literal a rule of the form `^literal` or `^literal.*` tests for (the subject starts with it), or
+ * null for any other rule. RE2 reads `^` as the start of the text (no multi-line flag can be set
+ * without a group, which is not literal) and `.*` as possibly empty, so `subject.startsWith(literal)`
+ * gives the same answer as the compiled rule, at a fraction of its cost (HOT: most skip rules are path
+ * prefixes like `^/static/`, tested on every request without a session). skip-rules.test.ts holds it
+ * to RE2JS on tricky and random rules and subjects.
+ */
+export function literalPrefix(source: string): string | null {
+  if (!source.startsWith('^')) return null;
+  const end = source.endsWith('.*') && !source.endsWith('\\.*') ? source.length - 2 : source.length;
+  let literal = '';
+  for (let i = 1; i < end; i++) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const next = source[i + 1];
+      if (next === undefined || i + 1 >= end || !PUNCTUATION.test(next)) return null;
+      literal += next;
+      i++;
+    } else if (META.has(c)) {
+      return null;
+    } else {
+      literal += c;
+    }
+  }
+  return literal;
 }
 
 /** A line of `skip_path_regex` that failed to compile. */
@@ -27,6 +62,7 @@ export interface SkipRuleError {
 export function compileSkipRules(text: string): { rules: SkipRules; errors: SkipRuleError[] } {
   const sources: string[] = [];
   const patterns: RE2JS[] = [];
+  const prefixes: (string | null)[] = [];
   const errors: SkipRuleError[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -35,19 +71,21 @@ export function compileSkipRules(text: string): { rules: SkipRules; errors: Skip
     if (line.trim() === '') continue;
     try {
       patterns.push(RE2JS.compile(line));
+      prefixes.push(literalPrefix(line));
       sources.push(line);
     } catch (error) {
       errors.push({ line: i + 1, message: error instanceof Error ? error.message : String(error) });
     }
   }
-  return { rules: { sources, patterns }, errors };
+  return { rules: { sources, patterns, prefixes }, errors };
 }
 
 /** True when any rule matches anywhere in `subject` (Go `MatchString`, unanchored) (HOT). */
 export function matchesSkipRule(rules: SkipRules, subject: string): boolean {
-  const { patterns } = rules;
+  const { patterns, prefixes } = rules;
   for (let i = 0; i < patterns.length; i++) {
-    if (patterns[i]!.test(subject)) return true;
+    const prefix = prefixes[i];
+    if (prefix != null ? subject.startsWith(prefix) : patterns[i]!.test(subject)) return true;
   }
   return false;
 }
