@@ -145,7 +145,14 @@ async function perfPerRequest(pid: number, t: LoadTarget, keep?: { dir: string; 
   recorder.stderr?.on('data', (c: Buffer) => {
     stderr += c.toString('utf8');
   });
-  const exited = new Promise<number | null>((r) => recorder.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) => {
+    recorder.once('exit', (code) => r(code));
+    // Not installed: spawn fails with ENOENT (said below), not an unhandled 'error' event.
+    recorder.once('error', (err) => {
+      stderr += err.message;
+      r(null);
+    });
+  });
   const failed = await Promise.race([exited.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 500))]);
   if (failed) throw new Error(`perf record did not start on ${pid}: ${stderr.trim() || 'no output'} (apt-get install -y linux-perf)`);
   const r = await drive(t, N);
