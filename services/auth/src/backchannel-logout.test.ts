@@ -198,6 +198,29 @@ t.test('back-channel logout', async (t) => {
 
   const postToken = (token: string) => post(new URLSearchParams({ logout_token: token }).toString());
 
+  /**
+   * Two auth replicas sharing one Redis for their jti memory (as in a cluster) and the harness's log;
+   * replica A's appends are held until `release`. `logger` goes to replica B.
+   */
+  async function twoReplicas(t: Test, options: { pendingLogoutTakeoverMs?: number } = {}, logger?: ReturnType<typeof createRecordingLogger>) {
+    const redis = await startRedisServer();
+    t.teardown(() => redis.stop());
+    const jtiStore = await createRedisStore({
+      redis: { url: redis.url, key_prefix: 'bcl:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null },
+    });
+    t.teardown(() => jtiStore.close());
+    const { log: heldLog, holding, release } = holdAppends(h.bus.log, () => true);
+    const rpcA = createMemoryBus();
+    const rpcB = createMemoryBus();
+    t.teardown(() => Promise.all([rpcA.close(), rpcB.close()]));
+    const replicaA = createAuthService({ config: h.config, bus: { ...rpcA, log: heldLog }, store: jtiStore, ...options });
+    const replicaB = createAuthService({ config: h.config, bus: { ...rpcB, log: h.bus.log }, store: jtiStore, ...options, ...(logger ? { logger } : {}) });
+    await replicaA.start();
+    await replicaB.start();
+    t.teardown(() => Promise.all([replicaA.stop(), replicaB.stop()]));
+    return { rpcA, rpcB, holding, release };
+  }
+
   async function expectEnded(t: Test, reply: AuthReply): Promise<void> {
     t.equal(reply.status, 200, JSON.stringify(reply.json));
     t.same(reply.setCookies, []);
@@ -326,23 +349,8 @@ t.test('back-channel logout', async (t) => {
   });
 
   t.test('the IdP retrying a token whose logout was recorded but not confirmed (gateway 503) → 200 again, on any replica (jti memory in Redis), nothing appended twice', async (t) => {
-    const redis = await startRedisServer();
-    t.teardown(() => redis.stop());
-    // The jti memory of a cluster: one Redis shared by every auth replica.
-    const jtiStore = await createRedisStore({
-      redis: { url: redis.url, key_prefix: 'bcl:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null },
-    });
-    t.teardown(() => jtiStore.close());
     // Replica A's append is held until the test lets it go (a slow stream leader).
-    const { log: heldLog, holding, release } = holdAppends(h.bus.log, () => true);
-    const rpcA = createMemoryBus();
-    const rpcB = createMemoryBus();
-    t.teardown(() => Promise.all([rpcA.close(), rpcB.close()]));
-    const replicaA = createAuthService({ config: h.config, bus: { ...rpcA, log: heldLog }, store: jtiStore });
-    const replicaB = createAuthService({ config: h.config, bus: { ...rpcB, log: h.bus.log }, store: jtiStore });
-    await replicaA.start();
-    await replicaB.start();
-    t.teardown(() => Promise.all([replicaA.stop(), replicaB.stop()]));
+    const { rpcA, rpcB, holding, release } = await twoReplicas(t);
     const ask = (bus: Bus, body: string) => bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body });
 
     const { session } = await login();
@@ -377,24 +385,10 @@ t.test('back-channel logout', async (t) => {
   });
 
   t.test('a delivery that took the jti and never recorded the logout (its process died) is taken over by a redelivery after the takeover time; another token with that jti is refused meanwhile', async (t) => {
-    const redis = await startRedisServer();
-    t.teardown(() => redis.stop());
-    const jtiStore = await createRedisStore({
-      redis: { url: redis.url, key_prefix: 'bcl-takeover:', tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null },
-    });
-    t.teardown(() => jtiStore.close());
     // Replica A consumes the jti, then its append hangs (as if the process died before it).
-    const { log: heldLog, holding, release } = holdAppends(h.bus.log, () => true);
-    const rpcA = createMemoryBus();
-    const rpcB = createMemoryBus();
-    t.teardown(() => Promise.all([rpcA.close(), rpcB.close()]));
     const TAKEOVER_MS = 400;
-    const replicaA = createAuthService({ config: h.config, bus: { ...rpcA, log: heldLog }, store: jtiStore, pendingLogoutTakeoverMs: TAKEOVER_MS });
     const recorded = createRecordingLogger();
-    const replicaB = createAuthService({ config: h.config, bus: { ...rpcB, log: h.bus.log }, store: jtiStore, pendingLogoutTakeoverMs: TAKEOVER_MS, logger: recorded });
-    await replicaA.start();
-    await replicaB.start();
-    t.teardown(() => Promise.all([replicaA.stop(), replicaB.stop()]));
+    const { rpcA, rpcB, holding, release } = await twoReplicas(t, { pendingLogoutTakeoverMs: TAKEOVER_MS }, recorded);
     const ask = (bus: Bus, body: string) => bus.rpc.request<AuthReply>(AUTH_SUBJECTS.backchannelLogout, { provider: 'app', contentType: FORM, body });
 
     const { session } = await login();
