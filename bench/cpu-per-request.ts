@@ -185,6 +185,9 @@ async function perfPerRequest(pid: number, t: LoadTarget, keep?: { dir: string; 
   return { byDso, bySymbol, usTotal: byDso.reduce((a, x) => a + x.us, 0) };
 }
 
+/** A kept file's name (without extension) for a workload on a server. */
+const fileStem = (workload: string, server: string) => `${workload}-${server.replace(/[^a-z0-9]+/gi, '_')}`;
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Runs `w` against a fresh process started under `--cpu-prof` (`start` gets the node arguments) and summarizes the measured window. */
@@ -205,7 +208,7 @@ async function profileOn(label: string, w: Workload, start: (nodeArgs: string[])
   const summary = summarizeProfile(join(dir, file), 25, window);
   if (args['keep-profiles']) {
     mkdirSync(args['keep-profiles'], { recursive: true });
-    const name = `${w.id}-${label.replace(/[^a-z0-9]+/gi, '_')}`;
+    const name = fileStem(w.id, label);
     copyFileSync(join(dir, file), join(args['keep-profiles'], `${name}.cpuprofile`));
     writeFileSync(join(args['keep-profiles'], `${name}.window.json`), JSON.stringify({ from: String(window.from), to: String(window.to) }));
   }
@@ -311,7 +314,7 @@ async function main(): Promise<void> {
     if (args.perf) {
       for (const w of selected) {
         for (const s of serversOf(w)) {
-          const keep = args['perf-keep'] ? { dir: args['perf-keep'], name: `${w.id}-${s.label.replace(/[^a-z0-9]+/gi, '_')}` } : undefined;
+          const keep = args['perf-keep'] ? { dir: args['perf-keep'], name: fileStem(w.id, s.label) } : undefined;
           const p = await perfPerRequest(s.pid, s.target, keep);
           log(`\nperf ${w.id} (${s.label}): ${p.usTotal.toFixed(1)} µs CPU per request sampled (shares above 0.5 % listed)`);
           for (const x of p.byDso) log(`  ${x.us.toFixed(2).padStart(7)} µs/req  ${x.name}`);

@@ -148,4 +148,3 @@ export function checkServerCertificates(config: PortcullisConfig, servedFingerpr
   });
   return found;
 }
-

@@ -28,15 +28,14 @@ const PUNCTUATION = /^[!-/:-@[-`{-~]$/;
  */
 export function literalPrefix(source: string): string | null {
   if (!source.startsWith('^')) return null;
-  const end = source.endsWith('.*') && !source.endsWith('\\.*') ? source.length - 2 : source.length;
+  const end = source.endsWith('.*') ? source.length - 2 : source.length;
   let literal = '';
   for (let i = 1; i < end; i++) {
     const c = source[i]!;
     if (c === '\\') {
-      const next = source[i + 1];
-      if (next === undefined || i + 1 >= end || !PUNCTUATION.test(next)) return null;
-      literal += next;
-      i++;
+      // An escape must stay before `end`: `^/a\.*` is `\.` repeated, not `/a` then `.*`.
+      if (i + 1 >= end || !PUNCTUATION.test(source[i + 1]!)) return null;
+      literal += source[++i];
     } else if (META.has(c)) {
       return null;
     } else {

@@ -24,7 +24,7 @@ export interface FinishedBackchannelLogout {
    */
   outcomeKept: boolean;
   /** True when an earlier delivery took the `jti` and recorded nothing within the takeover time, and this one recorded the logout. */
-  takenOver?: true;
+  takenOver: boolean;
 }
 
 /**
@@ -109,14 +109,13 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
     'Logout failed',
     JSON.stringify(pending),
   );
-  let takenOver: true | undefined;
+  const takenOver = !firstUse;
   if (!firstUse) {
     const earlier = await earlierDelivery(ctx, jtiKey, tokenDigest, takeoverMs);
     if (earlier.kind === 'recorded') {
-      return { reply: { status: 200, setCookies: [], revokedAtSeq: earlier.seq }, claims: logged, repeated: true, outcomeKept: true };
+      return { reply: { status: 200, setCookies: [], revokedAtSeq: earlier.seq }, claims: logged, repeated: true, outcomeKept: true, takenOver: false };
     }
     // The delivery that consumed the jti died before recording: this one records the logout.
-    takenOver = true;
     await ctx.store.settleOnce(jtiKey, JSON.stringify(pending)).catch(() => undefined);
   }
 
@@ -143,7 +142,7 @@ export async function backchannelLogout(ctx: AuthContext, req: BackchannelLogout
     () => true,
     () => false,
   );
-  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: false, outcomeKept, ...(takenOver ? { takenOver } : {}) };
+  return { reply: { status: 200, setCookies: [], revokedAtSeq: seq }, claims: logged, repeated: false, outcomeKept, takenOver };
 }
 
 /**
@@ -165,15 +164,17 @@ async function earlierDelivery(ctx: AuthContext, jtiKey: string, tokenDigest: st
     );
   }
   const held = parseHeldLogout(outcome);
-  if (held !== null && ('token' in held ? held.token : held.pending) !== tokenDigest) {
-    throw new AuthError(
-      AuthErrorCode.LogoutTokenReplayed,
-      'The logout token was refused: its "jti" was already used by another logout token (a replayed jti).',
-      { statusCode: 400, title: 'Logout token refused' },
-    );
+  if (held !== null) {
+    if (('seq' in held ? held.token : held.pending) !== tokenDigest) {
+      throw new AuthError(
+        AuthErrorCode.LogoutTokenReplayed,
+        'The logout token was refused: its "jti" was already used by another logout token (a replayed jti).',
+        { statusCode: 400, title: 'Logout token refused' },
+      );
+    }
+    if ('seq' in held) return { kind: 'recorded', seq: held.seq };
+    if (ctx.now() - held.since >= takeoverMs) return { kind: 'abandoned' };
   }
-  if (held !== null && 'seq' in held) return { kind: 'recorded', seq: held.seq };
-  if (held !== null && ctx.now() - held.since >= takeoverMs) return { kind: 'abandoned' };
   // Consumed and not recorded yet (or by a version that kept nothing to tell): the earlier delivery
   // records the logout, or releases the jti when it cannot. Either way a retry is answered.
   throw new AuthError(
