@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CONTENDED_FACTOR, type ContentionAssessment, type QuietReferenceFile, assessContention, machineKind, readQuietReferences, recordQuietReference } from './lib/contention.ts';
 import { summarizeProfile } from './lib/cpu-profile.ts';
 import { type Environment, startEnvironment } from './lib/environment.ts';
 import { type LoadSettings, runOnce } from './lib/load.ts';
@@ -19,6 +20,17 @@ async function main(): Promise<number> {
   let opts: ReturnType<typeof parseOptions>;
   try {
     opts = parseOptions(process.argv.slice(2), process.env);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  if (opts.recordQuietReference && opts.quick) {
+    process.stderr.write('--record-quiet-reference needs a full run: a quick run is too short to vouch for a quiet host\n');
+    return 2;
+  }
+  let quietRefs: QuietReferenceFile;
+  try {
+    quietRefs = readQuietReferences(QUIET_REFERENCE_FILE);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;
@@ -74,11 +86,38 @@ async function main(): Promise<number> {
     await fx.close();
     await env.close();
   }
+  const machine = machineKind();
+  report.contention = assessContention(report, quietRefs, machine);
+  logContention(report.contention, log);
+  let recordFailed = false;
+  if (opts.recordQuietReference) {
+    if (report.contention.contended) {
+      log(`not recording a quiet reference: this run is contended against the one already recorded for ${machine}; delete that entry from ${QUIET_REFERENCE_FILE} to replace it anyway`);
+      recordFailed = true;
+    } else {
+      const ref = recordQuietReference(report, quietRefs, machine, QUIET_REFERENCE_FILE);
+      log(`recorded the quiet reference for ${machine} in ${QUIET_REFERENCE_FILE}: ${Object.entries(ref.baselines).map(([c, b]) => `${c} ${b.cpuUs} µs`).join('; ')}`);
+    }
+  }
   const files = writeReport(report, import.meta.dirname);
   log(`wrote ${files.join(', ')}`);
+  if (report.contention.contended && !opts.quick) log('bench/RESULTS.md and RESULTS.svg were left as they were: this run was contended (its report is in results/)');
   const missed = report.scenarios.flatMap((s) => s.targets.filter((t) => !t.met));
-  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: ${report.scenarios.length} scenarios ran, ${report.failures.length} failed, ${missed.length} targets missed (reported, not a failure)`);
-  return report.failures.length === 0 ? 0 : 1;
+  log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: ${report.scenarios.length} scenarios ran, ${report.failures.length} failed, ${missed.length} targets missed (reported, not a failure)${report.contention.contended ? '; the host was contended, so the ratio verdicts are no evidence either way' : ''}`);
+  return report.failures.length === 0 && !recordFailed ? 0 : 1;
+}
+
+/** Where the quiet references are kept (committed: they describe machine kinds, not one run). */
+const QUIET_REFERENCE_FILE = join(import.meta.dirname, 'quiet-reference.json');
+
+/** One line per judged comparison, then the run's verdict. */
+function logContention(c: ContentionAssessment, log: (msg: string) => void): void {
+  if (!c.source) {
+    log(`machine steadiness: no quiet reference for ${c.machine} in ${QUIET_REFERENCE_FILE}; not checked (record one on a quiet host with --record-quiet-reference)`);
+    return;
+  }
+  for (const s of c.comparisons) log(`  ${s.comparison}: ${s.baseline} ${s.roundsCpuUs.map((us) => us.toFixed(1)).join(', ')} µs/req, quiet ${s.quietCpuUs} → ${s.worst.toFixed(2)}×${s.contended ? ' CONTENDED' : ''}`);
+  log(c.contended ? `machine steadiness: CONTENDED (a baseline above ${CONTENDED_FACTOR}× its quiet CPU per request); its ratio targets are no evidence either way` : 'machine steadiness: quiet');
 }
 
 /** One extra gateway per load, run under --cpu-prof for one measured duration; its profile is written when it exits. */

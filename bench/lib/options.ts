@@ -23,9 +23,11 @@ export interface BenchOptions {
   loginSeconds: number;
   /** CPU-profile scenarios 1 and 2 once (default on in a full run, off with --quick unless --profile). */
   profile: boolean;
+  /** Record this run's saturated baselines as the quiet reference of this machine kind (bench/quiet-reference.json). */
+  recordQuietReference: boolean;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only 1,2,...] [--sessions N] [--big-user N] [--sign-outs N] [--profile | --no-profile]
+const USAGE = `usage: npm run bench -- [--quick] [--only 1,2,...] [--sessions N] [--big-user N] [--sign-outs N] [--profile | --no-profile] [--record-quiet-reference]
 env: BENCH_DURATION (seconds per measured run), BENCH_CONNECTIONS (default 100), BENCH_ROUNDS (measured rounds per comparison, default 2)`;
 
 /** Parses argv (after `--`) and the BENCH_* variables; throws with the usage on anything unknown. */
@@ -38,7 +40,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${USAGE}`);
     return v;
   };
-  const known = new Set(['--quick', '--only', '--sessions', '--big-user', '--sign-outs', '--profile', '--no-profile', '--help']);
+  const known = new Set(['--quick', '--only', '--sessions', '--big-user', '--sign-outs', '--profile', '--no-profile', '--record-quiet-reference', '--help']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) continue;
@@ -64,5 +66,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     signOuts: Math.round(num(value('--sign-outs'), quick ? 100 : 1_000, '--sign-outs')),
     loginSeconds: quick ? 5 : 20,
     profile: argv.includes('--profile') || (!quick && !argv.includes('--no-profile')),
+    recordQuietReference: argv.includes('--record-quiet-reference'),
   };
 }

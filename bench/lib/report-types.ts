@@ -1,4 +1,5 @@
 // The shape of a bench run's results, shared by the scenarios and the report writers.
+import type { ContentionAssessment } from './contention.ts';
 import type { TargetResult } from './load.ts';
 
 /** One A/B comparison: a baseline and the subjects measured against it in the same run. */
@@ -6,6 +7,8 @@ export interface Comparison {
   name: string;
   baseline: string;
   targets: TargetResult[];
+  /** Measured at a fixed offered rate (its CPU per request depends on the rate: no quiet reference). */
+  paced?: boolean;
 }
 
 /** A target from the issue and whether this run met it. */
@@ -14,6 +17,10 @@ export interface TargetCheck {
   target: string;
   measured: string;
   met: boolean;
+  /** Name of the comparison this target is judged from, so a contended baseline can flag it. */
+  comparison?: string;
+  /** Set when that comparison's baseline ran on a contended machine: the target's verdict is no evidence either way. */
+  contended?: string;
 }
 
 /** What one scenario reports. */
@@ -39,4 +46,6 @@ export interface BenchReport {
   /** Top self-time functions of the CPU profiles, per profiled load. */
   profiles: Array<{ name: string; samplesMs: number; top: Array<{ fn: string; where: string; selfPct: number }>; byArea: Array<{ area: string; selfPct: number }> }>;
   failures: Array<{ scenario: number; error: string }>;
+  /** Each comparison's baseline against the quiet reference of this machine kind (bench/quiet-reference.json). */
+  contention?: ContentionAssessment;
 }

@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
-import type { BenchReport } from './report-types.ts';
+import { CONTENDED_FACTOR } from './contention.ts';
+import type { BenchReport, TargetCheck } from './report-types.ts';
 import { type ChartPanel, renderLatencyChart } from './svg-chart.ts';
 
 /** What the machine is: CPU, cores, memory, OS, Node and server versions. */
@@ -39,10 +40,11 @@ export function renderMarkdown(r: BenchReport, chartFile: string): string {
   out.push('## Machine', '');
   for (const [k, v] of Object.entries(r.machine)) out.push(`- ${k}: ${v}`);
   out.push('', `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`, '');
+  out.push(...renderContention(r));
   const checks = r.scenarios.flatMap((s) => s.targets.map((t) => ({ s, t })));
   if (checks.length) {
     out.push('## Targets', '', '| scenario | what | target | measured | met |', '| --- | --- | --- | --- | --- |');
-    for (const { s, t } of checks) out.push(`| ${s.id} | ${t.what} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+    for (const { s, t } of checks) out.push(`| ${s.id} | ${t.what} | ${t.target} | ${t.measured} | ${verdict(t)} |`);
     out.push('');
   }
   for (const s of r.scenarios) {
@@ -83,6 +85,38 @@ export function renderMarkdown(r: BenchReport, chartFile: string): string {
   return out.join('\n');
 }
 
+/** "yes", "**no**", or either followed by why it is no evidence (a contended baseline). */
+export function verdict(t: TargetCheck): string {
+  const met = t.met ? 'yes' : '**no**';
+  return t.contended ? `${met}, but **contended** (${t.contended})` : met;
+}
+
+/** The "Machine steadiness" section: each baseline's CPU per request against the quiet reference. */
+function renderContention(r: BenchReport): string[] {
+  const c = r.contention;
+  if (!c) return [];
+  const out = ['## Machine steadiness', ''];
+  if (!c.source) {
+    out.push(`No quiet reference is recorded for this machine kind (${c.machine}) in bench/quiet-reference.json, so this run could not be checked for a contended host. On a quiet host, \`npm run bench -- --record-quiet-reference\` records one.`, '');
+    return out;
+  }
+  out.push(
+    c.contended
+      ? `**This run was contended**: a baseline needed more than ${CONTENDED_FACTOR}× the CPU per request it needs on a quiet host of this kind, so the cores were slowed by other work on the host. The ratio targets judged from those comparisons are no evidence either way; run again when the host is quiet.`
+      : `Every baseline stayed within ${CONTENDED_FACTOR}× the CPU per request it needs on a quiet host of this kind: the ratios below were measured on a quiet host.`,
+    '',
+    `Quiet reference: ${c.source} (${c.machine}).`,
+    '',
+    '| comparison | baseline | quiet CPU µs/req | this run, per round | worst × quiet | contended |',
+    '| --- | --- | ---: | --- | ---: | --- |',
+  );
+  for (const s of c.comparisons) {
+    out.push(`| ${s.comparison} | ${s.baseline} | ${s.quietCpuUs.toFixed(1)} | ${s.roundsCpuUs.map((us) => cell(us, 1)).join(', ')} | ${s.worst.toFixed(2)} | ${s.contended ? '**yes**' : 'no'} |`);
+  }
+  out.push('');
+  return out;
+}
+
 /** Panels for the SVG: one per comparison and per extra distribution. */
 export function chartPanels(r: BenchReport): ChartPanel[] {
   const panels: ChartPanel[] = [];
@@ -94,8 +128,9 @@ export function chartPanels(r: BenchReport): ChartPanel[] {
 }
 
 /**
- * Writes results/<date>.json, .md and .svg; a full run (not --quick) also refreshes the committed
- * summary bench/RESULTS.md and its chart bench/RESULTS.svg. Returns the paths written.
+ * Writes results/<date>.json, .md and .svg; a full run (not --quick) on a host not found contended
+ * also refreshes the committed summary bench/RESULTS.md and its chart bench/RESULTS.svg, so a
+ * contended run cannot pass for a quiet one. Returns the paths written.
  */
 export function writeReport(r: BenchReport, benchDir: string): string[] {
   const dir = join(benchDir, 'results');
@@ -107,7 +142,7 @@ export function writeReport(r: BenchReport, benchDir: string): string[] {
     [join(dir, `${stamp}.md`), renderMarkdown(r, `${stamp}.svg`)],
     [join(dir, `${stamp}.svg`), svg],
   ];
-  if (!r.quick) files.push([join(benchDir, 'RESULTS.md'), renderMarkdown(r, 'RESULTS.svg')], [join(benchDir, 'RESULTS.svg'), svg]);
+  if (!r.quick && !r.contention?.contended) files.push([join(benchDir, 'RESULTS.md'), renderMarkdown(r, 'RESULTS.svg')], [join(benchDir, 'RESULTS.svg'), svg]);
   for (const [file, text] of files) writeFileSync(file, text);
   return files.map(([file]) => file);
 }

@@ -1,0 +1,172 @@
+// Tests for the contended-host check: judging baselines against the quiet reference, recording one, and what the report writes.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { CONTENDED_FACTOR, type QuietReferenceFile, assessContention, readQuietReferences, recordQuietReference } from './contention.ts';
+import { PERCENTILES, type PercentileKey, type RunResult, summarize } from './load.ts';
+import { renderMarkdown, writeReport } from './report.ts';
+import type { BenchReport } from './report-types.ts';
+import { SATURATED_COMPARISONS } from '../scenarios/http-decisions.ts';
+
+const MACHINE = 'Test CPU × 2';
+
+function run(rps: number, cpuUs: number): RunResult {
+  const latency = Object.fromEntries(PERCENTILES.map((k) => [k, 1])) as Record<PercentileKey, number>;
+  return { rps, latency, requests: rps * 10, errors: 0, cpuUs };
+}
+
+/** A run with scenario 1 (saturated + paced) and scenario 3, the baselines' CPU per round as given. */
+function report(fwdBareCpu: number[], noSessionBareCpu: number[]): BenchReport {
+  const bare = (cpu: number[]) => summarize('bare node:http', cpu.map((us) => run(50_000, us)));
+  const subject = (label: string) => summarize(label, [run(41_000, 20), run(41_000, 20)]);
+  return {
+    date: '2026-11-28T12:00:00.000Z',
+    quick: false,
+    machine: { cpu: MACHINE },
+    settings: {},
+    scenarios: [
+      {
+        id: 1,
+        title: 'Forward-auth decision',
+        comparisons: [
+          { name: 'fwd, saturated', baseline: 'bare node:http', targets: [bare(fwdBareCpu), subject('portcullis')] },
+          { name: 'fwd, paced', baseline: 'bare node:http', targets: [bare([40, 40]), subject('portcullis')], paced: true },
+        ],
+        figures: [],
+        targets: [
+          { what: 'throughput vs bare', target: '≥ 0.80', measured: '0.82', met: true, comparison: 'fwd, saturated' },
+          { what: 'paced p99', target: '≤ 5 ms', measured: '3 ms', met: true },
+        ],
+        notes: [],
+      },
+      {
+        id: 3,
+        title: 'Redirect',
+        comparisons: [{ name: 'no session', baseline: 'bare node:http', targets: [bare(noSessionBareCpu), subject('redirect')] }],
+        figures: [],
+        targets: [{ what: 'redirect vs bare', target: '≥ 0.80', measured: '0.79', met: false, comparison: 'no session' }],
+        notes: [],
+      },
+    ],
+    profiles: [],
+    failures: [],
+  };
+}
+
+const refs = (): QuietReferenceFile => ({
+  about: 'test',
+  references: [
+    {
+      machine: MACHINE,
+      source: 'quiet test run',
+      baselines: {
+        'fwd, saturated': { label: 'bare node:http', cpuUs: 16, rps: 52_000 },
+        'no session': { label: 'bare node:http', cpuUs: 18, rps: 50_000 },
+      },
+    },
+  ],
+});
+
+t.test('baselines within the factor of their quiet figure: quiet, no target flagged', async (t) => {
+  const r = report([16.5, 16 * CONTENDED_FACTOR], [17, 19]);
+  const a = assessContention(r, refs(), MACHINE);
+  t.equal(a.contended, false);
+  t.equal(a.source, 'quiet test run');
+  t.strictSame(
+    a.comparisons.map((c) => [c.comparison, c.contended]),
+    [
+      ['fwd, saturated', false],
+      ['no session', false],
+    ],
+    'the paced comparison has no reference and is not judged',
+  );
+  t.equal(a.comparisons[0]!.worst, CONTENDED_FACTOR, 'worst is the slowest round, exactly at the factor (not above it)');
+  t.notOk(r.scenarios.some((s) => s.targets.some((x) => x.contended)));
+});
+
+t.test('one round above the factor makes that comparison contended and flags only its targets', async (t) => {
+  // The mean of the rounds (16 and 24 → 20 µs, 1.25×) is inside the factor; the check is per round.
+  const r = report([16, 24], [18, 18]);
+  const a = assessContention(r, refs(), MACHINE);
+  r.contention = a;
+  t.equal(a.contended, true);
+  t.strictSame(a.comparisons[0]!.roundsCpuUs, [16, 24]);
+  t.equal(a.comparisons[0]!.worst, 1.5);
+  t.equal(a.comparisons[1]!.contended, false);
+  const [fwd, paced] = r.scenarios[0]!.targets;
+  t.match(fwd!.contended, /bare node:http needed 1\.5× its quiet CPU per request/);
+  t.equal(paced!.contended, undefined, 'a target of another comparison is not flagged');
+  t.equal(r.scenarios[1]!.targets[0]!.contended, undefined);
+  const md = renderMarkdown(r, 'x.svg');
+  t.match(md, /\*\*This run was contended\*\*/);
+  t.match(md, /\| 1 \| throughput vs bare \| ≥ 0\.80 \| 0\.82 \| yes, but \*\*contended\*\* \(bare node:http needed 1\.5×/);
+  t.match(md, /\| 3 \| redirect vs bare \| ≥ 0\.80 \| 0\.79 \| \*\*no\*\* \|/);
+  t.match(md, /\| fwd, saturated \| bare node:http \| 16\.0 \| 16\.0, 24\.0 \| 1\.50 \| \*\*yes\*\* \|/);
+});
+
+t.test('a round whose CPU was not measured cannot vouch for the machine', async (t) => {
+  const a = assessContention(report([16, Number.NaN], [18, 18]), refs(), MACHINE);
+  t.equal(a.contended, true);
+  t.equal(a.comparisons[0]!.worst, Number.POSITIVE_INFINITY);
+});
+
+t.test('another machine kind is not judged, and the report says it was not checked', async (t) => {
+  const r = report([99, 99], [99, 99]);
+  r.contention = assessContention(r, refs(), 'Other CPU × 8');
+  t.equal(r.contention.contended, false);
+  t.equal(r.contention.source, undefined);
+  t.strictSame(r.contention.comparisons, []);
+  t.match(renderMarkdown(r, 'x.svg'), /No quiet reference is recorded for this machine kind \(Other CPU × 8\)/);
+});
+
+t.test('a contended full run leaves RESULTS.md alone; a quiet one replaces it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-contention-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'RESULTS.md'), 'the quiet run\n');
+  const contended = report([16, 40], [18, 18]);
+  contended.contention = assessContention(contended, refs(), MACHINE);
+  const written = writeReport(contended, dir);
+  t.equal(readFileSync(join(dir, 'RESULTS.md'), 'utf8'), 'the quiet run\n');
+  t.notOk(written.some((f) => f.endsWith('RESULTS.md')));
+  t.ok(written.some((f) => f.includes(join(dir, 'results')) && f.endsWith('.md')), 'the contended run is still written to results/');
+  const quiet = report([16, 17], [18, 18]);
+  quiet.contention = assessContention(quiet, refs(), MACHINE);
+  writeReport(quiet, dir);
+  t.match(readFileSync(join(dir, 'RESULTS.md'), 'utf8'), /Every baseline stayed within 1\.3×/);
+});
+
+t.test('recording keeps other machine kinds, replaces this one, and skips paced baselines', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-quiet-ref-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'quiet-reference.json');
+  const before = refs();
+  before.references.push({ machine: 'Other CPU × 8', source: 'kept', baselines: { x: { label: 'y', cpuUs: 1, rps: 1 } } });
+  const ref = recordQuietReference(report([15.04, 15.26], [17, 17]), before, MACHINE, file);
+  t.strictSame(Object.keys(ref.baselines), ['fwd, saturated', 'no session']);
+  t.strictSame(ref.baselines['fwd, saturated'], { label: 'bare node:http', cpuUs: 15.2, rps: 50_000 }, 'the median of the rounds, to 0.1 µs');
+  const back = readQuietReferences(file);
+  t.strictSame(
+    back.references.map((r) => r.machine),
+    ['Other CPU × 8', MACHINE],
+  );
+  t.equal(back.references[1]!.source, 'bench run of 2026-11-28T12:00:00.000Z, recorded with --record-quiet-reference');
+});
+
+t.test('the reference file: missing is no reference, malformed is an error naming the file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-quiet-ref-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'quiet-reference.json');
+  t.strictSame(readQuietReferences(file).references, []);
+  t.notOk(existsSync(file), 'reading does not create it');
+  writeFileSync(file, '{ not json');
+  t.throws(() => readQuietReferences(file), { message: new RegExp(`${file} is not valid JSON .*delete it to run without a quiet reference`) });
+  writeFileSync(file, JSON.stringify({ references: [{ machine: MACHINE, source: 's', baselines: { c: { label: 'b', cpuUs: 0, rps: 1 } } }] }));
+  t.throws(() => readQuietReferences(file), { message: /does not hold .*cpuUs > 0/ });
+});
+
+t.test('the committed reference file is well formed and keys only comparisons the scenarios report', async (t) => {
+  const committed = readQuietReferences(join(import.meta.dirname, '..', 'quiet-reference.json'));
+  t.ok(committed.references.length > 0);
+  for (const r of committed.references) t.strictSame(Object.keys(r.baselines).sort(), [...SATURATED_COMPARISONS].sort(), `${r.machine}: one quiet figure per saturated comparison`);
+});

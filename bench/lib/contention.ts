@@ -1,0 +1,133 @@
+// Marks a bench run "contended" when a baseline needed far more CPU per request than in a recorded quiet run on the same machine kind.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { BenchReport } from './report-types.ts';
+
+/**
+ * A baseline may need this much more CPU per request than in the quiet run before its comparison
+ * counts as contended. Same-run quiet figures of one bare server differ by ~10 % between scenarios
+ * (16.0 and 17.8 µs); a host busy with other guests showed 1.7–2.8× (the cores themselves slow down,
+ * so same-run ratios move by ±15 % between rounds).
+ */
+export const CONTENDED_FACTOR = 1.3;
+
+/** Saturated baselines of a quiet run on one machine kind: CPU µs and req/s per comparison name. */
+export interface QuietReference {
+  /** `machineKind()` of the machine the run was on. */
+  machine: string;
+  /** The run these figures come from (its date), and who said it was quiet. */
+  source: string;
+  baselines: Record<string, { label: string; cpuUs: number; rps: number }>;
+}
+
+/** The committed file: one reference per machine kind. */
+export interface QuietReferenceFile {
+  about: string;
+  references: QuietReference[];
+}
+
+/** How steady one comparison's baseline was against its quiet figure. */
+export interface ComparisonSteadiness {
+  comparison: string;
+  baseline: string;
+  quietCpuUs: number;
+  /** The baseline's CPU µs per request in each measured round. */
+  roundsCpuUs: number[];
+  /** Largest round figure ÷ quiet figure. */
+  worst: number;
+  contended: boolean;
+}
+
+/** A whole run's verdict, written into the report. */
+export interface ContentionAssessment {
+  machine: string;
+  /** Where the quiet figures came from; undefined when none is recorded for this machine kind. */
+  source?: string;
+  comparisons: ComparisonSteadiness[];
+  contended: boolean;
+}
+
+/** CPU model and core count: what a quiet reference is recorded for. */
+export function machineKind(): string {
+  return `${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}`;
+}
+
+const ABOUT =
+  'Saturated baselines of a bench run taken when the host was quiet, per machine kind (CPU model × cores). A later run whose baseline needs more than ' +
+  `${CONTENDED_FACTOR}× this CPU per request in any round is marked contended. Written by \`npm run bench -- --record-quiet-reference\`; see bench/README.md.`;
+
+/** Reads the reference file; a missing file is no reference, a malformed one an error naming the file. */
+export function readQuietReferences(file: string): QuietReferenceFile {
+  if (!existsSync(file)) return { about: ABOUT, references: [] };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON (${(err as Error).message}); fix it or delete it to run without a quiet reference`);
+  }
+  const refs = (parsed as QuietReferenceFile | null)?.references;
+  const valid =
+    Array.isArray(refs) &&
+    refs.every(
+      (r) =>
+        typeof r?.machine === 'string' &&
+        typeof r.source === 'string' &&
+        typeof r.baselines === 'object' &&
+        r.baselines !== null &&
+        Object.values(r.baselines).every((b) => typeof b?.label === 'string' && b.cpuUs > 0 && b.rps > 0),
+    );
+  if (!valid) throw new Error(`${file} does not hold { references: [{ machine, source, baselines: { <comparison>: { label, cpuUs > 0, rps > 0 } } }] }; fix it or delete it`);
+  return parsed as QuietReferenceFile;
+}
+
+/**
+ * Judges every comparison that has a quiet figure for this machine kind: contended when its baseline's
+ * CPU per request in any round exceeds CONTENDED_FACTOR × the quiet figure. Flags the targets judged
+ * from a contended comparison (their `contended` says why); returns the assessment.
+ */
+export function assessContention(report: BenchReport, refs: QuietReferenceFile, machine: string): ContentionAssessment {
+  const ref = refs.references.find((r) => r.machine === machine);
+  const out: ContentionAssessment = { machine, comparisons: [], contended: false, ...(ref ? { source: ref.source } : {}) };
+  if (!ref) return out;
+  for (const s of report.scenarios) {
+    for (const c of s.comparisons) {
+      const quiet = ref.baselines[c.name];
+      const base = c.targets.find((t) => t.label === c.baseline);
+      if (!quiet || !base) continue;
+      const roundsCpuUs = base.runs.map((r) => r.cpuUs);
+      // A round whose CPU was not measured (NaN) cannot vouch for the machine: count it as contended.
+      const worst = roundsCpuUs.reduce((w, us) => Math.max(w, Number.isFinite(us) ? us / quiet.cpuUs : Number.POSITIVE_INFINITY), 0);
+      const contended = worst > CONTENDED_FACTOR;
+      out.comparisons.push({ comparison: c.name, baseline: c.baseline, quietCpuUs: quiet.cpuUs, roundsCpuUs, worst, contended });
+      if (!contended) continue;
+      out.contended = true;
+      for (const t of s.targets) {
+        if (t.comparison === c.name) t.contended = `${c.baseline} needed ${worst.toFixed(1)}× its quiet CPU per request`;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * This run's saturated baselines as the quiet reference of its machine kind, replacing that kind's
+ * previous one (other kinds are kept). Only comparisons without a fixed rate are recorded: a paced
+ * baseline's CPU per request depends on the rate.
+ */
+export function recordQuietReference(report: BenchReport, refs: QuietReferenceFile, machine: string, file: string): QuietReference {
+  const baselines: QuietReference['baselines'] = {};
+  for (const s of report.scenarios) {
+    for (const c of s.comparisons) {
+      if (c.paced) continue;
+      const base = c.targets.find((t) => t.label === c.baseline);
+      if (base && Number.isFinite(base.cpuUs) && base.cpuUs > 0) baselines[c.name] = { label: base.label, cpuUs: round1(base.cpuUs), rps: Math.round(base.rps) };
+    }
+  }
+  if (Object.keys(baselines).length === 0) throw new Error('this run measured no saturated baseline with its CPU; nothing to record as the quiet reference');
+  const ref: QuietReference = { machine, source: `bench run of ${report.date}, recorded with --record-quiet-reference`, baselines };
+  const next: QuietReferenceFile = { about: ABOUT, references: [...refs.references.filter((r) => r.machine !== machine), ref] };
+  writeFileSync(file, `${JSON.stringify(next, null, 2)}\n`);
+  return ref;
+}
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
