@@ -130,15 +130,17 @@ function isoDate(ms: number): string {
  * nothing else to apply, and should never swap an expired certificate in for the one being served —
  * except the very certificate being served (`servedFingerprints`, SHA-256 as node's `fingerprint256`):
  * reloading does not change it, so its expiry stays a warning, and another provider's renewed files
- * are not held back by it.
+ * are not held back by it. `checked` holds the fingerprint of each certificate file as it was checked,
+ * so the caller can refuse to serve a file that changed after its check.
  */
-export function checkServerCertificates(config: PortcullisConfig, servedFingerprints: ReadonlySet<string> = new Set()): CheckSink {
-  const found: CheckSink = { problems: [], warnings: [] };
+export function checkServerCertificates(config: PortcullisConfig, servedFingerprints: ReadonlySet<string> = new Set()): CheckSink & { checked: Map<string, string> } {
+  const found: CheckSink & { checked: Map<string, string> } = { problems: [], warnings: [], checked: new Map() };
   config.providers.forEach((p, i) => {
     const path = `${joinIndex('providers', i)}.tls`;
     const first = found.warnings.length;
     const cert = checkCertKeyPair(p.tls.cert_file, p.tls.key_file, path, found);
     if (cert && p.tls.cert_file) checkCertificateHost(cert, p.tls.cert_file, new URL(p.external_host).hostname, path, `${joinIndex('providers', i)}.external_host`, found.warnings);
+    if (cert && p.tls.cert_file) found.checked.set(p.tls.cert_file, cert.fingerprint256);
     const inUse = cert !== undefined && servedFingerprints.has(cert.fingerprint256);
     for (const w of found.warnings.splice(first)) {
       if (!w.certificateNotValidNow) found.warnings.push(w);

@@ -160,3 +160,54 @@ providers:${provider('old', 1)}${provider('new', 2)}
   t.match(refused, { outcome: 'rejected', problems: [{ path: 'providers[0].tls.cert_file', reason: /expired on 2021-01-01/ }] }, 'another expired certificate is not swapped in');
   t.equal(served('old'), expiredInUse, 'what was served stays');
 });
+
+t.test('a certificate file rewritten between its check and its loading is refused, and what was served stays', async (t) => {
+  const dir = t.testdir({});
+  const [http, https] = [await getFreePort(), await getFreePort()];
+  const install = (pair: { cert: string; key: string }) => {
+    writeFileSync(join(dir, 'app.crt'), pair.cert);
+    writeFileSync(join(dir, 'app.key'), pair.key);
+  };
+  install(createSelfSignedCertificate({ altNames: ['app.localhost'] }));
+  const config = configFor(http, '^/public/');
+  const withTls: PortcullisConfig = {
+    ...config,
+    outpost: { ...config.outpost, listen: { ...config.outpost.listen, https: `127.0.0.1:${https}` } },
+    providers: config.providers.map((p) => ({ ...p, tls: { cert_file: join(dir, 'app.crt'), key_file: join(dir, 'app.key') } })),
+  };
+  // The real check runs on the renewed files; right after it, a rotation writes an expired pair in their place.
+  let afterCheck: (() => void) | undefined;
+  const configLib = await import('@portcullis/config');
+  const { startPortcullis: start } = await t.mockImport<typeof import('./start-portcullis.ts')>('./start-portcullis.ts', {
+    '@portcullis/config': {
+      ...configLib,
+      checkServerCertificates: (...args: Parameters<typeof configLib.checkServerCertificates>) => {
+        const checked = configLib.checkServerCertificates(...args);
+        afterCheck?.();
+        return checked;
+      },
+    },
+  });
+  const running = await start({ config: withTls, roles: new Set(['gateway', 'auth', 'session']), logger: createLogger({ level: 'silent', service: 'portcullis-test' }) });
+  t.teardown(() => running.stop());
+  const served = () => running.gateway?.certificates?.[0]?.sha256;
+  const before = served();
+
+  const renewed = createSelfSignedCertificate({ altNames: ['app.localhost'] });
+  const expired = createSelfSignedCertificate({ altNames: ['app.localhost'], notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z') });
+  install(renewed);
+  afterCheck = () => install(expired);
+  const refused = await running.reloadCertificates();
+  t.match(
+    refused,
+    { outcome: 'rejected', problems: [{ path: 'providers[0].tls.cert_file', reason: /app\.crt changed between its check and its loading .*was not checked/, fix: /send SIGHUP again/ }] },
+    'the unchecked (expired) certificate is refused',
+  );
+  t.equal(served(), before, 'what was served before stays served');
+
+  afterCheck = undefined;
+  install(renewed);
+  const applied = await running.reloadCertificates();
+  t.equal(applied.outcome, 'reloaded', 'the next reload, with nothing rewritten under it, applies the renewal');
+  t.equal(served(), new X509Certificate(renewed.cert).fingerprint256);
+});

@@ -341,13 +341,23 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
           // served stays acceptable once expired: another provider's renewal is not held back by it.
           const checked = checkServerCertificates(gateway.config, new Set(gateway.certificates?.map((c) => c.sha256)));
           if (checked.problems.length > 0) return { outcome: 'rejected', ...checked };
+          // What is served must be what was checked: a certificate file rewritten after its check (a
+          // rotation still writing, or an expired certificate put back) is refused, not served unchecked.
+          let changed: ServedCertificate | undefined;
           try {
-            const certificates = gateway.reloadCertificates() ?? [];
+            const certificates =
+              gateway.reloadCertificates((loaded) => {
+                changed = loaded.find((c) => checked.checked.get(c.cert_file) !== c.sha256);
+                return changed && `${changed.cert_file} changed while it was being checked`;
+              }) ?? [];
             exportCertificateExpiry(metrics, certificates);
             return { outcome: 'reloaded', certificates, warnings: checked.warnings };
           } catch (err) {
             // A file replaced between the check and the read (a rotation still writing them).
-            const problem = { path: 'providers[].tls', reason: `a certificate or key file did not load: ${(err as Error).message}`, fix: 'send SIGHUP again once the rotation has written both files; unless outpost.certificate_watch_interval_seconds is 0, their next change is reloaded without it' };
+            const fix = 'send SIGHUP again once the rotation has written both files; unless outpost.certificate_watch_interval_seconds is 0, their next change is reloaded without it';
+            const problem = changed
+              ? { path: certFilePath(gateway.config, changed.cert_file), reason: `${changed.cert_file} changed between its check and its loading (it now holds the certificate ${changed.sha256}, which was not checked), so nothing was swapped in`, fix }
+              : { path: 'providers[].tls', reason: `a certificate or key file did not load: ${(err as Error).message}`, fix };
             return { outcome: 'rejected', problems: [problem], warnings: checked.warnings };
           }
         });
@@ -370,6 +380,12 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
     await store.close().catch(() => {});
     throw listenFailure(err, config) ?? err;
   }
+}
+
+/** `providers[i].tls.cert_file` of the (first) provider serving `file`. */
+function certFilePath(config: PortcullisConfig, file: string): string {
+  const i = config.providers.findIndex((p) => p.tls.cert_file === file);
+  return i === -1 ? 'providers[].tls.cert_file' : `providers[${i}].tls.cert_file`;
 }
 
 /** Why a listener could not bind, per node's error code, and what to do about it. */

@@ -49,10 +49,11 @@ export interface Gateway {
   /**
    * Reads the certificate and key files of the config in force again and swaps them into the HTTPS
    * listener (open connections keep theirs); returns what is served now, or null without an HTTPS
-   * listener. Throws, changing nothing, when a file does not load. Check the files first
-   * (`checkServerCertificates`): this does not look at their dates.
+   * listener. Throws, changing nothing, when a file does not load or `accept` refuses what was read
+   * (its reason is the error's message). Check the files first (`checkServerCertificates`): this does
+   * not look at their dates; `accept` is where to make sure what was read is what was checked.
    */
-  reloadCertificates(): ServedCertificate[] | null;
+  reloadCertificates(accept?: (loaded: ServedCertificate[]) => string | undefined): ServedCertificate[] | null;
   /**
    * The provider certificates the HTTPS listener serves now (after the last `reload` or
    * `reloadCertificates`), or null without an HTTPS listener.
@@ -445,8 +446,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     get config() {
       return config;
     },
-    reloadCertificates() {
-      return tls ? tls.update(config) : null;
+    reloadCertificates(accept) {
+      return tls ? tls.update(config, accept) : null;
     },
     get certificates() {
       return tls ? tls.served() : null;

@@ -57,7 +57,11 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
     cert: string;
     SNICallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
   };
-  update(config: PortcullisConfig): ServedCertificate[];
+  /**
+   * Reads the files of `config` and serves them; `accept`, given what was read, may refuse it with a
+   * reason: then it throws that reason and what was served stays.
+   */
+  update(config: PortcullisConfig, accept?: (loaded: ServedCertificate[]) => string | undefined): ServedCertificate[];
   /** The provider certificates served now (the last `update`, or those of the first config). */
   served(): ServedCertificate[];
   /** The certificate and key files they were read from, each with the {@link fileDigest} of the bytes read. */
@@ -72,8 +76,10 @@ export async function buildTlsOptions(config: PortcullisConfig): Promise<{
       cert: self.cert,
       SNICallback: (servername, cb) => cb(null, byHost.get(servername.toLowerCase().replace(/\.$/, '')) ?? fallback),
     },
-    update(next) {
+    update(next, accept) {
       const loaded = certificatesByHost(next);
+      const refused = accept?.(loaded.served);
+      if (refused !== undefined) throw new Error(refused);
       byHost = loaded.byHost;
       served = loaded.served;
       files = loaded.files;
