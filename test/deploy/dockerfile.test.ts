@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { getFreePort } from '@portcullis/testkit';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -106,32 +107,47 @@ t.test('tsx needs a writable TMPDIR (hence the tmpfs / emptyDir under a read-onl
   t.not(broken.status, 0, 'without a writable TMPDIR the process cannot start');
 });
 
-t.test('HEALTHCHECK: node fetch of /ready?scope=listeners on 9300 (the real listeners, not the ping that answers before them), healthy only on 200', async (t) => {
+t.test('HEALTHCHECK: node fetch of /ready?scope=listeners on the metrics port (the real listeners, not the ping that answers before them), healthy only on 200', async (t) => {
   const hc = last('runtime', 'HEALTHCHECK') ?? '';
   t.match(hc, /--interval=\d+s/);
   const exec = JSON.parse(hc.slice(hc.indexOf('CMD') + 3).trim()) as string[];
   t.equal(exec[0], 'node', 'no curl or wget in the slim image');
   const script = exec.at(-1)!;
-  t.match(script, 'http://127.0.0.1:9300/ready?scope=listeners');
+  t.match(script, '/ready?scope=listeners');
+  t.match(script, "|| '0.0.0.0:9300'", 'without the variable: the metrics listener\'s default, 9300');
   t.notMatch(script, '/outpost.goauthentik.io/ping', 'not the ping: the metrics listener answers it before the gateway listeners are bound, and while they are closed');
-  // Run the very command against a local server standing in for the metrics port.
+  // Run the very command against a local server standing in for the metrics port, placed by the variable.
   let status = 200;
   const server = createServer((req, res) => res.writeHead(req.url === '/ready?scope=listeners' ? status : 404).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   // Asynchronously: the server answering it lives on this very event loop.
-  const probe = (): Promise<number | null> =>
+  const probe = (metrics: string): Promise<{ code: number | null; stderr: string }> =>
     new Promise((resolve) => {
-      const child = execFile('node', [...exec.slice(1, -1), script.replace(':9300/', `:${port}/`)], { timeout: 20_000 });
-      child.on('exit', (code) => resolve(code));
+      const env = { ...process.env, PORTCULLIS_OUTPOST__LISTEN__METRICS: metrics };
+      let stderr = '';
+      const child = execFile('node', [...exec.slice(1, -1), script], { timeout: 20_000, env });
+      child.stderr?.on('data', (d: Buffer) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stderr }));
     });
-  t.equal(await probe(), 0, '200 → healthy');
+  t.equal((await probe(`127.0.0.1:${port}`)).code, 0, '200 → healthy');
+  t.equal((await probe(`0.0.0.0:${port}`)).code, 0, 'a wildcard address is asked on 127.0.0.1');
+  t.equal((await probe(`:${port}`)).code, 0, 'so is an address with no host');
+  t.equal((await probe(`[::]:${port}`)).code, 0, 'and the IPv6 wildcard');
+  const other = await probe(`127.0.0.1:${await getFreePort()}`);
+  t.equal(other.code, 1, 'another port from the variable is asked (nothing listens there) → unhealthy');
+  t.match(other.stderr, /ECONNREFUSED/, 'and says why');
+  const off = await probe('null');
+  t.equal(off.code, 1, 'metrics listener off → unhealthy');
+  t.match(off.stderr, /PORTCULLIS_OUTPOST__LISTEN__METRICS=null is off or not host:port; .*override HEALTHCHECK/, 'naming the fix');
   status = 503;
-  t.equal(await probe(), 1, '503 (starting or stopping) → unhealthy');
+  const starting = await probe(`127.0.0.1:${port}`);
+  t.equal(starting.code, 1, '503 (starting or stopping) → unhealthy');
+  t.match(starting.stderr, /answered 503/);
   status = 204;
-  t.equal(await probe(), 1, 'only 200 counts');
+  t.equal((await probe(`127.0.0.1:${port}`)).code, 1, 'only 200 counts');
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  t.equal(await probe(), 1, 'nothing listening → unhealthy');
+  t.equal((await probe(`127.0.0.1:${port}`)).code, 1, 'nothing listening → unhealthy');
 });
 
 t.test('.dockerignore keeps node_modules, VCS data, tests and their artifacts out of the build context', async (t) => {
