@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { type AuthService, createAuthService } from '@portcullis/auth';
-import { type Bus, createMemoryBus, createNatsBus } from '@portcullis/bus';
+import { type Bus, createMemoryBus, createNatsBus, type NatsBus } from '@portcullis/bus';
 import { type ConfigProblem, type PortcullisConfig, checkServerCertificates } from '@portcullis/config';
 import {
   ActivityReporter,
@@ -85,7 +85,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
   let metricsServer: Server | undefined;
   // Bus connection changes reach the gateway's cache once it exists.
   let onBusConnection: (up: boolean) => void = () => {};
-  const { bus, store } = await openAdapters(config, roles, logger, {
+  const { bus, store, cluster } = await openAdapters(config, roles, logger, {
     bus: (up) => {
       metrics.natsConnected.set(up ? 1 : 0);
       onBusConnection(up);
@@ -107,10 +107,10 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
     if (roles.has('gateway') && !gatewayListening) return { ready: false, checks: { gateway: 'starting' } };
     // The container health check: this process's own listeners, whatever NATS and Redis do.
     if (scope === 'listeners') return { ready: true, checks: roles.has('gateway') ? { gateway: 'listening' } : { process: 'running' } };
-    if (!config.cluster) return { ready: true, checks: { mode: 'embedded' } };
-    const nats = (bus as Bus & { connected?: () => boolean }).connected?.() ?? true;
+    if (!cluster) return { ready: true, checks: { mode: 'embedded' } };
+    const nats = cluster.nats.connected();
     const redis = await Promise.race([
-      (store as SessionStore & { ping?: () => Promise<boolean> }).ping?.() ?? Promise.resolve(true),
+      cluster.redis.ping(),
       new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
     ]).catch(() => false);
     const cache = cacheState();
@@ -141,7 +141,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
             notice.rebuilding ? 'session projection paused: a rebuild holds the projection' : 'session projection failed: retrying',
           ),
         // Redis lost the projection (restarted without persistence...): rebuilt from the log, gateways answering 503 meanwhile.
-        ...(isRedisStore(store) ? { rebuild: (onBegun) => rebuildProjection({ log: bus.log, store, onBegun }), rebuildInProgress: () => store.rebuildInProgress() } : {}),
+        ...(cluster ? { rebuild: (onBegun) => rebuildProjection({ log: bus.log, store: cluster.redis, onBegun }), rebuildInProgress: () => cluster.redis.rebuildInProgress() } : {}),
         onRebuild: (phase, detail) =>
           phase === 'started'
             ? logger.warn({ reason: detail }, 'rebuilding the session projection from the event log: gateways answer 503 for sessions they have not cached until it ends')
@@ -411,14 +411,17 @@ function listenFailure(err: unknown, config: PortcullisConfig): Error | null {
   return new Error(`outpost.listen.${key}: ${listen[key]} ${known.reason} — ${known.fix} set outpost.listen.${key} (or ${env}) to a free address${off}`, { cause: err });
 }
 
-/** Embedded: in-process bus and store. Cluster: NATS JetStream and Redis, with their state logged. */
+/**
+ * Embedded: in-process bus and store. Cluster: NATS JetStream and Redis, with their state logged;
+ * `cluster` gives them with their own types (connection state, ping, projection rebuild).
+ */
 async function openAdapters(
   config: PortcullisConfig,
   roles: ReadonlySet<Role>,
   logger: Logger,
   connection: { bus: (up: boolean) => void; redis: (up: boolean) => void },
-): Promise<{ bus: Bus; store: SessionStore }> {
-  if (!config.cluster) return { bus: createMemoryBus(), store: createMemoryStore() };
+): Promise<{ bus: Bus; store: SessionStore; cluster: { nats: NatsBus; redis: RedisStore } | null }> {
+  if (!config.cluster) return { bus: createMemoryBus(), store: createMemoryStore(), cluster: null };
   const bus = await createNatsBus({
     nats: config.cluster.nats,
     name: `${serviceName(roles)}@${hostname()}`,
@@ -467,16 +470,11 @@ async function openAdapters(
     if (hazard) logger.warn({ redis: 'maxmemory-policy' }, hazard);
     connection.bus(true);
     connection.redis(true);
-    return { bus, store };
+    return { bus, store, cluster: { nats: bus, redis: store } };
   } catch (err) {
     await bus.close();
     throw err;
   }
-}
-
-/** True for the Redis store (cluster mode): the one whose projection can be lost and rebuilt. */
-function isRedisStore(store: SessionStore): store is RedisStore {
-  return typeof (store as Partial<RedisStore>).beginRebuild === 'function';
 }
 
 /** Upstream origins are few and repeat on every proxied request: their metric labels are parsed once. */
