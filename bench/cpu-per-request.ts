@@ -25,7 +25,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { getFreePort } from '@portcullis/testkit';
-import { type ProfileSummary, summarizeProfile } from './lib/cpu-profile.ts';
+import { type ProfileSummary, readProfile, summarizeProfile } from './lib/cpu-profile.ts';
+import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, answersPing, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
 import { type BenchChild, ROOT, cpuSeconds, spawnChild, startHelper } from './lib/processes.ts';
@@ -211,6 +212,8 @@ async function profileOn(label: string, w: Workload, start: (nodeArgs: string[])
     const name = fileStem(w.id, label);
     copyFileSync(join(dir, file), join(args['keep-profiles'], `${name}.cpuprofile`));
     writeFileSync(join(args['keep-profiles'], `${name}.window.json`), JSON.stringify({ from: String(window.from), to: String(window.to) }));
+    const flame = buildFlameTree(readProfile(join(dir, file)), window);
+    writeFileSync(join(args['keep-profiles'], `${name}.flame.svg`), renderFlameGraph(flame, `${w.id} on ${label}`, `${N} requests, the measured window only`));
   }
   rmSync(dir, { recursive: true, force: true });
   return summary;

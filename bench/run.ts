@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONTENDED_FACTOR, type ContentionAssessment, type QuietReferenceFile, assessContention, machineKind, readQuietReferences, recordQuietReference } from './lib/contention.ts';
-import { summarizeProfile } from './lib/cpu-profile.ts';
+import { type ProfileWindow, readProfile, summarizeProfile } from './lib/cpu-profile.ts';
+import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, startEnvironment } from './lib/environment.ts';
 import { type LoadSettings, runOnce } from './lib/load.ts';
 import { parseOptions } from './lib/options.ts';
@@ -51,6 +52,7 @@ async function main(): Promise<number> {
   const env = await startEnvironment({ gateways: 3 });
   log(`  ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const fx = await prepareHttpFixtures(env);
+  let flames = new Map<string, string>();
   const scenario = async (id: number, title: string, fn: () => Promise<ScenarioReport>) => {
     if (!opts.only.has(id)) return;
     log(`scenario ${id}: ${title}`);
@@ -76,7 +78,9 @@ async function main(): Promise<number> {
     if (opts.profile && (opts.only.has(1) || opts.only.has(2))) {
       log('profiling scenarios 1 and 2 (an extra gateway started with --cpu-prof)');
       try {
-        report.profiles.push(...(await profileGateway(env, fx, settings)));
+        const profiled = await profileGateway(env, fx, settings);
+        report.profiles.push(...profiled.profiles);
+        flames = profiled.flames;
       } catch (err) {
         log(`  profiling FAILED: ${(err as Error).message}`);
         report.failures.push({ scenario: 0, error: `profile: ${(err as Error).message}` });
@@ -99,7 +103,7 @@ async function main(): Promise<number> {
       log(`recorded the quiet reference for ${machine} in ${QUIET_REFERENCE_FILE}: ${Object.entries(ref.baselines).map(([c, b]) => `${c} ${b.cpuUs} µs`).join('; ')}`);
     }
   }
-  const files = writeReport(report, import.meta.dirname);
+  const files = writeReport(report, import.meta.dirname, flames);
   log(`wrote ${files.join(', ')}`);
   if (report.contention.contended && !opts.quick) log('bench/RESULTS.md and RESULTS.svg were left as they were: this run was contended (its report is in results/)');
   const missed = report.scenarios.flatMap((s) => s.targets.filter((t) => !t.met));
@@ -120,27 +124,40 @@ function logContention(c: ContentionAssessment, log: (msg: string) => void): voi
   log(c.contended ? `machine steadiness: CONTENDED (a baseline above ${CONTENDED_FACTOR}× its quiet CPU per request); its ratio targets are no evidence either way` : 'machine steadiness: quiet');
 }
 
-/** One extra gateway per load, run under --cpu-prof for one measured duration; its profile is written when it exits. */
-async function profileGateway(env: Environment, fx: Awaited<ReturnType<typeof prepareHttpFixtures>>, s: LoadSettings): Promise<BenchReport['profiles']> {
-  const out: BenchReport['profiles'] = [];
-  for (const [name, target] of [
-    ['scenario 1: forward auth, valid session', fx.forwardAuth],
-    ['scenario 2: proxy mode, small body', fx.proxySmall],
+/**
+ * One extra gateway per load, run under --cpu-prof for one measured duration; its profile is written
+ * when it exits. Summarized and drawn as a flame graph over the measured window only (start-up and
+ * warm-up left out); the flame graphs are returned by slug for the report writer.
+ */
+async function profileGateway(
+  env: Environment,
+  fx: Awaited<ReturnType<typeof prepareHttpFixtures>>,
+  s: LoadSettings,
+): Promise<{ profiles: BenchReport['profiles']; flames: Map<string, string> }> {
+  const profiles: BenchReport['profiles'] = [];
+  const flames = new Map<string, string>();
+  for (const [name, slug, target] of [
+    ['scenario 1: forward auth, valid session', 'forward-auth', fx.forwardAuth],
+    ['scenario 2: proxy mode, small body', 'proxy-small', fx.proxySmall],
   ] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-prof-'));
     const gw = await env.startMember('gateway', { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] });
+    let window: ProfileWindow;
     try {
       await runOnce(target(gw.http), Math.max(1, s.warmup), s.connections);
+      const from = process.hrtime.bigint();
       await runOnce(target(gw.http), s.duration, s.connections);
+      window = { from, to: process.hrtime.bigint() };
     } finally {
       await env.stopMember(gw);
     }
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no .cpuprofile was written for ${name}`);
-    out.push({ name, ...summarizeProfile(join(dir, file)) });
+    profiles.push({ name, flame: slug, ...summarizeProfile(join(dir, file), 12, window) });
+    flames.set(slug, renderFlameGraph(buildFlameTree(readProfile(join(dir, file)), window), `Gateway CPU profile — ${name}`, `${s.duration} s at ${s.connections} connections, --cpu-prof`));
     rmSync(dir, { recursive: true, force: true });
   }
-  return out;
+  return { profiles, flames };
 }
 
 main().then(

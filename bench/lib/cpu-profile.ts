@@ -1,16 +1,43 @@
 // Reads a V8 .cpuprofile (from node --cpu-prof) into the top self-time functions and the share of each code area.
 import { readFileSync } from 'node:fs';
 
-interface ProfileNode {
+export interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  /** Ids of the nodes it called (each node is one call path). */
+  children?: number[];
 }
-interface CpuProfile {
+export interface CpuProfile {
   nodes: ProfileNode[];
   /** Monotonic clock (µs) of the first sample; the same clock as `process.hrtime`. */
   startTime: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** Samples taken between two `process.hrtime.bigint()` readings (ns). */
+export interface ProfileWindow {
+  from: bigint;
+  to: bigint;
+}
+
+/** µs of samples per node id (the node on top of the stack when sampled), inside `window` if given. */
+export function selfTimeByNode(p: CpuProfile, window?: ProfileWindow): Map<number, number> {
+  const self = new Map<number, number>();
+  const from = window ? Number(window.from / 1000n) : Number.NEGATIVE_INFINITY;
+  const to = window ? Number(window.to / 1000n) : Number.POSITIVE_INFINITY;
+  let at = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    at += p.timeDeltas[i] ?? 0;
+    if (at < from || at > to) continue;
+    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  }
+  return self;
+}
+
+/** `libs/x/src/f.ts:12`: a frame's script (shortened to its package or workspace path) and line. */
+export function frameLocation(cf: ProfileNode['callFrame']): string {
+  return cf.url ? `${cf.url.replace(/^file:\/\/.*?\/(node_modules|libs|services)\//, '$1/')}:${cf.lineNumber + 1}` : '';
 }
 
 /** A profile's summary: busy time sampled, top functions by self time, and self time per area (package or workspace). */
@@ -36,18 +63,10 @@ export function areaOf(url: string): string {
  * `window` keeps only the samples taken between two `process.hrtime.bigint()` readings (ns), so
  * start-up (module loading, compilation) and warm-up can be left out.
  */
-export function summarizeProfile(file: string, n = 12, window?: { from: bigint; to: bigint }): ProfileSummary {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+export function summarizeProfile(file: string, n = 12, window?: ProfileWindow): ProfileSummary {
+  const p = readProfile(file);
   const byId = new Map(p.nodes.map((node) => [node.id, node]));
-  const self = new Map<number, number>();
-  const from = window ? Number(window.from / 1000n) : Number.NEGATIVE_INFINITY;
-  const to = window ? Number(window.to / 1000n) : Number.POSITIVE_INFINITY;
-  let at = p.startTime;
-  for (let i = 0; i < p.samples.length; i++) {
-    at += p.timeDeltas[i] ?? 0;
-    if (at < from || at > to) continue;
-    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
-  }
+  const self = selfTimeByNode(p, window);
   const fns = new Map<string, { fn: string; where: string; us: number }>();
   const areas = new Map<string, number>();
   let busy = 0;
@@ -55,7 +74,7 @@ export function summarizeProfile(file: string, n = 12, window?: { from: bigint; 
     const cf = byId.get(id)!.callFrame;
     if (cf.functionName === '(idle)') continue;
     busy += us;
-    const where = cf.url ? `${cf.url.replace(/^file:\/\/.*?\/(node_modules|libs|services)\//, '$1/')}:${cf.lineNumber + 1}` : '';
+    const where = frameLocation(cf);
     const key = `${cf.functionName}|${where}`;
     const e = fns.get(key) ?? { fn: cf.functionName || '(anonymous)', where, us: 0 };
     e.us += us;
@@ -75,4 +94,9 @@ export function summarizeProfile(file: string, n = 12, window?: { from: bigint; 
       .slice(0, 10)
       .map(([area, us]) => ({ area, selfPct: pct(us) })),
   };
+}
+
+/** A .cpuprofile file, parsed. */
+export function readProfile(file: string): CpuProfile {
+  return JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
 }

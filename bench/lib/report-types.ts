@@ -44,7 +44,14 @@ export interface BenchReport {
   settings: Record<string, number | string | boolean>;
   scenarios: ScenarioReport[];
   /** Top self-time functions of the CPU profiles, per profiled load. */
-  profiles: Array<{ name: string; samplesMs: number; top: Array<{ fn: string; where: string; selfPct: number }>; byArea: Array<{ area: string; selfPct: number }> }>;
+  profiles: Array<{
+    name: string;
+    /** Slug of its flame graph file (`<report>-flame-<slug>.svg` next to the report), when one was drawn. */
+    flame?: string;
+    samplesMs: number;
+    top: Array<{ fn: string; where: string; selfPct: number }>;
+    byArea: Array<{ area: string; selfPct: number }>;
+  }>;
   failures: Array<{ scenario: number; error: string }>;
   /** Each comparison's baseline against the quiet reference of this machine kind (bench/quiet-reference.json). */
   contention?: ContentionAssessment;

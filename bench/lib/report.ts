@@ -33,7 +33,7 @@ export function describeMachine(): Record<string, string> {
 const cell = (v: number, digits = 0) => (Number.isFinite(v) ? v.toFixed(digits) : '–');
 
 /** The Markdown report. */
-export function renderMarkdown(r: BenchReport, chartFile: string): string {
+export function renderMarkdown(r: BenchReport, chartFile: string, flameFile: (slug: string) => string = (slug) => `flame-${slug}.svg`): string {
   const out: string[] = [];
   out.push(`# Portcullis benchmark — ${r.date}${r.quick ? ' (quick mode: indicative only)' : ''}`, '');
   out.push('Every scenario measures its baseline in the same run, alternated with the subject (A/B/A/B); compare **ratios**, not absolute numbers across runs (±20 % drift on this machine).', '');
@@ -76,7 +76,8 @@ export function renderMarkdown(r: BenchReport, chartFile: string): string {
   if (r.profiles.length) {
     out.push('## CPU profile of the gateway (`--cpu-prof`, one run each)', '');
     for (const p of r.profiles) {
-      out.push(`**${p.name}** — ${p.samplesMs} ms busy time sampled`, '', '| self % | function | where |', '| ---: | --- | --- |');
+      const flame = p.flame ? ` — flame graph: [\`${flameFile(p.flame)}\`](${flameFile(p.flame)})` : '';
+      out.push(`**${p.name}** — ${p.samplesMs} ms busy time sampled${flame}`, '', '| self % | function | where |', '| ---: | --- | --- |');
       for (const f of p.top) out.push(`| ${f.selfPct} | \`${f.fn}\` | ${f.where} |`);
       out.push('', `By area: ${p.byArea.map((a) => `${a.area} ${a.selfPct} %`).join(', ')}`, '');
     }
@@ -128,21 +129,26 @@ export function chartPanels(r: BenchReport): ChartPanel[] {
 }
 
 /**
- * Writes results/<date>.json, .md and .svg; a full run (not --quick) on a host not found contended
- * also refreshes the committed summary bench/RESULTS.md and its chart bench/RESULTS.svg, so a
+ * Writes results/<date>.json, .md and .svg, and each flame graph (by slug) as results/<date>-flame-<slug>.svg;
+ * a full run (not --quick) on a host not found contended also refreshes the committed summary
+ * bench/RESULTS.md, its chart bench/RESULTS.svg and flame graphs bench/RESULTS-flame-<slug>.svg, so a
  * contended run cannot pass for a quiet one. Returns the paths written.
  */
-export function writeReport(r: BenchReport, benchDir: string): string[] {
+export function writeReport(r: BenchReport, benchDir: string, flames: ReadonlyMap<string, string> = new Map()): string[] {
   const dir = join(benchDir, 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = r.date.replace(/[:]/g, '-').replace(/\..*$/, '');
   const svg = renderLatencyChart(chartPanels(r), `Portcullis latency distributions — ${r.date}`);
   const files: Array<[string, string]> = [
     [join(dir, `${stamp}.json`), `${JSON.stringify(r, null, 2)}\n`],
-    [join(dir, `${stamp}.md`), renderMarkdown(r, `${stamp}.svg`)],
+    [join(dir, `${stamp}.md`), renderMarkdown(r, `${stamp}.svg`, (slug) => `${stamp}-flame-${slug}.svg`)],
     [join(dir, `${stamp}.svg`), svg],
+    ...[...flames].map(([slug, flame]): [string, string] => [join(dir, `${stamp}-flame-${slug}.svg`), flame]),
   ];
-  if (!r.quick && !r.contention?.contended) files.push([join(benchDir, 'RESULTS.md'), renderMarkdown(r, 'RESULTS.svg')], [join(benchDir, 'RESULTS.svg'), svg]);
+  if (!r.quick && !r.contention?.contended) {
+    files.push([join(benchDir, 'RESULTS.md'), renderMarkdown(r, 'RESULTS.svg', (slug) => `RESULTS-flame-${slug}.svg`)], [join(benchDir, 'RESULTS.svg'), svg]);
+    for (const [slug, flame] of flames) files.push([join(benchDir, `RESULTS-flame-${slug}.svg`), flame]);
+  }
   for (const [file, text] of files) writeFileSync(file, text);
   return files.map(([file]) => file);
 }
