@@ -222,6 +222,11 @@ t.test('proxy relay and cancellation', async (t) => {
       const sized = path === '/die/sized';
       res.writeHead(200, sized ? { 'content-type': 'text/plain', 'content-length': String(1024 * 1024) } : { 'content-type': 'text/plain' });
       res.write(sized ? Buffer.alloc(256 * 1024, 'p') : Buffer.from('part one,'), () => setTimeout(() => res.socket?.destroy(), 50));
+    } else if (path === '/sized-slow') {
+      // A sized answer's first half; the test writes the second half when it has seen the first arrive.
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2000' });
+      res.write(Buffer.alloc(1000, 'a'));
     } else if (path === '/die/after-head') {
       // A sized answer's head, then the upstream's socket is destroyed before any body byte.
       req.resume();
@@ -496,6 +501,58 @@ t.test('proxy relay and cancellation', async (t) => {
       Socket.prototype.pause = pause;
     }
     t.ok(pauses <= 5, `socket pauses over 20 answers of 64 KiB: ${pauses} (one per answer when a whole write counts as backpressure)`);
+  });
+
+  t.test('a 64 KiB sized answer the upstream sent at once reaches the client in one write, not one per upstream read', async (t) => {
+    // Counted on the gateway's client sockets only (this process also runs the upstream and the client).
+    const writeGeneric = (Socket.prototype as unknown as { _writeGeneric: (...args: unknown[]) => unknown })._writeGeneric;
+    let writes = 0;
+    (Socket.prototype as unknown as { _writeGeneric: (...args: unknown[]) => unknown })._writeGeneric = function (this: Socket, ...args: unknown[]) {
+      if (this.localPort === port) writes++;
+      return writeGeneric.apply(this, args);
+    };
+    const expected = sha256(PATTERN.subarray(0, 64 * 1024));
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r = await request(`http://127.0.0.1:${port}/pattern/${64 * 1024}`, { headers: { host: 'app.company', cookie } });
+        t.equal(sha256(Buffer.from(await r.body.arrayBuffer())), expected);
+      }
+    } finally {
+      (Socket.prototype as unknown as { _writeGeneric: typeof writeGeneric })._writeGeneric = writeGeneric;
+    }
+    t.ok(writes <= 22, `writes to clients over 20 answers of 64 KiB: ${writes} (40 when each upstream read is written on its own)`);
+  });
+
+  t.test("a sized answer's bytes are not held back for the rest of it: what the upstream sent reaches the client while it sends more", async (t) => {
+    const arrival = nextArrival();
+    const socket = await rawClient(`GET /sized-slow HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\nconnection: close\r\n\r\n`);
+    let received = Buffer.alloc(0);
+    let onData: (() => void) | null = null;
+    socket.on('data', (d: Buffer) => {
+      received = Buffer.concat([received, d]);
+      onData?.();
+    });
+    const bodyBytes = () => {
+      const end = received.indexOf('\r\n\r\n');
+      return end === -1 ? -1 : received.length - end - 4;
+    };
+    const until = (n: number, what: string) =>
+      within(
+        new Promise<void>((resolve) => {
+          onData = () => bodyBytes() >= n && resolve();
+          onData();
+        }),
+        10_000,
+        what,
+      );
+    const s = await arrival;
+    await until(1000, 'the first half, while the upstream holds the second');
+    t.equal(bodyBytes(), 1000, 'the first half arrived on its own');
+    t.match(received.toString('latin1'), /^HTTP\/1\.1 200 /);
+    s.res.end(Buffer.alloc(1000, 'b'));
+    await until(2000, 'the second half');
+    t.equal(received.subarray(received.indexOf('\r\n\r\n') + 4).toString('latin1'), `${'a'.repeat(1000)}${'b'.repeat(1000)}`);
+    socket.destroy();
   });
 
   t.test('client stops reading, then leaves, while the upstream is paused by backpressure → upstream closed', async (t) => {

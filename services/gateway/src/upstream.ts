@@ -148,6 +148,14 @@ function latin1(x: string | Buffer): string {
   return typeof x === 'string' ? x : x.toString('latin1');
 }
 
+/** A sized answer's body chunks held for one write stop being held at this many bytes (see `ProxyExchange`). */
+const HOLD_MAX_BYTES = 128 * 1024;
+
+/** The end of a turn of the event loop: what an exchange held goes out (one function for every exchange, no closure). */
+function flushHeldBody(exchange: ProxyExchange): void {
+  exchange.flushHeld();
+}
+
 /** Where a response being relayed keeps its exchange, for the shared 'close' listener. */
 const EXCHANGE = Symbol('portcullis.proxyExchange');
 type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ProxyExchange };
@@ -162,7 +170,7 @@ function onClientClose(this: ServerResponse): void {
  * as they are parsed, with backpressure (the upstream socket is paused while the client's buffer is
  * full). Compared with `pool.request` + `stream.pipeline` this allocates no body stream, no promise
  * and no AbortController/AbortSignal per request (pipeline aborts one per call, which builds a
- * DOMException with a stack trace), and a small answer leaves in one `writev`. Cancellation: when
+ * DOMException with a stack trace), and a sized answer the upstream sent at once leaves in one `writev`. Cancellation: when
  * the client's response closes early, the upstream request is aborted (its upstream connection is
  * destroyed), also while it is still queued for a connection.
  */
@@ -192,6 +200,18 @@ class ProxyExchange implements RelayHandler {
   #heldStatus = 0;
   /** The held answer's Content-Length. */
   #heldLength = -1;
+  /**
+   * A sized answer's body chunks are held too (with the head, if it is still held) until the end of
+   * this turn of the event loop, the answer's end, or {@link HOLD_MAX_BYTES}: what the upstream sent
+   * together reaches the client in one `writev` instead of one per read (each write wakes the client,
+   * the costliest part of relaying a 64 KiB answer). Never across turns: a slow upstream's bytes still
+   * flow as they come. Not while the client's buffer is full (then chunks go the backpressure way).
+   */
+  #sized = false;
+  /** Held body chunks (null until the first: most answers come whole in one chunk and never need it). */
+  #held: Buffer[] | null = null;
+  #heldBytes = 0;
+  #flushScheduled = false;
   /** end() was called with the whole body (before the relay's onComplete). */
   #ended = false;
   /** undici path with a request body: how long the body may stop coming (0: not watched) and the watch. */
@@ -298,6 +318,7 @@ class ProxyExchange implements RelayHandler {
       this.#heldHead = out;
       this.#heldStatus = statusCode;
       this.#heldLength = length;
+      this.#sized = true;
       return true;
     }
     // Streams without a length (SSE, long polls) get their headers now.
@@ -308,15 +329,55 @@ class ProxyExchange implements RelayHandler {
 
   onData(chunk: Buffer): boolean {
     const res = this.#res;
-    if (this.#writeHeldHead()) {
-      if (chunk.length === this.#heldLength) {
-        // The whole body: head and body in one call (the relay's onComplete follows at once).
-        this.#ended = true;
-        res.end(chunk);
+    if (this.#heldHead !== null && this.#heldBytes === 0 && chunk.length === this.#heldLength) {
+      // The whole body: head and body in one call (the relay's onComplete follows at once).
+      this.#writeHeldHead();
+      this.#ended = true;
+      res.end(chunk);
+      return true;
+    }
+    if (this.#sized && !this.#awaitingDrain && res.writableLength === 0) {
+      if (this.#held === null) this.#held = [chunk];
+      else this.#held.push(chunk);
+      this.#heldBytes += chunk.length;
+      if (this.#heldBytes < HOLD_MAX_BYTES) {
+        if (!this.#flushScheduled) {
+          this.#flushScheduled = true;
+          setImmediate(flushHeldBody, this);
+        }
         return true;
       }
+      return this.flushHeld();
     }
-    if (res.write(chunk)) return true;
+    if (this.#held !== null) this.flushHeld();
+    this.#writeHeldHead();
+    return this.#written(res.write(chunk));
+  }
+
+  /**
+   * Writes the held head and body chunks in one `writev` (corked); false when the client's buffer is
+   * full. Also the end of the turn's flush (`flushHeldBody`), where there is nobody to tell: the next
+   * chunk then finds the buffer full and takes the backpressure way.
+   */
+  flushHeld(): boolean {
+    this.#flushScheduled = false;
+    const held = this.#held;
+    if (held === null || this.#done) return true;
+    this.#held = null;
+    this.#heldBytes = 0;
+    const res = this.#res;
+    res.cork();
+    this.#writeHeldHead();
+    let ok = true;
+    for (const chunk of held) ok = res.write(chunk);
+    res.uncork();
+    return this.#written(ok);
+  }
+
+  /** After a write: true to go on reading the upstream, false (with a drain awaited) to pause it. */
+  #written(ok: boolean): boolean {
+    const res = this.#res;
+    if (ok) return true;
     // write() says false for any chunk over the high-water mark, even one the socket takes whole;
     // and node holds the head and first chunk (corked) until the next tick. Send them now: only bytes
     // still queued for the client are backpressure (else every 64 KiB answer would stop and restart
@@ -348,8 +409,17 @@ class ProxyExchange implements RelayHandler {
   onComplete(): void {
     this.#done = true;
     this.#stopWatch();
+    const res = this.#res;
+    const held = this.#held;
     this.#writeHeldHead();
-    if (!this.#ended) this.#res.end();
+    if (held !== null) {
+      // Held chunks go out with the end: end() uncorks fully, so head, chunks and end are one writev.
+      this.#held = null;
+      this.#heldBytes = 0;
+      res.cork();
+      for (const chunk of held) res.write(chunk);
+    }
+    if (!this.#ended) res.end();
     this.#observe?.(this.#answer, this.#method, this.#seconds());
     this.#observeRequest();
   }
@@ -358,6 +428,9 @@ class ProxyExchange implements RelayHandler {
     if (this.#done) return;
     this.#done = true;
     this.#stopWatch();
+    // Held chunks are dropped: with the head still held nothing was sent, so the client gets a 502.
+    this.#held = null;
+    this.#heldBytes = 0;
     const res = this.#res;
     if (this.#onDrain) res.off('drain', this.#onDrain);
     this.#observe?.(this.#answer, this.#method, this.#seconds(), err);
