@@ -2,7 +2,16 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONTENDED_FACTOR, type ContentionAssessment, type QuietReferenceFile, assessContention, machineKind, readQuietReferences, recordQuietReference } from './lib/contention.ts';
+import {
+  CONTENDED_FACTOR,
+  type ContentionAssessment,
+  type QuietReferenceFile,
+  assessContention,
+  machineKind,
+  readQuietReferences,
+  recordQuietReference,
+  waitForQuiet,
+} from './lib/contention.ts';
 import { type ProfileWindow, readProfile, summarizeProfile } from './lib/cpu-profile.ts';
 import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, startEnvironment } from './lib/environment.ts';
@@ -10,7 +19,7 @@ import { type LoadSettings, runOnce } from './lib/load.ts';
 import { parseOptions } from './lib/options.ts';
 import { describeMachine, writeReport } from './lib/report.ts';
 import type { BenchReport, ScenarioReport } from './lib/report-types.ts';
-import { decisionsScenario, forwardAuthScenario, prepareHttpFixtures, proxyScenario } from './scenarios/http-decisions.ts';
+import { NO_SESSION, decisionsScenario, forwardAuthScenario, noSessionBaseline, prepareHttpFixtures, proxyScenario } from './scenarios/http-decisions.ts';
 import { loginScenario } from './scenarios/login.ts';
 import { scaleScenario } from './scenarios/scale.ts';
 import { signOutScenario } from './scenarios/sign-out.ts';
@@ -36,7 +45,14 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;
   }
-  const started = Date.now();
+  const waitFor = opts.waitQuietMinutes > 0 ? quietRefs.references.find((r) => r.machine === machineKind())?.baselines[NO_SESSION] : undefined;
+  if (opts.waitQuietMinutes > 0 && !waitFor) {
+    process.stderr.write(
+      `--wait-quiet: ${QUIET_REFERENCE_FILE} has no quiet figure for "${NO_SESSION}" on ${machineKind()}, so there is nothing to wait for; record one on a quiet host with --record-quiet-reference\n`,
+    );
+    return 2;
+  }
+  let started = Date.now();
   const settings: LoadSettings = { duration: opts.duration, warmup: opts.warmup, rounds: opts.rounds, connections: opts.connections };
   const report: BenchReport = {
     date: new Date().toISOString(),
@@ -53,6 +69,26 @@ async function main(): Promise<number> {
   log(`  ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const fx = await prepareHttpFixtures(env);
   let flames = new Map<string, string>();
+  if (waitFor) {
+    log(`waiting up to ${opts.waitQuietMinutes} min for a quiet host (scenario 3's bare server, ${PROBE_SECONDS} s probes every ${PROBE_INTERVAL_S} s)`);
+    const target = await noSessionBaseline(env, fx);
+    const quiet = await waitForQuiet({
+      probe: async () => (await runOnce(target, PROBE_SECONDS, settings.connections)).cpuUs,
+      quietCpuUs: waitFor.cpuUs,
+      until: Date.now() + opts.waitQuietMinutes * 60_000,
+      intervalMs: PROBE_INTERVAL_S * 1000,
+      log,
+    });
+    if (!quiet) {
+      log(`the host was not quiet within ${opts.waitQuietMinutes} min: nothing was measured`);
+      await fx.close();
+      await env.close();
+      return 3;
+    }
+    report.date = new Date().toISOString();
+    report.machine = describeMachine();
+    started = Date.now();
+  }
   const scenario = async (id: number, title: string, fn: () => Promise<ScenarioReport>) => {
     if (!opts.only.has(id)) return;
     log(`scenario ${id}: ${title}`);
@@ -110,6 +146,10 @@ async function main(): Promise<number> {
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: ${report.scenarios.length} scenarios ran, ${report.failures.length} failed, ${missed.length} targets missed (reported, not a failure)${report.contention.contended ? '; the host was contended, so the ratio verdicts are no evidence either way' : ''}`);
   return report.failures.length === 0 && !recordFailed ? 0 : 1;
 }
+
+/** `--wait-quiet`: seconds of one probe, and between probes. */
+const PROBE_SECONDS = 3;
+const PROBE_INTERVAL_S = 60;
 
 /** Where the quiet references are kept (committed: they describe machine kinds, not one run). */
 const QUIET_REFERENCE_FILE = join(import.meta.dirname, 'quiet-reference.json');

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CONTENDED_FACTOR, type QuietReferenceFile, assessContention, readQuietReferences, recordQuietReference } from './contention.ts';
+import { CONTENDED_FACTOR, QUIET_PROBE_FACTOR, type QuietReferenceFile, assessContention, readQuietReferences, recordQuietReference, waitForQuiet } from './contention.ts';
 import { PERCENTILES, type PercentileKey, type RunResult, summarize } from './load.ts';
 import { renderMarkdown, writeReport } from './report.ts';
 import type { BenchReport } from './report-types.ts';
@@ -169,4 +169,35 @@ t.test('the committed reference file is well formed and keys only comparisons th
   const committed = readQuietReferences(join(import.meta.dirname, '..', 'quiet-reference.json'));
   t.ok(committed.references.length > 0);
   for (const r of committed.references) t.strictSame(Object.keys(r.baselines).sort(), [...SATURATED_COMPARISONS].sort(), `${r.machine}: one quiet figure per saturated comparison`);
+});
+
+t.test('waiting for a quiet host: probes until the baseline is within the probe factor, or gives up at the deadline', async (t) => {
+  const run = async (readings: number[], minutes: number) => {
+    let clock = 0;
+    const lines: string[] = [];
+    let probes = 0;
+    const quiet = await waitForQuiet({
+      probe: async () => readings[probes++]!,
+      quietCpuUs: 20,
+      until: minutes * 60_000,
+      intervalMs: 60_000,
+      log: (m) => lines.push(m),
+      now: () => clock,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+    });
+    return { quiet, probes, lines, clock };
+  };
+  const found = await run([40, 30, 20 * QUIET_PROBE_FACTOR, 99], 10);
+  t.equal(found.quiet, true);
+  t.equal(found.probes, 3, 'stops at the first quiet probe');
+  t.equal(found.clock, 120_000, 'two waits between three probes');
+  t.match(found.lines[0], /needed 40\.0 µs per request, 2\.00× its quiet 20 µs \(quiet at ≤ 1\.15×\)$/);
+  t.match(found.lines[2], /: quiet$/);
+  const never = await run([40, 40, 40, 40, 40], 3);
+  t.equal(never.quiet, false);
+  t.equal(never.probes, 4, 'probes at 0, 1, 2 and 3 min, then the next would pass the deadline');
+  const unmeasured = await run([Number.NaN, 20], 5);
+  t.equal(unmeasured.probes, 2, 'a probe without a CPU reading is not quiet');
 });

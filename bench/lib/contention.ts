@@ -131,3 +131,41 @@ export function recordQuietReference(report: BenchReport, refs: QuietReferenceFi
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
+
+/**
+ * `--wait-quiet`: a probe must find its baseline within this factor of the quiet figure before a run
+ * starts; stricter than CONTENDED_FACTOR, as the run that follows takes ten minutes.
+ */
+export const QUIET_PROBE_FACTOR = 1.15;
+
+/** What `waitForQuiet` needs: a probe of the baseline's CPU per request, its quiet figure, and a clock. */
+export interface QuietWait {
+  /** Measures the baseline now: its CPU µs per request. */
+  probe(): Promise<number>;
+  quietCpuUs: number;
+  /** Gives up after this time (ms since the epoch). */
+  until: number;
+  /** Between probes. */
+  intervalMs: number;
+  log(msg: string): void;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * Probes until the baseline needs at most QUIET_PROBE_FACTOR × its quiet CPU per request (true), or
+ * until `until` has passed (false). Each probe is logged with its factor.
+ */
+export async function waitForQuiet(w: QuietWait): Promise<boolean> {
+  const now = w.now ?? Date.now;
+  const sleep = w.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  for (;;) {
+    const us = await w.probe();
+    const factor = us / w.quietCpuUs;
+    const quiet = Number.isFinite(factor) && factor <= QUIET_PROBE_FACTOR;
+    w.log(`  probe: the bare server needed ${us.toFixed(1)} µs per request, ${factor.toFixed(2)}× its quiet ${w.quietCpuUs} µs (quiet at ≤ ${QUIET_PROBE_FACTOR}×)${quiet ? ': quiet' : ''}`);
+    if (quiet) return true;
+    if (now() + w.intervalMs > w.until) return false;
+    await sleep(w.intervalMs);
+  }
+}

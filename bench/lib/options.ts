@@ -25,9 +25,11 @@ export interface BenchOptions {
   profile: boolean;
   /** Record this run's saturated baselines as the quiet reference of this machine kind (bench/quiet-reference.json). */
   recordQuietReference: boolean;
+  /** Minutes to wait for a quiet host before measuring (0: start at once). */
+  waitQuietMinutes: number;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only 1,2,...] [--sessions N] [--big-user N] [--sign-outs N] [--profile | --no-profile] [--record-quiet-reference]
+const USAGE = `usage: npm run bench -- [--quick] [--only 1,2,...] [--sessions N] [--big-user N] [--sign-outs N] [--profile | --no-profile] [--record-quiet-reference] [--wait-quiet MINUTES]
 env: BENCH_DURATION (seconds per measured run), BENCH_CONNECTIONS (default 100), BENCH_ROUNDS (measured rounds per comparison, default 2)`;
 
 /** Parses argv (after `--`) and the BENCH_* variables; throws with the usage on anything unknown. */
@@ -40,7 +42,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     if (v === undefined || v.startsWith('--')) throw new Error(`${flag} needs a value\n${USAGE}`);
     return v;
   };
-  const known = new Set(['--quick', '--only', '--sessions', '--big-user', '--sign-outs', '--profile', '--no-profile', '--record-quiet-reference', '--help']);
+  const known = new Set(['--quick', '--only', '--sessions', '--big-user', '--sign-outs', '--profile', '--no-profile', '--record-quiet-reference', '--wait-quiet', '--help']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) continue;
@@ -67,5 +69,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     loginSeconds: quick ? 5 : 20,
     profile: argv.includes('--profile') || (!quick && !argv.includes('--no-profile')),
     recordQuietReference: argv.includes('--record-quiet-reference'),
+    waitQuietMinutes: argv.includes('--wait-quiet') ? num(value('--wait-quiet'), 0, '--wait-quiet') : 0,
   };
 }

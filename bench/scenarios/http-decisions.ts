@@ -235,11 +235,16 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
   return report;
 }
 
+/** Scenario 3's baseline (the bare server, no cookie) as a load target: what `--wait-quiet` probes. */
+export async function noSessionBaseline(env: Environment, fx: HttpFixtures): Promise<LoadTarget> {
+  const bare = await ensureBareAuth(env, fx);
+  return { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200, pid: bare.pid };
+}
+
 /** Scenario 3: the unauthenticated redirect (proxy mode) and an allow-listed path (forward auth) vs the bare server. */
 export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: LoadSettings, log: Log): Promise<ScenarioReport> {
-  const bare = await ensureBareAuth(env, fx);
   const targets: LoadTarget[] = [
-    { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200, pid: bare.pid },
+    await noSessionBaseline(env, fx),
     {
       label: 'portcullis redirect (302)',
       url: `http://127.0.0.1:${env.gatewayPort}/private/page?x=1`,
