@@ -428,7 +428,8 @@ class ProxyExchange implements RelayHandler {
     if (this.#done) return;
     this.#done = true;
     this.#stopWatch();
-    // Held chunks are dropped: with the head still held nothing was sent, so the client gets a 502.
+    // Held chunks are dropped: the answer is cut either way (a 502 when its head was still held, as
+    // nothing was sent; else the client's connection closes short of the announced length).
     this.#held = null;
     this.#heldBytes = 0;
     const res = this.#res;
