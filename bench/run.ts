@@ -67,7 +67,8 @@ async function main(): Promise<number> {
   log('starting NATS (3 nodes), Redis, IdP, upstream, session + auth + 3 gateway processes ...');
   const env = await startEnvironment({ gateways: 3 });
   log(`  ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  const fx = await prepareHttpFixtures(env);
+  // The scenarios' sessions last an hour past any wait for a quiet host (a full run takes ~10 min).
+  const fx = await prepareHttpFixtures(env, opts.waitQuietMinutes * 60_000 + 3_600_000);
   let flames = new Map<string, string>();
   if (waitFor) {
     log(`waiting up to ${opts.waitQuietMinutes} min for a quiet host (scenario 3's bare server, ${PROBE_SECONDS} s probes every ${PROBE_INTERVAL_S} s)`);

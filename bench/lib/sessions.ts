@@ -53,13 +53,15 @@ export function cookieFor(env: Environment, providerName: string, sessionId: str
 
 /**
  * Appends one SessionStarted per sub (`concurrency` appends in flight) and waits until the shared
- * projection applied them all. Returns the sessions and the append rate (events/s).
+ * projection applied them all; sessions last `lifetimeMs` (default 1 h). Returns the sessions and the
+ * append rate (events/s).
  */
 export async function appendSessions(
   env: Environment,
   providerName: string,
   subs: string[],
   concurrency = 64,
+  lifetimeMs?: number,
 ): Promise<{ sessions: BenchSession[]; appendsPerSecond: number; projectedAfterMs: number }> {
   const sessions: BenchSession[] = new Array(subs.length);
   const started = performance.now();
@@ -68,7 +70,7 @@ export async function appendSessions(
     Array.from({ length: Math.min(concurrency, subs.length) }, async () => {
       while (next < subs.length) {
         const i = next++;
-        const data = sessionData({ provider: providerName, issuer: env.idp.issuer, sub: subs[i]! });
+        const data = sessionData({ provider: providerName, issuer: env.idp.issuer, sub: subs[i]!, ...(lifetimeMs ? { lifetimeMs } : {}) });
         const seq = await env.bus.log.append(createEvent('SessionStarted', data));
         sessions[i] = { sessionId: data.sessionId, sub: data.sub, seq, cookie: cookieFor(env, providerName, data.sessionId, seq) };
       }

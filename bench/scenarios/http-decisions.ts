@@ -20,10 +20,10 @@ export interface HttpFixtures {
 /** The bare forward-auth baseline, started with the very headers Portcullis answers (shared by scenarios 1 and 3). */
 let bareAuth: BenchChild | undefined;
 
-/** Sessions and request shapes for the HTTP scenarios. */
-export async function prepareHttpFixtures(env: Environment): Promise<HttpFixtures & { fwdCookie: string; appCookie: string }> {
-  const fwd = await appendSessions(env, 'fwd', ['bench-forward-auth']);
-  const app = await appendSessions(env, 'app', ['bench-proxy']);
+/** Sessions and request shapes for the HTTP scenarios; the sessions outlive the run by `lifetimeMs` (default 1 h). */
+export async function prepareHttpFixtures(env: Environment, lifetimeMs?: number): Promise<HttpFixtures & { fwdCookie: string; appCookie: string }> {
+  const fwd = await appendSessions(env, 'fwd', ['bench-forward-auth'], 1, lifetimeMs);
+  const app = await appendSessions(env, 'app', ['bench-proxy'], 1, lifetimeMs);
   const fwdCookie = fwd.sessions[0]!.cookie;
   const appCookie = app.sessions[0]!.cookie;
   return {
