@@ -34,8 +34,8 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n`);
     return 2;
   }
-  if (opts.recordQuietReference && opts.quick) {
-    process.stderr.write('--record-quiet-reference needs a full run: a quick run is too short to vouch for a quiet host\n');
+  if (opts.recordQuietReference && (opts.quick || ![1, 2, 3].every((id) => opts.only.has(id)))) {
+    process.stderr.write('--record-quiet-reference needs a full run of scenarios 1–3 (not --quick): the reference holds a quiet figure for each of their baselines\n');
     return 2;
   }
   let quietRefs: QuietReferenceFile;
@@ -134,6 +134,9 @@ async function main(): Promise<number> {
   if (opts.recordQuietReference) {
     if (report.contention.contended) {
       log(`not recording a quiet reference: this run is contended against the one already recorded for ${machine}; delete that entry from ${QUIET_REFERENCE_FILE} to replace it anyway`);
+      recordFailed = true;
+    } else if (report.failures.length > 0) {
+      log('not recording a quiet reference: a scenario failed, so its baselines were not all measured');
       recordFailed = true;
     } else {
       const ref = recordQuietReference(report, quietRefs, machine, QUIET_REFERENCE_FILE);
