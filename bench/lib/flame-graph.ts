@@ -107,25 +107,23 @@ function colour(f: FlameFrame): string {
 export function renderFlameGraph(root: FlameFrame, title: string, subtitle = ''): string {
   const busy = root.totalUs;
   const scale = busy > 0 ? WIDTH / busy : 0;
-  const boxes: string[] = [];
-  let depth = 0;
-  // Breadth of the drawing: lay out level by level, each frame starting where its parent does.
+  // Laid out level by level, each frame starting where its parent does; then drawn upward from the bottom row.
+  const laid: Array<{ f: FlameFrame; x: number; level: number; w: number }> = [];
   const queue: Array<{ f: FlameFrame; x: number; level: number }> = [{ f: root, x: 0, level: 0 }];
-  while (queue.length > 0) {
-    const { f, x, level } = queue.shift()!;
+  for (let i = 0; i < queue.length; i++) {
+    const { f, x, level } = queue[i]!;
     const w = f.totalUs * scale;
     if (w < MIN_WIDTH_PX) continue;
-    depth = Math.max(depth, level);
-    boxes.push(box(f, x, level, w, busy));
+    laid.push({ f, x, level, w });
     let cx = x;
     for (const c of f.children) {
       queue.push({ f: c, x: cx, level: level + 1 });
       cx += c.totalUs * scale;
     }
   }
+  const depth = laid.reduce((d, b) => Math.max(d, b.level), 0);
   const height = TOP + (depth + 1) * ROW + 24;
-  // Levels are drawn upward from the bottom row.
-  const body = boxes.map((b) => b.replace(/__Y(\d+)__/g, (_, l: string) => String(height - 24 - (Number(l) + 1) * ROW))).join('\n');
+  const body = laid.map((b) => box(b.f, b.x, height - 24 - (b.level + 1) * ROW, b.w, busy)).join('\n');
   const legend = FAMILIES.map((fam, i) => {
     const fill = fam.hue[0] === fam.hue[1] ? 'hsl(0,0%,70%)' : `hsl(${(fam.hue[0] + fam.hue[1]) / 2},70%,64%)`;
     return `<rect x="${10 + i * 250}" y="40" width="12" height="12" fill="${fill}"/><text x="${28 + i * 250}" y="50">${esc(fam.label)}</text>`;
@@ -142,12 +140,11 @@ ${body}
 `;
 }
 
-function box(f: FlameFrame, x: number, level: number, w: number, busy: number): string {
+function box(f: FlameFrame, x: number, y: number, w: number, busy: number): string {
   const pct = (us: number) => ((100 * us) / busy).toFixed(1);
   const tip = `${f.name}${f.where ? ` (${f.where})` : ''} — ${(f.totalUs / 1000).toFixed(2)} ms, ${pct(f.totalUs)} % with callees; self ${(f.selfUs / 1000).toFixed(2)} ms, ${pct(f.selfUs)} %`;
   const chars = Math.floor((w - 6) / CHAR_PX);
   const label = chars >= 3 ? (f.name.length <= chars ? f.name : `${f.name.slice(0, chars - 2)}..`) : '';
-  const y = `__Y${level}__`;
   const text = label ? `<text x="${(x + 3).toFixed(1)}" y="${y}" dy="12">${esc(label)}</text>` : '';
   return `<g><title>${esc(tip)}</title><rect x="${x.toFixed(1)}" y="${y}" width="${w.toFixed(1)}" height="${ROW - 1}" fill="${colour(f)}" rx="1"/>${text}</g>`;
 }
