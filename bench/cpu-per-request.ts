@@ -25,7 +25,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { getFreePort } from '@portcullis/testkit';
-import { type ProfileSummary, readProfile, summarizeProfile } from './lib/cpu-profile.ts';
+import { type ProfileSummary, type ProfileWindow, readProfile, summarizeProfile } from './lib/cpu-profile.ts';
 import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, answersPing, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
@@ -195,7 +195,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function profileOn(label: string, w: Workload, start: (nodeArgs: string[]) => Promise<{ port: number; stop(): Promise<void> }>): Promise<ProfileSummary> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-cpu-prof-'));
   const server = await start(['--cpu-prof', '--cpu-prof-dir', dir]);
-  let window: { from: bigint; to: bigint };
+  let window: ProfileWindow;
   try {
     await drive(w.target(server.port), Math.min(N, 10_000));
     const from = process.hrtime.bigint();

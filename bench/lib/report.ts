@@ -1,9 +1,9 @@
 // Writes a bench run: results/<date>.json, .md and .svg, and the committed summary bench/RESULTS.md.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, loadavg, totalmem, type as osType, release } from 'node:os';
+import { freemem, loadavg, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
-import { CONTENDED_FACTOR } from './contention.ts';
+import { CONTENDED_FACTOR, machineKind } from './contention.ts';
 import type { BenchReport, TargetCheck } from './report-types.ts';
 import { type ChartPanel, renderLatencyChart } from './svg-chart.ts';
 
@@ -16,7 +16,7 @@ export function describeMachine(): Record<string, string> {
     return pick.exec(out)?.[1] ?? 'unknown';
   };
   return {
-    cpu: `${cpus()[0]?.model ?? 'unknown'} × ${cpus().length} (shared by load generator and servers)`,
+    cpu: `${machineKind()} (shared by load generator and servers)`,
     memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB (${(freemem() / 2 ** 30).toFixed(1)} GiB free at start)`,
     os: `${osType()} ${release()}`,
     // Other jobs on the machine shift absolute numbers; the load at start says how busy it was.
