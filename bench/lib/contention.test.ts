@@ -3,11 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CONTENDED_FACTOR, QUIET_PROBE_FACTOR, type QuietReferenceFile, assessContention, readQuietReferences, recordQuietReference, waitForQuiet } from './contention.ts';
+import { CONTENDED_FACTOR, QUIET_PROBE_FACTOR, type QuietReferenceFile, assessContention, machineKindOf, readQuietReferences, recordQuietReference, waitForQuiet } from './contention.ts';
 import { PERCENTILES, type PercentileKey, type RunResult, summarize } from './load.ts';
-import { renderMarkdown, writeReport } from './report.ts';
+import { renderMarkdown, verdict, writeReport } from './report.ts';
 import type { BenchReport } from './report-types.ts';
-import { SATURATED_COMPARISONS } from '../scenarios/http-decisions.ts';
+import { SATURATED_COMPARISONS, pacedLatencyTarget } from '../scenarios/http-decisions.ts';
 
 const MACHINE = 'Test CPU × 2';
 
@@ -144,13 +144,60 @@ t.test('recording keeps other machine kinds, replaces this one, and skips paced 
   before.references.push({ machine: 'Other CPU × 8', source: 'kept', baselines: { x: { label: 'y', cpuUs: 1, rps: 1 } } });
   const ref = recordQuietReference(report([15.04, 15.26], [17, 17]), before, MACHINE, file);
   t.strictSame(Object.keys(ref.baselines), ['fwd, saturated', 'no session']);
-  t.strictSame(ref.baselines['fwd, saturated'], { label: 'bare node:http', cpuUs: 15.2, rps: 50_000 }, 'the median of the rounds, to 0.1 µs');
+  t.strictSame(
+    ref.baselines['fwd, saturated'],
+    { label: 'bare node:http', cpuUs: 15.2, rps: 50_000, run: 'bench run of 2026-11-28T12:00:00.000Z' },
+    'the median of the rounds, to 0.1 µs',
+  );
   const back = readQuietReferences(file);
   t.strictSame(
     back.references.map((r) => r.machine),
     ['Other CPU × 8', MACHINE],
   );
   t.equal(back.references[1]!.source, 'bench run of 2026-11-28T12:00:00.000Z, recorded with --record-quiet-reference');
+});
+
+t.test('recording again keeps the lower figure of each baseline, and names the runs they come from', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-quiet-ref-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'quiet-reference.json');
+  // The reference has 16 (fwd) and 18 (no session); this run is faster on one and slower on the other.
+  const r = report([14, 14], [20, 20]);
+  r.date = '2026-11-29T09:00:00.000Z';
+  const ref = recordQuietReference(r, refs(), MACHINE, file);
+  t.equal(ref.baselines['fwd, saturated']!.cpuUs, 14, 'the faster new figure replaces the old one');
+  t.equal(ref.baselines['fwd, saturated']!.run, 'bench run of 2026-11-29T09:00:00.000Z');
+  t.strictSame(ref.baselines['no session'], { label: 'bare node:http', cpuUs: 18, rps: 50_000, run: 'quiet test run' }, 'a slower run does not loosen the reference');
+  t.equal(ref.source, 'lowest CPU per request of each baseline over: bench run of 2026-11-29T09:00:00.000Z; quiet test run (recorded with --record-quiet-reference)');
+  t.strictSame(readQuietReferences(file).references.map((x) => x.machine), [MACHINE], 'one entry per machine kind');
+  // The same run recorded twice changes nothing.
+  t.strictSame(recordQuietReference(r, readQuietReferences(file), MACHINE, file), ref);
+});
+
+t.test('the paced p99 target is flagged as no evidence when the bare server missed it in the same run', async (t) => {
+  const paced = (p99s: number[]) =>
+    summarize(
+      'x',
+      p99s.map((p99) => ({ ...run(7_500, 40), latency: { ...run(7_500, 40).latency, p99 } })),
+    );
+  const quiet = pacedLatencyTarget(paced([3, 3.2]), paced([2.7, 2.8]), 1, 100);
+  t.equal(quiet.met, true);
+  t.equal(quiet.contended, undefined, 'a bare server within the target: judged');
+  const slow = pacedLatencyTarget(paced([9, 9]), paced([2.7, 2.8]), 1, 100);
+  t.equal(slow.met, false);
+  t.equal(slow.contended, undefined, 'Portcullis alone missing it is a miss, not a stall');
+  const stalled = pacedLatencyTarget(paced([9, 9]), paced([35, 36]), 1, 100);
+  t.equal(stalled.met, false);
+  t.match(stalled.contended, /the bare server's own paced p99 was 35.5 ms in the same run: the host stalled/);
+  t.match(verdict(stalled), /^\*\*no\*\*, but \*\*contended\*\* \(the bare server/);
+  t.equal(pacedLatencyTarget(paced([3, 3]), paced([2, 2]), 0.9, 100).met, false, 'not keeping up with the offered rate is a miss');
+});
+
+t.test('the machine kind names the CPU generation where /proc/cpuinfo gives it', async (t) => {
+  const cpuinfo = 'processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R) Processor\n';
+  t.equal(machineKindOf('Intel(R) Xeon(R) Processor', 2, cpuinfo), 'Intel(R) Xeon(R) Processor (family 6, model 207) × 2');
+  t.equal(machineKindOf('AMD EPYC ', 2, 'cpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n'), 'AMD EPYC (family 25, model 1) × 2');
+  t.equal(machineKindOf('Apple M2', 8, ''), 'Apple M2 × 8', 'without /proc/cpuinfo: model and cores only');
 });
 
 t.test('the reference file: missing is no reference, malformed is an error naming the file', async (t) => {

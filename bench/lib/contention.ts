@@ -17,7 +17,8 @@ export interface QuietReference {
   machine: string;
   /** The run these figures come from (its date), and who said it was quiet. */
   source: string;
-  baselines: Record<string, { label: string; cpuUs: number; rps: number }>;
+  /** Per comparison: its baseline's label, CPU µs and req/s, and the run they come from (when recorded by the bench). */
+  baselines: Record<string, { label: string; cpuUs: number; rps: number; run?: string }>;
 }
 
 /** The committed file: one reference per machine kind. */
@@ -47,13 +48,32 @@ export interface ContentionAssessment {
   contended: boolean;
 }
 
-/** CPU model and core count: what a quiet reference is recorded for. */
+/**
+ * CPU model, generation and core count: what a quiet reference is recorded for. A virtual machine's
+ * model name is often generic (`AMD EPYC`, `Intel(R) Xeon(R) Processor`) and hides the generation,
+ * which changes CPU per request by tens of percent, so the family and model numbers of /proc/cpuinfo
+ * are part of the kind where the system has them.
+ */
 export function machineKind(): string {
-  return `${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}`;
+  let cpuinfo = '';
+  try {
+    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // Not Linux: the model name alone.
+  }
+  return machineKindOf(cpus()[0]?.model ?? 'unknown', cpus().length, cpuinfo);
+}
+
+/** {@link machineKind} from its parts: `Model (family F, model M) × N`, or `Model × N` without /proc/cpuinfo's numbers. */
+export function machineKindOf(model: string, cores: number, cpuinfo: string): string {
+  const family = /^cpu family\s*:\s*(\d+)/m.exec(cpuinfo)?.[1];
+  const number = /^model\s*:\s*(\d+)/m.exec(cpuinfo)?.[1];
+  const generation = family !== undefined && number !== undefined ? ` (family ${family}, model ${number})` : '';
+  return `${model.trim()}${generation} × ${cores}`;
 }
 
 const ABOUT =
-  'Saturated baselines of a bench run taken when the host was quiet, per machine kind (CPU model × cores). A later run whose baseline needs more than ' +
+  'Saturated baselines of bench runs taken when the host was quiet, per machine kind (CPU model, family and model number × cores); each the lowest CPU per request recorded. A later run whose baseline needs more than ' +
   `${CONTENDED_FACTOR}× this CPU per request in any round is marked contended. Written by \`npm run bench -- --record-quiet-reference\`; see bench/README.md.`;
 
 /** Reads the reference file; a missing file is no reference, a malformed one an error naming the file. */
@@ -110,21 +130,34 @@ export function assessContention(report: BenchReport, refs: QuietReferenceFile, 
 }
 
 /**
- * This run's saturated baselines as the quiet reference of its machine kind, replacing that kind's
- * previous one (other kinds are kept). Only comparisons without a fixed rate are recorded: a paced
- * baseline's CPU per request depends on the rate.
+ * Records this run's saturated baselines in the quiet reference of its machine kind (other kinds are
+ * kept). Where the kind already has a figure for a comparison, the lower CPU per request stays: the
+ * quietest run seen is the reference, and a busier run that still passed the check does not loosen it.
+ * Only comparisons without a fixed rate are recorded: a paced baseline's CPU per request depends on the rate.
  */
 export function recordQuietReference(report: BenchReport, refs: QuietReferenceFile, machine: string, file: string): QuietReference {
+  const previous = refs.references.find((r) => r.machine === machine);
+  // A figure entered by hand (no run of its own) is attributed to its entry's source.
   const baselines: QuietReference['baselines'] = {};
+  for (const [name, b] of Object.entries(previous?.baselines ?? {})) baselines[name] = { ...b, run: b.run ?? previous!.source };
+  const run = `bench run of ${report.date}`;
   for (const s of report.scenarios) {
     for (const c of s.comparisons) {
       if (c.paced) continue;
       const base = c.targets.find((t) => t.label === c.baseline);
-      if (base && Number.isFinite(base.cpuUs) && base.cpuUs > 0) baselines[c.name] = { label: base.label, cpuUs: round1(base.cpuUs), rps: Math.round(base.rps) };
+      if (!base || !Number.isFinite(base.cpuUs) || base.cpuUs <= 0) continue;
+      const kept = baselines[c.name];
+      if (kept && kept.cpuUs <= round1(base.cpuUs)) continue;
+      baselines[c.name] = { label: base.label, cpuUs: round1(base.cpuUs), rps: Math.round(base.rps), run };
     }
   }
   if (Object.keys(baselines).length === 0) throw new Error('this run measured no saturated baseline with its CPU; nothing to record as the quiet reference');
-  const ref: QuietReference = { machine, source: `bench run of ${report.date}, recorded with --record-quiet-reference`, baselines };
+  const runs = [...new Set(Object.values(baselines).map((b) => b.run ?? run))];
+  const ref: QuietReference = {
+    machine,
+    source: runs.length === 1 && runs[0] === run ? `${run}, recorded with --record-quiet-reference` : `lowest CPU per request of each baseline over: ${runs.join('; ')} (recorded with --record-quiet-reference)`,
+    baselines,
+  };
   const next: QuietReferenceFile = { about: ABOUT, references: [...refs.references.filter((r) => r.machine !== machine), ref] };
   writeFileSync(file, `${JSON.stringify(next, null, 2)}\n`);
   return ref;

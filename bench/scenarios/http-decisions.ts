@@ -4,7 +4,7 @@ import type { Environment } from '../lib/environment.ts';
 import { type LoadSettings, type LoadTarget, type TargetResult, compare, cpuRatio, ratio, ratioWithRounds } from '../lib/load.ts';
 import { startBenchNginx } from '../lib/nginx.ts';
 import { type BenchChild, startHelper } from '../lib/processes.ts';
-import type { ScenarioReport } from '../lib/report-types.ts';
+import type { ScenarioReport, TargetCheck } from '../lib/report-types.ts';
 import { appendSessions } from '../lib/sessions.ts';
 
 type Log = (msg: string) => void;
@@ -116,19 +116,29 @@ export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s:
     ],
     targets: [
       { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: ratioWithRounds(p!, b!, fmt), met: r >= 0.8, comparison: SATURATED },
-      {
-        what: `p99 at ${s.connections} connections, paced at ${PACED_SHARE * 100} % of the bare server's throughput`,
-        target: '≤ 5 ms',
-        measured: `${pp!.latency.p99} ms`,
-        // An answer rate short of the offered one means a queue, which the percentiles would not show.
-        met: pp!.latency.p99 <= 5 && kept >= 0.97,
-      },
+      pacedLatencyTarget(pp!, bp!, kept, s.connections),
     ],
     notes: [
       'Gateway: one `portcullis run --services gateway` process (cluster block: 3-node NATS JetStream + Redis; separate auth and session processes); the session is a warm cache hit.',
       'Baseline: node:http in its own process answering 200 with the 12 X-authentik-* headers Portcullis sent for the same session.',
-      `Saturated: every connection sends its next request when the last is answered, so latency is mostly queueing (Little's law: mean latency = ${s.connections} connections ÷ throughput). Paced: the same ${s.connections} keep-alive connections carry a fixed ${rate} req/s in all, each request sent at its own scheduled instant and its latency counted from that instant (queueing included; lib/paced-load.ts), ${PACED_SHARE * 100} % of what the bare server answered saturated; the p99 target is judged there, and only if Portcullis kept up with ≥ 97 % of the offered rate.`,
+      `Saturated: every connection sends its next request when the last is answered, so latency is mostly queueing (Little's law: mean latency = ${s.connections} connections ÷ throughput). Paced: the same ${s.connections} keep-alive connections carry a fixed ${rate} req/s in all, each request sent at its own scheduled instant and its latency counted from that instant (queueing included; lib/paced-load.ts), ${PACED_SHARE * 100} % of what the bare server answered saturated; the p99 target is judged there, and only if Portcullis kept up with ≥ 97 % of the offered rate; when the bare server's own p99 misses it in the same run, the host stalled and the verdict is flagged as no evidence.`,
     ],
+  };
+}
+
+/**
+ * Scenario 1's latency target: p99 ≤ 5 ms at the paced rate, and only if Portcullis kept up with the
+ * offered rate (an answer rate short of it means a queue, which the percentiles would not show). The
+ * bare server in the same run is the host's own floor: when it misses the target too, the host stalled
+ * (a virtual machine's cores paused) and the verdict is flagged as no evidence about Portcullis.
+ */
+export function pacedLatencyTarget(portcullis: TargetResult, bare: TargetResult, kept: number, connections: number): TargetCheck {
+  return {
+    what: `p99 at ${connections} connections, paced at ${PACED_SHARE * 100} % of the bare server's throughput`,
+    target: '≤ 5 ms',
+    measured: `${portcullis.latency.p99} ms`,
+    met: portcullis.latency.p99 <= 5 && kept >= 0.97,
+    ...(bare.latency.p99 > 5 ? { contended: `the bare server's own paced p99 was ${bare.latency.p99} ms in the same run: the host stalled` } : {}),
   };
 }
 
