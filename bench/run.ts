@@ -6,6 +6,7 @@ import {
   CONTENDED_FACTOR,
   type ContentionAssessment,
   type QuietReferenceFile,
+  STEAL_CONTENDED,
   assessContention,
   machineKind,
   readQuietReferences,
@@ -16,6 +17,7 @@ import { type ProfileWindow, readProfile, summarizeProfile } from './lib/cpu-pro
 import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, startEnvironment } from './lib/environment.ts';
 import { type LoadSettings, runOnce } from './lib/load.ts';
+import { hostTicks, stealShare } from './lib/processes.ts';
 import { parseOptions } from './lib/options.ts';
 import { describeMachine, writeReport } from './lib/report.ts';
 import type { BenchReport, ScenarioReport } from './lib/report-types.ts';
@@ -74,7 +76,11 @@ async function main(): Promise<number> {
     log(`waiting up to ${opts.waitQuietMinutes} min for a quiet host (scenario 3's bare server, ${PROBE_SECONDS} s probes every ${PROBE_INTERVAL_S} s)`);
     const target = await noSessionBaseline(env, fx);
     const quiet = await waitForQuiet({
-      probe: async () => (await runOnce(target, PROBE_SECONDS, settings.connections)).cpuUs,
+      probe: async () => {
+        const before = hostTicks();
+        const { cpuUs } = await runOnce(target, PROBE_SECONDS, settings.connections);
+        return { cpuUs, steal: stealShare(before, hostTicks()) };
+      },
       quietCpuUs: waitFor.cpuUs,
       until: Date.now() + opts.waitQuietMinutes * 60_000,
       intervalMs: PROBE_INTERVAL_S * 1000,
@@ -133,7 +139,7 @@ async function main(): Promise<number> {
   let recordFailed = false;
   if (opts.recordQuietReference) {
     if (report.contention.contended) {
-      log(`not recording a quiet reference: this run is contended against the one already recorded for ${machine}; delete that entry from ${QUIET_REFERENCE_FILE} to replace it anyway`);
+      log(`not recording a quiet reference: this run was contended (steal, or a baseline above ${CONTENDED_FACTOR}× the figure already recorded for ${machine}); if that entry is the wrong one, delete it from ${QUIET_REFERENCE_FILE} and record again`);
       recordFailed = true;
     } else if (report.failures.length > 0) {
       log('not recording a quiet reference: a scenario failed, so its baselines were not all measured');
@@ -160,12 +166,14 @@ const QUIET_REFERENCE_FILE = join(import.meta.dirname, 'quiet-reference.json');
 
 /** One line per judged comparison, then the run's verdict. */
 function logContention(c: ContentionAssessment, log: (msg: string) => void): void {
+  for (const s of c.steal) if (s.contended) log(`  ${s.comparison}: steal ${(s.worst * 100).toFixed(1)} % in a run (above ${STEAL_CONTENDED * 100} %) CONTENDED`);
   if (!c.source) {
-    log(`machine steadiness: no quiet reference for ${c.machine} in ${QUIET_REFERENCE_FILE}; not checked (record one on a quiet host with --record-quiet-reference)`);
+    log(`machine steadiness: no quiet reference for ${c.machine} in ${QUIET_REFERENCE_FILE}; CPU per request not checked (record one on a quiet host with --record-quiet-reference)`);
+    if (c.contended) log(`machine steadiness: CONTENDED (steal above ${STEAL_CONTENDED * 100} %); the targets of those comparisons are no evidence either way`);
     return;
   }
   for (const s of c.comparisons) log(`  ${s.comparison}: ${s.baseline} ${s.roundsCpuUs.map((us) => us.toFixed(1)).join(', ')} µs/req, quiet ${s.quietCpuUs} → ${s.worst.toFixed(2)}×${s.contended ? ' CONTENDED' : ''}`);
-  log(c.contended ? `machine steadiness: CONTENDED (a baseline above ${CONTENDED_FACTOR}× its quiet CPU per request); its ratio targets are no evidence either way` : 'machine steadiness: quiet');
+  log(c.contended ? `machine steadiness: CONTENDED (steal above ${STEAL_CONTENDED * 100} %, or a baseline above ${CONTENDED_FACTOR}× its quiet CPU per request); the targets of those comparisons are no evidence either way` : 'machine steadiness: quiet');
 }
 
 /**

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { CONTENDED_FACTOR, QUIET_PROBE_FACTOR, type QuietReferenceFile, assessContention, machineKindOf, readQuietReferences, recordQuietReference, waitForQuiet } from './contention.ts';
-import { PERCENTILES, type PercentileKey, type RunResult, summarize } from './load.ts';
+import { type LoadTarget, PERCENTILES, type PercentileKey, type RunResult, compare, summarize } from './load.ts';
 import { renderMarkdown, verdict, writeReport } from './report.ts';
 import type { BenchReport } from './report-types.ts';
 import { SATURATED_COMPARISONS, pacedLatencyTarget } from '../scenarios/http-decisions.ts';
+import { hostTicks, stealShare } from './processes.ts';
 
 const MACHINE = 'Test CPU × 2';
 
@@ -174,23 +175,105 @@ t.test('recording again keeps the lower figure of each baseline, and names the r
   t.strictSame(recordQuietReference(r, readQuietReferences(file), MACHINE, file), ref);
 });
 
+t.test('steal above 2 % in any run of a comparison makes it contended, with or without a quiet reference', async (t) => {
+  const r = report([16, 16], [18, 18]);
+  // One run of the redirect subject (not the baseline) lost 4 % of the cores to other guests.
+  r.scenarios[1]!.comparisons[0]!.targets[1]!.runs[1]!.steal = 0.04;
+  r.scenarios[0]!.comparisons[0]!.targets[0]!.runs[0]!.steal = 0.02;
+  const cases: Array<[QuietReferenceFile, string]> = [
+    [refs(), MACHINE],
+    [{ about: 'none', references: [] }, 'Other CPU × 8'],
+  ];
+  for (const [refsFile, machine] of cases) {
+    for (const s of r.scenarios) for (const x of s.targets) delete x.contended;
+    const a = assessContention(r, refsFile, machine);
+    t.equal(a.contended, true, machine);
+    t.strictSame(
+      a.steal.map((s) => [s.comparison, s.worst, s.remeasured, s.contended]),
+      [
+        ['fwd, saturated', 0.02, 0, false],
+        ['fwd, paced', Number.NaN, 0, false],
+        ['no session', 0.04, 0, true],
+      ],
+      'exactly 2 % is not above the line; unmeasured steal is NaN',
+    );
+    t.match(r.scenarios[1]!.targets[0]!.contended, /the hypervisor took 4\.0 % of the cores' time in a round \(steal\)/);
+    t.equal(r.scenarios[0]!.targets[0]!.contended, undefined);
+    r.contention = a;
+    const md = renderMarkdown(r, 'x.svg');
+    t.match(md, /\*\*The hypervisor stalled this host\*\*: in a run of no session, more than 2 %/);
+    t.match(md, /\| no session \| 4\.0 % \*\*stalled\*\* \| 0 \|/);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'bench-steal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'RESULTS.md'), 'the quiet run\n');
+  writeReport(r, dir);
+  t.equal(readFileSync(join(dir, 'RESULTS.md'), 'utf8'), 'the quiet run\n', 'a stalled run does not replace RESULTS.md');
+});
+
+t.test('a round with a stolen run is measured again, up to twice per round asked for, and its runs kept apart', async (t) => {
+  const targets: LoadTarget[] = [
+    { label: 'base', url: 'http://127.0.0.1:1/', expectStatus: 200 },
+    { label: 'subject', url: 'http://127.0.0.1:1/', expectStatus: 200 },
+  ];
+  const settings = { duration: 10, warmup: 1, rounds: 2, connections: 100 };
+  const measure = (steals: number[]) => {
+    let i = 0;
+    const calls: string[] = [];
+    return {
+      calls,
+      fn: async (target: LoadTarget, seconds: number) => {
+        // Warm-ups (1 s) are not rounds: no steal.
+        if (seconds === 1) return run(1, 1);
+        calls.push(target.label);
+        return { ...run(1000 + i, 20), steal: steals[i++] ?? 0 };
+      },
+    };
+  };
+  const lines: string[] = [];
+  // Round 1: clean. Round 2: the subject's run stolen (5 %), then clean.
+  const m = measure([0, 0.001, 0.05, 0, 0.002, 0]);
+  const [base, subject] = await compare(targets, settings, (l) => lines.push(l), m.fn);
+  t.strictSame(m.calls, ['base', 'subject', 'subject', 'base', 'subject', 'base'], 'the stolen round is measured again, in the same order');
+  t.strictSame(subject!.runs.map((r) => r.rps), [1001, 1004], 'the figures hold the clean rounds only');
+  t.strictSame(subject!.stolen!.map((r) => r.steal), [0.05]);
+  t.strictSame(base!.stolen!.map((r) => r.rps), [1003], "the other target's run of that round is set aside too");
+  t.match(lines.join('\n'), /the hypervisor took 5\.0 % of the cores' time in that round: measuring it again/);
+  // Always stolen: 2 rounds + 4 retries, then the stolen rounds are kept.
+  const always = measure(Array(20).fill(0.1));
+  const [b2] = await compare(targets, settings, () => {}, always.fn);
+  t.equal(always.calls.length, 12, '(2 rounds + 4 retries) × 2 targets');
+  t.equal(b2!.runs.length, 2);
+  t.equal(b2!.stolen!.length, 4);
+  t.equal(b2!.runs[0]!.steal, 0.1, 'past the retries the round is kept, for the contention check to flag');
+});
+
+t.test('steal is read from /proc/stat as a share of all CPU time between two readings', async (t) => {
+  t.equal(stealShare({ steal: 10, total: 1000 }, { steal: 30, total: 2000 }), 0.02);
+  t.ok(Number.isNaN(stealShare(null, { steal: 1, total: 2 })), 'unknown without a reading');
+  t.ok(Number.isNaN(stealShare({ steal: 1, total: 2 }, { steal: 1, total: 2 })), 'unknown over no time');
+  const now = hostTicks();
+  if (process.platform !== 'linux') return t.equal(now, null);
+  t.ok(now && now.total > 0 && now.steal >= 0 && now.steal <= now.total, `a reading of this host: ${JSON.stringify(now)}`);
+});
+
 t.test('the paced p99 target is flagged as no evidence when the bare server missed it in the same run', async (t) => {
   const paced = (p99s: number[]) =>
     summarize(
       'x',
       p99s.map((p99) => ({ ...run(7_500, 40), latency: { ...run(7_500, 40).latency, p99 } })),
     );
-  const quiet = pacedLatencyTarget(paced([3, 3.2]), paced([2.7, 2.8]), 1, 100);
+  const quiet = pacedLatencyTarget(paced([3, 3.2]), paced([2.7, 2.8]), 1, 100, 'paced');
   t.equal(quiet.met, true);
   t.equal(quiet.contended, undefined, 'a bare server within the target: judged');
-  const slow = pacedLatencyTarget(paced([9, 9]), paced([2.7, 2.8]), 1, 100);
+  const slow = pacedLatencyTarget(paced([9, 9]), paced([2.7, 2.8]), 1, 100, 'paced');
   t.equal(slow.met, false);
   t.equal(slow.contended, undefined, 'Portcullis alone missing it is a miss, not a stall');
-  const stalled = pacedLatencyTarget(paced([9, 9]), paced([35, 36]), 1, 100);
+  const stalled = pacedLatencyTarget(paced([9, 9]), paced([35, 36]), 1, 100, 'paced');
   t.equal(stalled.met, false);
   t.match(stalled.contended, /the bare server's own paced p99 was 35.5 ms in the same run: the host stalled/);
   t.match(verdict(stalled), /^\*\*no\*\*, but \*\*contended\*\* \(the bare server/);
-  t.equal(pacedLatencyTarget(paced([3, 3]), paced([2, 2]), 0.9, 100).met, false, 'not keeping up with the offered rate is a miss');
+  t.equal(pacedLatencyTarget(paced([3, 3]), paced([2, 2]), 0.9, 100, 'paced').met, false, 'not keeping up with the offered rate is a miss');
 });
 
 t.test('the machine kind names the CPU generation where /proc/cpuinfo gives it', async (t) => {
@@ -219,12 +302,15 @@ t.test('the committed reference file is well formed and keys only comparisons th
 });
 
 t.test('waiting for a quiet host: probes until the baseline is within the probe factor, or gives up at the deadline', async (t) => {
-  const run = async (readings: number[], minutes: number) => {
+  const run = async (readings: number[], minutes: number, steals: number[] = []) => {
     let clock = 0;
     const lines: string[] = [];
     let probes = 0;
     const quiet = await waitForQuiet({
-      probe: async () => readings[probes++]!,
+      probe: async () => {
+        const i = probes++;
+        return { cpuUs: readings[i]!, steal: steals[i] ?? Number.NaN };
+      },
       quietCpuUs: 20,
       until: minutes * 60_000,
       intervalMs: 60_000,
@@ -247,4 +333,8 @@ t.test('waiting for a quiet host: probes until the baseline is within the probe 
   t.equal(never.probes, 4, 'probes at 0, 1, 2 and 3 min, then the next would pass the deadline');
   const unmeasured = await run([Number.NaN, 20], 5);
   t.equal(unmeasured.probes, 2, 'a probe without a CPU reading is not quiet');
+  const stolen = await run([20, 20], 5, [0.05, 0.001]);
+  t.equal(stolen.probes, 2, 'a probe during which the hypervisor took more than 2 % is not quiet, however fast');
+  t.match(stolen.lines[0], /steal 5\.0 % \(above 2 %\)$/);
+  t.match(stolen.lines[1], /steal 0\.1 %: quiet$/);
 });

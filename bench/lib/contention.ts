@@ -1,6 +1,7 @@
 // Marks a bench run "contended" when a baseline needed far more CPU per request than in a recorded quiet run on the same machine kind.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { STEAL_CONTENDED } from './processes.ts';
 import type { BenchReport } from './report-types.ts';
 
 /**
@@ -39,14 +40,28 @@ export interface ComparisonSteadiness {
   contended: boolean;
 }
 
+/** The steal of one comparison's rounds: the worst run of any of its targets. */
+export interface ComparisonSteal {
+  comparison: string;
+  /** Largest share of the host's CPU time given to other guests during one kept run (NaN: not measured). */
+  worst: number;
+  /** Rounds measured again because of steal (their runs are not in the figures). */
+  remeasured: number;
+  contended: boolean;
+}
+
 /** A whole run's verdict, written into the report. */
 export interface ContentionAssessment {
   machine: string;
   /** Where the quiet figures came from; undefined when none is recorded for this machine kind. */
   source?: string;
   comparisons: ComparisonSteadiness[];
+  /** Every comparison's worst steal (judged with or without a quiet reference). */
+  steal: ComparisonSteal[];
   contended: boolean;
 }
+
+export { STEAL_CONTENDED };
 
 /**
  * CPU model, generation and core count: what a quiet reference is recorded for. A virtual machine's
@@ -101,13 +116,31 @@ export function readQuietReferences(file: string): QuietReferenceFile {
 }
 
 /**
- * Judges every comparison that has a quiet figure for this machine kind: contended when its baseline's
- * CPU per request in any round exceeds CONTENDED_FACTOR × the quiet figure. Flags the targets judged
- * from a contended comparison (their `contended` says why); returns the assessment.
+ * Judges every comparison: contended when a run of any of its targets had more than STEAL_CONTENDED
+ * steal, or (where this machine kind has a quiet figure for it) when its baseline's CPU per request in
+ * any round exceeds CONTENDED_FACTOR × the quiet figure. Flags the targets judged from a contended
+ * comparison (their `contended` says why); returns the assessment.
  */
 export function assessContention(report: BenchReport, refs: QuietReferenceFile, machine: string): ContentionAssessment {
   const ref = refs.references.find((r) => r.machine === machine);
-  const out: ContentionAssessment = { machine, comparisons: [], contended: false, ...(ref ? { source: ref.source } : {}) };
+  const out: ContentionAssessment = { machine, comparisons: [], steal: [], contended: false, ...(ref ? { source: ref.source } : {}) };
+  const flag = (s: BenchReport['scenarios'][number], comparison: string, why: string) => {
+    out.contended = true;
+    for (const t of s.targets) {
+      if (t.comparison === comparison) t.contended = t.contended ? `${t.contended}; ${why}` : why;
+    }
+  };
+  for (const s of report.scenarios) {
+    for (const c of s.comparisons) {
+      const steals = c.targets.flatMap((t) => t.runs.map((r) => r.steal ?? Number.NaN));
+      const measured = steals.filter(Number.isFinite);
+      const worst = measured.length > 0 ? Math.max(...measured) : Number.NaN;
+      const contended = worst > STEAL_CONTENDED;
+      const remeasured = Math.max(0, ...c.targets.map((t) => t.stolen?.length ?? 0));
+      out.steal.push({ comparison: c.name, worst, remeasured, contended });
+      if (contended) flag(s, c.name, `the hypervisor took ${(worst * 100).toFixed(1)} % of the cores' time in a round (steal)`);
+    }
+  }
   if (!ref) return out;
   for (const s of report.scenarios) {
     for (const c of s.comparisons) {
@@ -119,11 +152,7 @@ export function assessContention(report: BenchReport, refs: QuietReferenceFile, 
       const worst = roundsCpuUs.reduce((w, us) => Math.max(w, Number.isFinite(us) ? us / quiet.cpuUs : Number.POSITIVE_INFINITY), 0);
       const contended = worst > CONTENDED_FACTOR;
       out.comparisons.push({ comparison: c.name, baseline: c.baseline, quietCpuUs: quiet.cpuUs, roundsCpuUs, worst, contended });
-      if (!contended) continue;
-      out.contended = true;
-      for (const t of s.targets) {
-        if (t.comparison === c.name) t.contended = `${c.baseline} needed ${worst.toFixed(1)}× its quiet CPU per request`;
-      }
+      if (contended) flag(s, c.name, `${c.baseline} needed ${worst.toFixed(1)}× its quiet CPU per request`);
     }
   }
   return out;
@@ -173,8 +202,8 @@ export const QUIET_PROBE_FACTOR = 1.15;
 
 /** What `waitForQuiet` needs: a probe of the baseline's CPU per request, its quiet figure, and a clock. */
 export interface QuietWait {
-  /** Measures the baseline now: its CPU µs per request. */
-  probe(): Promise<number>;
+  /** Measures the baseline now: its CPU µs per request, and the steal during the probe (NaN: unknown). */
+  probe(): Promise<{ cpuUs: number; steal: number }>;
   quietCpuUs: number;
   /** Gives up after this time (ms since the epoch). */
   until: number;
@@ -186,17 +215,19 @@ export interface QuietWait {
 }
 
 /**
- * Probes until the baseline needs at most QUIET_PROBE_FACTOR × its quiet CPU per request (true), or
- * until `until` has passed (false). Each probe is logged with its factor.
+ * Probes until the baseline needs at most QUIET_PROBE_FACTOR × its quiet CPU per request with no more
+ * than STEAL_CONTENDED steal (true), or until `until` has passed (false). Each probe is logged with its factor.
  */
 export async function waitForQuiet(w: QuietWait): Promise<boolean> {
   const now = w.now ?? Date.now;
   const sleep = w.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   for (;;) {
-    const us = await w.probe();
+    const { cpuUs: us, steal } = await w.probe();
     const factor = us / w.quietCpuUs;
-    const quiet = Number.isFinite(factor) && factor <= QUIET_PROBE_FACTOR;
-    w.log(`  probe: the bare server needed ${us.toFixed(1)} µs per request, ${factor.toFixed(2)}× its quiet ${w.quietCpuUs} µs (quiet at ≤ ${QUIET_PROBE_FACTOR}×)${quiet ? ': quiet' : ''}`);
+    const stalled = steal > STEAL_CONTENDED;
+    const quiet = Number.isFinite(factor) && factor <= QUIET_PROBE_FACTOR && !stalled;
+    const stealText = Number.isFinite(steal) ? `, steal ${(steal * 100).toFixed(1)} %${stalled ? ` (above ${STEAL_CONTENDED * 100} %)` : ''}` : '';
+    w.log(`  probe: the bare server needed ${us.toFixed(1)} µs per request, ${factor.toFixed(2)}× its quiet ${w.quietCpuUs} µs (quiet at ≤ ${QUIET_PROBE_FACTOR}×)${stealText}${quiet ? ': quiet' : ''}`);
     if (quiet) return true;
     if (now() + w.intervalMs > w.until) return false;
     await sleep(w.intervalMs);

@@ -1,7 +1,7 @@
 // Load generation with autocannon: warm-up, then measured runs of the baseline and the subjects alternated (A/B/A/B) to cancel drift.
 import autocannon from 'autocannon';
 import { runPaced } from './paced-load.ts';
-import { cpuSeconds, processTree } from './processes.ts';
+import { STEAL_CONTENDED, cpuSeconds, hostTicks, processTree, stealShare } from './processes.ts';
 
 /** One thing to put load on. */
 export interface LoadTarget {
@@ -31,6 +31,11 @@ export interface RunResult {
   errors: number;
   /** Server CPU (user + system) per answered request, µs; NaN when the target names no process. */
   cpuUs: number;
+  /**
+   * Share of the host's CPU time during the run that the hypervisor gave to other guests (steal, from
+   * /proc/stat; NaN when unknown). Steal comes in bursts that pause every process here at once.
+   */
+  steal?: number;
 }
 
 /** A target's measured runs and their summary. */
@@ -44,6 +49,8 @@ export interface TargetResult {
   errors: number;
   /** Median over the runs of the server CPU per answered request, µs (NaN: not measured). */
   cpuUs: number;
+  /** Runs of rounds measured again because a run of the round had more than STEAL_CONTENDED steal (kept for the record, not summarized). */
+  stolen?: RunResult[];
 }
 
 /** Durations and connections of a comparison. */
@@ -82,8 +89,10 @@ export async function runOnce(t: LoadTarget, seconds: number, connections: numbe
 }
 
 /** One run as the settings say: paced at `s.rate`, or saturated with autocannon. */
-function runLoad(t: LoadTarget, seconds: number, s: LoadSettings): Promise<RunResult> {
-  return s.rate === undefined ? runOnce(t, seconds, s.connections) : runPaced(t, seconds, s.connections, s.rate);
+async function runLoad(t: LoadTarget, seconds: number, s: LoadSettings): Promise<RunResult> {
+  const before = hostTicks();
+  const run = await (s.rate === undefined ? runOnce(t, seconds, s.connections) : runPaced(t, seconds, s.connections, s.rate));
+  return { ...run, steal: stealShare(before, hostTicks()) };
 }
 
 const median = (xs: number[]): number => {
@@ -93,24 +102,55 @@ const median = (xs: number[]): number => {
 };
 
 /**
+ * Rounds of a comparison that may be measured again because the hypervisor stole more than
+ * STEAL_CONTENDED of the cores' time during one of their runs, per measured round asked for.
+ */
+export const STOLEN_RETRIES_PER_ROUND = 2;
+
+/**
  * Warms every target up, then runs `rounds` rounds; each round measures every target once, in an
  * order that alternates (A B C, then C B A, ...) so a drift of the machine hits each side alike.
+ * A round during which the hypervisor stole more than STEAL_CONTENDED of the cores' time in any of
+ * its runs is measured again (its runs kept as `stolen`), up to STOLEN_RETRIES_PER_ROUND × rounds
+ * times; past that the stolen round is kept, and the contention check flags the comparison.
+ * `runLoad` is the measurement (replaced in tests).
  */
-export async function compare(targets: LoadTarget[], s: LoadSettings, log: (msg: string) => void): Promise<TargetResult[]> {
+export async function compare(
+  targets: LoadTarget[],
+  s: LoadSettings,
+  log: (msg: string) => void,
+  runLoadFn: (t: LoadTarget, seconds: number, s: LoadSettings) => Promise<RunResult> = runLoad,
+): Promise<TargetResult[]> {
   for (const t of targets) {
-    const w = await runLoad(t, s.warmup, s);
+    const w = await runLoadFn(t, s.warmup, s);
     if (w.requests === 0) throw new Error(`warm-up of ${t.label} (${t.url}) got no ${t.expectStatus} answer (errors: ${w.errors})`);
   }
   const runs = new Map<string, RunResult[]>(targets.map((t) => [t.label, []]));
+  const stolen = new Map<string, RunResult[]>(targets.map((t) => [t.label, []]));
+  let retries = STOLEN_RETRIES_PER_ROUND * s.rounds;
   for (let r = 0; r < s.rounds; r++) {
     const order = r % 2 === 0 ? targets : [...targets].reverse();
+    const round = new Map<string, RunResult>();
     for (const t of order) {
-      const run = await runLoad(t, s.duration, s);
-      runs.get(t.label)!.push(run);
-      log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${Number.isFinite(run.cpuUs) ? `, CPU ${run.cpuUs.toFixed(1)} µs/req` : ''}${run.errors ? `, ${run.errors} errors` : ''}`);
+      const run = await runLoadFn(t, s.duration, s);
+      round.set(t.label, run);
+      log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${Number.isFinite(run.cpuUs) ? `, CPU ${run.cpuUs.toFixed(1)} µs/req` : ''}${(run.steal ?? 0) >= 0.001 ? `, steal ${(run.steal! * 100).toFixed(1)} %` : ''}${run.errors ? `, ${run.errors} errors` : ''}`);
     }
+    const worst = Math.max(...[...round.values()].map((x) => (Number.isFinite(x.steal) ? x.steal! : 0)));
+    if (worst > STEAL_CONTENDED && retries > 0) {
+      retries--;
+      log(`    (the hypervisor took ${(worst * 100).toFixed(1)} % of the cores' time in that round: measuring it again)`);
+      for (const [label, run] of round) stolen.get(label)!.push(run);
+      r--;
+      continue;
+    }
+    for (const [label, run] of round) runs.get(label)!.push(run);
   }
-  return targets.map((t) => summarize(t.label, runs.get(t.label)!));
+  return targets.map((t) => {
+    const result = summarize(t.label, runs.get(t.label)!);
+    const lost = stolen.get(t.label)!;
+    return lost.length > 0 ? { ...result, stolen: lost } : result;
+  });
 }
 
 /** Mean throughput and median percentiles of a target's runs. */

@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { freemem, loadavg, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
-import { CONTENDED_FACTOR, machineKind } from './contention.ts';
+import { CONTENDED_FACTOR, type ContentionAssessment, STEAL_CONTENDED, machineKind } from './contention.ts';
+import { STOLEN_RETRIES_PER_ROUND } from './load.ts';
 import type { BenchReport, TargetCheck } from './report-types.ts';
 import { type ChartPanel, renderLatencyChart } from './svg-chart.ts';
 
@@ -97,14 +98,16 @@ function renderContention(r: BenchReport): string[] {
   const c = r.contention;
   if (!c) return [];
   const out = ['## Machine steadiness', ''];
+  out.push(...renderSteal(c));
   if (!c.source) {
-    out.push(`No quiet reference is recorded for this machine kind (${c.machine}) in bench/quiet-reference.json, so this run could not be checked for a contended host. On a quiet host, \`npm run bench -- --record-quiet-reference\` records one.`, '');
+    out.push(`No quiet reference is recorded for this machine kind (${c.machine}) in bench/quiet-reference.json, so this run's CPU per request could not be checked against a quiet host's. On a quiet host, \`npm run bench -- --record-quiet-reference\` records one.`, '');
     return out;
   }
+  const cpuContended = c.comparisons.some((s) => s.contended);
   out.push(
-    c.contended
+    cpuContended
       ? `**This run was contended**: a baseline needed more than ${CONTENDED_FACTOR}× the CPU per request it needs on a quiet host of this kind, so the cores were slowed by other work on the host. The ratio targets judged from those comparisons are no evidence either way; run again when the host is quiet.`
-      : `Every baseline stayed within ${CONTENDED_FACTOR}× the CPU per request it needs on a quiet host of this kind: the ratios below were measured on a quiet host.`,
+      : `Every baseline stayed within ${CONTENDED_FACTOR}× the CPU per request it needs on a quiet host of this kind.`,
     '',
     `Quiet reference: ${c.source} (${c.machine}).`,
     '',
@@ -114,6 +117,26 @@ function renderContention(r: BenchReport): string[] {
   for (const s of c.comparisons) {
     out.push(`| ${s.comparison} | ${s.baseline} | ${s.quietCpuUs.toFixed(1)} | ${s.roundsCpuUs.map((us) => cell(us, 1)).join(', ')} | ${s.worst.toFixed(2)} | ${s.contended ? '**yes**' : 'no'} |`);
   }
+  out.push('');
+  return out;
+}
+
+/** Steal per comparison: the time the hypervisor gave the host's cores to other guests, worst run. */
+function renderSteal(c: ContentionAssessment): string[] {
+  const measured = c.steal.filter((s) => Number.isFinite(s.worst));
+  if (measured.length === 0) return ['Steal time was not measured (no /proc/stat).', ''];
+  const stalled = measured.filter((s) => s.contended);
+  const out = [
+    stalled.length > 0
+      ? `**The hypervisor stalled this host**: in a run of ${stalled.map((s) => s.comparison).join('; ')}, more than ${STEAL_CONTENDED * 100} % of the cores' time went to other guests (steal, /proc/stat). Steal comes in bursts that pause every process at once, so the targets of those comparisons are no evidence either way.`
+      : `Steal (the cores' time the hypervisor gave to other guests) stayed at or under ${STEAL_CONTENDED * 100} % in every run kept.`,
+    '',
+    `A round with a run above ${STEAL_CONTENDED * 100} % steal is measured again (up to ${STOLEN_RETRIES_PER_ROUND} times per round asked for); its runs stay in the JSON as \`stolen\`, out of the figures.`,
+    '',
+    '| comparison | worst steal in a run kept | rounds measured again |',
+    '| --- | ---: | ---: |',
+  ];
+  for (const s of c.steal) out.push(`| ${s.comparison} | ${Number.isFinite(s.worst) ? `${(s.worst * 100).toFixed(1)} %` : '–'}${s.contended ? ' **stalled**' : ''} | ${s.remeasured} |`);
   out.push('');
   return out;
 }
