@@ -273,6 +273,11 @@ t.test('the paced p99 target is flagged as no evidence when the bare server miss
   t.equal(stalled.met, false);
   t.match(stalled.contended, /the bare server's own paced p99 was 35.5 ms in the same run: the host stalled/);
   t.match(verdict(stalled), /^\*\*no\*\*, but \*\*contended\*\* \(the bare server/);
+  // A target a scenario flagged itself makes the run contended: RESULTS.md stays as it was.
+  const r = report([16, 16], [18, 18]);
+  t.equal(assessContention(r, refs(), MACHINE).contended, false);
+  r.scenarios[0]!.targets[1] = stalled;
+  t.equal(assessContention(r, refs(), MACHINE).contended, true);
   t.equal(pacedLatencyTarget(paced([3, 3]), paced([2, 2]), 0.9, 100, 'paced').met, false, 'not keeping up with the offered rate is a miss');
 });
 

@@ -141,6 +141,8 @@ export function assessContention(report: BenchReport, refs: QuietReferenceFile, 
       if (contended) flag(s, c.name, `the hypervisor took ${(worst * 100).toFixed(1)} % of the cores' time in a round (steal)`);
     }
   }
+  // A scenario may have flagged a target itself (a host stall seen in its own baseline or steal).
+  if (report.scenarios.some((s) => s.targets.some((t) => t.contended))) out.contended = true;
   if (!ref) return out;
   for (const s of report.scenarios) {
     for (const c of s.comparisons) {

@@ -98,6 +98,9 @@ function renderContention(r: BenchReport): string[] {
   const c = r.contention;
   if (!c) return [];
   const out = ['## Machine steadiness', ''];
+  if (c.contended && !c.steal.some((s) => s.contended) && !c.comparisons.some((s) => s.contended)) {
+    out.push('**A scenario found the host stalled** while measuring one of its targets (see the targets table: "…, but **contended**"), so this run did not replace RESULTS.md.', '');
+  }
   out.push(...renderSteal(c));
   if (!c.source) {
     out.push(`No quiet reference is recorded for this machine kind (${c.machine}) in bench/quiet-reference.json, so this run's CPU per request could not be checked against a quiet host's. On a quiet host, \`npm run bench -- --record-quiet-reference\` records one.`, '');
