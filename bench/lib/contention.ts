@@ -1,4 +1,4 @@
-// Marks a bench run "contended" when a baseline needed far more CPU per request than in a recorded quiet run on the same machine kind.
+// Marks a bench run "contended" when the hypervisor stole more than 2 % of the cores in a run, or a baseline needed far more CPU per request than in a recorded quiet run on the same machine kind.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { STEAL_CONTENDED } from './processes.ts';
