@@ -6,7 +6,6 @@ import {
   CONTENDED_FACTOR,
   type ContentionAssessment,
   type QuietReferenceFile,
-  STEAL_CONTENDED,
   assessContention,
   machineKind,
   readQuietReferences,
@@ -17,7 +16,7 @@ import { type ProfileWindow, readProfile, summarizeProfile } from './lib/cpu-pro
 import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, startEnvironment } from './lib/environment.ts';
 import { type LoadSettings, runOnce } from './lib/load.ts';
-import { hostTicks, stealShare } from './lib/processes.ts';
+import { STEAL_CONTENDED, withSteal } from './lib/processes.ts';
 import { parseOptions } from './lib/options.ts';
 import { describeMachine, writeReport } from './lib/report.ts';
 import type { BenchReport, ScenarioReport } from './lib/report-types.ts';
@@ -77,9 +76,8 @@ async function main(): Promise<number> {
     const target = await noSessionBaseline(env, fx);
     const quiet = await waitForQuiet({
       probe: async () => {
-        const before = hostTicks();
-        const { cpuUs } = await runOnce(target, PROBE_SECONDS, settings.connections);
-        return { cpuUs, steal: stealShare(before, hostTicks()) };
+        const { result, steal } = await withSteal(() => runOnce(target, PROBE_SECONDS, settings.connections));
+        return { cpuUs: result.cpuUs, steal };
       },
       quietCpuUs: waitFor.cpuUs,
       until: Date.now() + opts.waitQuietMinutes * 60_000,

@@ -61,8 +61,6 @@ export interface ContentionAssessment {
   contended: boolean;
 }
 
-export { STEAL_CONTENDED };
-
 /**
  * CPU model, generation and core count: what a quiet reference is recorded for. A virtual machine's
  * model name is often generic (`AMD EPYC`, `Intel(R) Xeon(R) Processor`) and hides the generation,

@@ -1,7 +1,7 @@
 // Load generation with autocannon: warm-up, then measured runs of the baseline and the subjects alternated (A/B/A/B) to cancel drift.
 import autocannon from 'autocannon';
 import { runPaced } from './paced-load.ts';
-import { STEAL_CONTENDED, cpuSeconds, hostTicks, processTree, stealShare } from './processes.ts';
+import { STEAL_CONTENDED, cpuSeconds, processTree, withSteal } from './processes.ts';
 
 /** One thing to put load on. */
 export interface LoadTarget {
@@ -90,9 +90,8 @@ export async function runOnce(t: LoadTarget, seconds: number, connections: numbe
 
 /** One run as the settings say: paced at `s.rate`, or saturated with autocannon. */
 async function runLoad(t: LoadTarget, seconds: number, s: LoadSettings): Promise<RunResult> {
-  const before = hostTicks();
-  const run = await (s.rate === undefined ? runOnce(t, seconds, s.connections) : runPaced(t, seconds, s.connections, s.rate));
-  return { ...run, steal: stealShare(before, hostTicks()) };
+  const { result, steal } = await withSteal(() => (s.rate === undefined ? runOnce(t, seconds, s.connections) : runPaced(t, seconds, s.connections, s.rate)));
+  return { ...result, steal };
 }
 
 const median = (xs: number[]): number => {

@@ -129,6 +129,13 @@ export function stealShare(before: HostTicks | null, after: HostTicks | null): n
   return (after.steal - before.steal) / (after.total - before.total);
 }
 
+/** Runs `work` and returns its result with the steal over its duration (NaN when unknown). */
+export async function withSteal<T>(work: () => Promise<T>): Promise<{ result: T; steal: number }> {
+  const before = hostTicks();
+  const result = await work();
+  return { result, steal: stealShare(before, hostTicks()) };
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN when unreadable. */
 export function cpuSeconds(pid: number): number {
   try {

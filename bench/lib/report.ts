@@ -3,8 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { freemem, loadavg, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
-import { CONTENDED_FACTOR, type ContentionAssessment, STEAL_CONTENDED, machineKind } from './contention.ts';
+import { CONTENDED_FACTOR, type ContentionAssessment, machineKind } from './contention.ts';
 import { STOLEN_RETRIES_PER_ROUND } from './load.ts';
+import { STEAL_CONTENDED } from './processes.ts';
 import type { BenchReport, TargetCheck } from './report-types.ts';
 import { type ChartPanel, renderLatencyChart } from './svg-chart.ts';
 

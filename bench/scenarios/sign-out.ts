@@ -2,7 +2,7 @@
 import { Pool } from 'undici';
 import type { Environment } from '../lib/environment.ts';
 import type { ScenarioReport } from '../lib/report-types.ts';
-import { STEAL_CONTENDED, hostTicks, stealShare } from '../lib/processes.ts';
+import { STEAL_CONTENDED, withSteal } from '../lib/processes.ts';
 import { appendSessions } from '../lib/sessions.ts';
 import { percentiles } from '../lib/stats.ts';
 
@@ -35,42 +35,42 @@ export async function signOutScenario(env: Environment, count: number, log: Log)
   let acceptedAfter = 0;
   let notAcceptedBefore = 0;
   const signOutStatuses: Record<string, number> = {};
-  const ticksBefore = hostTicks();
-  try {
-    for (let i = 0; i < made.sessions.length; i++) {
-      const s = made.sessions[i]!;
-      // Before: every replica accepts the session (otherwise the "after" probes prove nothing).
-      const before = await Promise.all(
-        gateways.map(async (_, g) => {
-          const at = performance.now();
-          const status = await get(g, '/small', s.cookie);
-          probeRtt.push(performance.now() - at);
-          return status;
-        }),
-      );
-      if (before.some((st) => st !== 200)) notAcceptedBefore++;
-      const sentAt = performance.now();
-      const st = await get(i % gateways.length, '/outpost.goauthentik.io/sign_out', s.cookie);
-      const answeredAt = performance.now();
-      signOutStatuses[st] = (signOutStatuses[st] ?? 0) + 1;
-      signOutLatency.push(answeredAt - sentAt);
-      const deniedAt = await Promise.all(
-        gateways.map(async (_, g) => {
-          for (;;) {
-            const status = await get(g, '/small', s.cookie);
-            if (status !== 200) return performance.now();
-            acceptedAfter++;
-            if (performance.now() - answeredAt > GIVE_UP_MS) return Number.POSITIVE_INFINITY;
-          }
-        }),
-      );
-      propagation.push(Math.max(...deniedAt) - answeredAt);
-    }
-  } finally {
-    await Promise.all(pools.map((p) => p.close()));
-  }
   // Steal pauses every process at once, so it lands in the tail of a latency distribution.
-  const steal = stealShare(ticksBefore, hostTicks());
+  const { steal } = await withSteal(async () => {
+    try {
+      for (let i = 0; i < made.sessions.length; i++) {
+        const s = made.sessions[i]!;
+        // Before: every replica accepts the session (otherwise the "after" probes prove nothing).
+        const before = await Promise.all(
+          gateways.map(async (_, g) => {
+            const at = performance.now();
+            const status = await get(g, '/small', s.cookie);
+            probeRtt.push(performance.now() - at);
+            return status;
+          }),
+        );
+        if (before.some((st) => st !== 200)) notAcceptedBefore++;
+        const sentAt = performance.now();
+        const st = await get(i % gateways.length, '/outpost.goauthentik.io/sign_out', s.cookie);
+        const answeredAt = performance.now();
+        signOutStatuses[st] = (signOutStatuses[st] ?? 0) + 1;
+        signOutLatency.push(answeredAt - sentAt);
+        const deniedAt = await Promise.all(
+          gateways.map(async (_, g) => {
+            for (;;) {
+              const status = await get(g, '/small', s.cookie);
+              if (status !== 200) return performance.now();
+              acceptedAfter++;
+              if (performance.now() - answeredAt > GIVE_UP_MS) return Number.POSITIVE_INFINITY;
+            }
+          }),
+        );
+        propagation.push(Math.max(...deniedAt) - answeredAt);
+      }
+    } finally {
+      await Promise.all(pools.map((p) => p.close()));
+    }
+  });
   const p = percentiles(propagation);
   const so = percentiles(signOutLatency);
   const rtt = percentiles(probeRtt);
