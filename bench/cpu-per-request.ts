@@ -29,7 +29,7 @@ import { type ProfileSummary, type ProfileWindow, readProfile, summarizeProfile 
 import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, answersPing, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
-import { type BenchChild, ROOT, cpuSeconds, spawnChild, startHelper } from './lib/processes.ts';
+import { type BenchChild, ROOT, cpuSeconds, minorFaults, spawnChild, startHelper } from './lib/processes.ts';
 import { gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
 
 const { values: args } = parseArgs({
@@ -97,13 +97,16 @@ interface Workload {
   target: (port: number) => LoadTarget;
 }
 
-/** CPU µs per answered request of `pid` while `t` is driven N times. */
-async function cpuPerRequest(pid: number, t: LoadTarget): Promise<{ us: number; rps: number }> {
+/** CPU µs and minor page faults per answered request of `pid` while `t` is driven N times. */
+async function cpuPerRequest(pid: number, t: LoadTarget): Promise<{ us: number; rps: number; faults: number }> {
+  const faultsBefore = minorFaults(pid);
   const before = cpuSeconds(pid);
   const r = await drive(t, N);
   const after = cpuSeconds(pid);
+  const faultsAfter = minorFaults(pid);
   if (r.wrong > 0) log(`    (${r.wrong} answers with another status than ${t.expectStatus})`);
-  return { us: ((after - before) * 1e6) / Math.max(1, r.ok), rps: r.rps };
+  const ok = Math.max(1, r.ok);
+  return { us: ((after - before) * 1e6) / ok, rps: r.rps, faults: (faultsAfter - faultsBefore) / ok };
 }
 
 /** System calls per answered request of `pid` (all its threads) while `t` is driven N times, from `strace -c -f`. */
@@ -291,7 +294,7 @@ async function main(): Promise<void> {
         const warm = await drive(s.target, Math.min(N, 10_000));
         if (warm.ok === 0) throw new Error(`${w.id} on ${s.label}: warm-up got no ${s.target.expectStatus} answer (${warm.wrong} others)`);
       }
-      const runs = new Map(servers.map((s) => [s.label, [] as Array<{ us: number; rps: number }>]));
+      const runs = new Map(servers.map((s) => [s.label, [] as Array<{ us: number; rps: number; faults: number }>]));
       for (let r = 0; r < R; r++) {
         for (const s of r % 2 === 0 ? servers : [...servers].reverse()) runs.get(s.label)!.push(await cpuPerRequest(s.pid, s.target));
       }
@@ -300,7 +303,7 @@ async function main(): Promise<void> {
         const us = median(rs.map((x) => x.us));
         const rps = rs.reduce((a, x) => a + x.rps, 0) / rs.length;
         results.push({ workload: w.id, server: s.label, usPerRequest: us, runs: rs.map((x) => x.us), rps });
-        log(`${w.id.padEnd(13)} ${s.label.padEnd(28)} ${us.toFixed(1).padStart(7)} µs CPU/request  (runs ${rs.map((x) => x.us.toFixed(1)).join(', ')}; ~${Math.round(rps)} req/s)`);
+        log(`${w.id.padEnd(13)} ${s.label.padEnd(28)} ${us.toFixed(1).padStart(7)} µs CPU/request  (runs ${rs.map((x) => x.us.toFixed(1)).join(', ')}; ~${Math.round(rps)} req/s; page faults/request ${rs.map((x) => x.faults.toFixed(2)).join(', ')})`);
       }
     }
     if (args.syscalls) {

@@ -3,7 +3,6 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CONTENDED_FACTOR,
   type ContentionAssessment,
   type QuietReferenceFile,
   assessContention,
@@ -18,7 +17,7 @@ import { type Environment, startEnvironment } from './lib/environment.ts';
 import { type LoadSettings, runOnce } from './lib/load.ts';
 import { STEAL_CONTENDED, withSteal } from './lib/processes.ts';
 import { parseOptions } from './lib/options.ts';
-import { describeMachine, writeReport } from './lib/report.ts';
+import { describeMachine, summaryKeptBecause, writeReport } from './lib/report.ts';
 import type { BenchReport, ScenarioReport } from './lib/report-types.ts';
 import { NO_SESSION, decisionsScenario, forwardAuthScenario, noSessionBaseline, prepareHttpFixtures, proxyScenario } from './scenarios/http-decisions.ts';
 import { loginScenario } from './scenarios/login.ts';
@@ -137,7 +136,8 @@ async function main(): Promise<number> {
   let recordFailed = false;
   if (opts.recordQuietReference) {
     if (report.contention.contended) {
-      log(`not recording a quiet reference: this run was contended (steal, or a baseline above ${CONTENDED_FACTOR}× the figure already recorded for ${machine}); if that entry is the wrong one, delete it from ${QUIET_REFERENCE_FILE} and record again`);
+      const cpu = report.contention.comparisons.some((c) => c.contended);
+      log(`not recording a quiet reference: this run was contended (${report.contention.reasons.join('; ')})${cpu ? `; if the entry recorded for ${machine} is the wrong one, delete it from ${QUIET_REFERENCE_FILE} and record again` : ''}`);
       recordFailed = true;
     } else if (report.failures.length > 0) {
       log('not recording a quiet reference: a scenario failed, so its baselines were not all measured');
@@ -149,7 +149,8 @@ async function main(): Promise<number> {
   }
   const files = writeReport(report, import.meta.dirname, flames);
   log(`wrote ${files.join(', ')}`);
-  if (report.contention.contended && !opts.quick) log('bench/RESULTS.md and RESULTS.svg were left as they were: this run was contended (its report is in results/)');
+  const kept = summaryKeptBecause(report);
+  if (kept) log(`bench/RESULTS.md and RESULTS.svg were left as they were: ${kept} (this run's report is in results/)`);
   const missed = report.scenarios.flatMap((s) => s.targets.filter((t) => !t.met));
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s: ${report.scenarios.length} scenarios ran, ${report.failures.length} failed, ${missed.length} targets missed (reported, not a failure)${report.contention.contended ? '; the host was contended, so the ratio verdicts are no evidence either way' : ''}`);
   return report.failures.length === 0 && !recordFailed ? 0 : 1;
@@ -167,11 +168,11 @@ function logContention(c: ContentionAssessment, log: (msg: string) => void): voi
   for (const s of c.steal) if (s.contended) log(`  ${s.comparison}: steal ${(s.worst * 100).toFixed(1)} % in a run (above ${STEAL_CONTENDED * 100} %) CONTENDED`);
   if (!c.source) {
     log(`machine steadiness: no quiet reference for ${c.machine} in ${QUIET_REFERENCE_FILE}; CPU per request not checked (record one on a quiet host with --record-quiet-reference)`);
-    if (c.contended) log(`machine steadiness: CONTENDED (steal above ${STEAL_CONTENDED * 100} %); the targets of those comparisons are no evidence either way`);
+    if (c.contended) log(`machine steadiness: CONTENDED (${c.reasons.join('; ')}); the targets flagged are no evidence either way`);
     return;
   }
   for (const s of c.comparisons) log(`  ${s.comparison}: ${s.baseline} ${s.roundsCpuUs.map((us) => us.toFixed(1)).join(', ')} µs/req, quiet ${s.quietCpuUs} → ${s.worst.toFixed(2)}×${s.contended ? ' CONTENDED' : ''}`);
-  log(c.contended ? `machine steadiness: CONTENDED (steal above ${STEAL_CONTENDED * 100} %, or a baseline above ${CONTENDED_FACTOR}× its quiet CPU per request); the targets of those comparisons are no evidence either way` : 'machine steadiness: quiet');
+  log(c.contended ? `machine steadiness: CONTENDED (${c.reasons.join('; ')}); the targets flagged are no evidence either way` : 'machine steadiness: quiet');
 }
 
 /**

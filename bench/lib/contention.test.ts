@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { CONTENDED_FACTOR, QUIET_PROBE_FACTOR, type QuietReferenceFile, assessContention, machineKindOf, readQuietReferences, recordQuietReference, waitForQuiet } from './contention.ts';
 import { type LoadTarget, PERCENTILES, type PercentileKey, type RunResult, compare, summarize } from './load.ts';
-import { renderMarkdown, verdict, writeReport } from './report.ts';
+import { renderMarkdown, summaryKeptBecause, verdict, writeReport } from './report.ts';
 import type { BenchReport } from './report-types.ts';
 import { SATURATED_COMPARISONS, pacedLatencyTarget } from '../scenarios/http-decisions.ts';
 import { hostTicks, stealShare } from './processes.ts';
@@ -73,6 +73,7 @@ t.test('baselines within the factor of their quiet figure: quiet, no target flag
   const r = report([16.5, 16 * CONTENDED_FACTOR], [17, 19]);
   const a = assessContention(r, refs(), MACHINE);
   t.equal(a.contended, false);
+  t.strictSame(a.reasons, [], 'quiet: no reason given');
   t.equal(a.source, 'quiet test run');
   t.strictSame(
     a.comparisons.map((c) => [c.comparison, c.contended]),
@@ -95,6 +96,7 @@ t.test('one round above the factor makes that comparison contended and flags onl
   t.strictSame(a.comparisons[0]!.roundsCpuUs, [16, 24]);
   t.equal(a.comparisons[0]!.worst, 1.5);
   t.equal(a.comparisons[1]!.contended, false);
+  t.strictSame(a.reasons, ['fwd, saturated: bare node:http needed 1.50× its quiet CPU per request (above 1.3×)'], 'the reason names the comparison and the factor');
   const [fwd, paced] = r.scenarios[0]!.targets;
   t.match(fwd!.contended, /bare node:http needed 1\.5× its quiet CPU per request/);
   t.equal(paced!.contended, undefined, 'a target of another comparison is not flagged');
@@ -121,7 +123,7 @@ t.test('another machine kind is not judged, and the report says it was not check
   t.match(renderMarkdown(r, 'x.svg'), /No quiet reference is recorded for this machine kind \(Other CPU × 8\)/);
 });
 
-t.test('a contended full run leaves RESULTS.md alone; a quiet one replaces it', async (t) => {
+t.test('a contended run or one of some scenarios leaves RESULTS.md alone; a quiet run of all of them replaces it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-contention-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'RESULTS.md'), 'the quiet run\n');
@@ -131,10 +133,19 @@ t.test('a contended full run leaves RESULTS.md alone; a quiet one replaces it', 
   t.equal(readFileSync(join(dir, 'RESULTS.md'), 'utf8'), 'the quiet run\n');
   t.notOk(written.some((f) => f.endsWith('RESULTS.md')));
   t.ok(written.some((f) => f.includes(join(dir, 'results')) && f.endsWith('.md')), 'the contended run is still written to results/');
+  const partial = report([16, 17], [18, 18]);
+  partial.contention = assessContention(partial, refs(), MACHINE);
+  t.equal(summaryKeptBecause(partial), 'not every scenario ran (missing: 2, 4, 5, 6), and the summary is a whole run');
+  writeReport(partial, dir);
+  t.equal(readFileSync(join(dir, 'RESULTS.md'), 'utf8'), 'the quiet run\n', 'a quiet run of some scenarios (--only) does not replace the whole-run summary');
   const quiet = report([16, 17], [18, 18]);
+  for (const id of [2, 4, 5, 6]) quiet.scenarios.push({ id, title: `scenario ${id}`, comparisons: [], figures: [], targets: [], notes: [] });
   quiet.contention = assessContention(quiet, refs(), MACHINE);
+  t.equal(summaryKeptBecause(quiet), null);
   writeReport(quiet, dir);
   t.match(readFileSync(join(dir, 'RESULTS.md'), 'utf8'), /Every baseline stayed within 1\.3×/);
+  t.equal(summaryKeptBecause({ ...quiet, quick: true }), 'this was a quick run');
+  t.equal(summaryKeptBecause(contended), 'this run was contended');
 });
 
 t.test('recording keeps other machine kinds, replaces this one, and skips paced baselines', async (t) => {
@@ -198,6 +209,7 @@ t.test('steal above 2 % in any run of a comparison makes it contended, with or w
       'exactly 2 % is not above the line; unmeasured steal is NaN',
     );
     t.match(r.scenarios[1]!.targets[0]!.contended, /the hypervisor took 4\.0 % of the cores' time in a round \(steal\)/);
+    t.strictSame(a.reasons, ['no session: steal 4.0 % in a run (above 2 %)'], 'the reason is the steal, not the CPU check');
     t.equal(r.scenarios[0]!.targets[0]!.contended, undefined);
     r.contention = a;
     const md = renderMarkdown(r, 'x.svg');
@@ -277,7 +289,13 @@ t.test('the paced p99 target is flagged as no evidence when the bare server miss
   const r = report([16, 16], [18, 18]);
   t.equal(assessContention(r, refs(), MACHINE).contended, false);
   r.scenarios[0]!.targets[1] = stalled;
-  t.equal(assessContention(r, refs(), MACHINE).contended, true);
+  const a = assessContention(r, refs(), MACHINE);
+  t.equal(a.contended, true);
+  t.strictSame(
+    a.reasons,
+    [`scenario 1, ${stalled.what}: the bare server's own paced p99 was 35.5 ms in the same run: the host stalled`],
+    'the reason is the scenario\'s own flag (steal and CPU were fine): what the log names',
+  );
   t.equal(pacedLatencyTarget(paced([3, 3]), paced([2, 2]), 0.9, 100, 'paced').met, false, 'not keeping up with the offered rate is a miss');
 });
 

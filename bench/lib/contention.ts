@@ -59,6 +59,8 @@ export interface ContentionAssessment {
   /** Every comparison's worst steal (judged with or without a quiet reference). */
   steal: ComparisonSteal[];
   contended: boolean;
+  /** Why the run is contended, one line per cause (a scenario's own flag, steal, a baseline's CPU); empty when it is not. */
+  reasons: string[];
 }
 
 /**
@@ -121,7 +123,14 @@ export function readQuietReferences(file: string): QuietReferenceFile {
  */
 export function assessContention(report: BenchReport, refs: QuietReferenceFile, machine: string): ContentionAssessment {
   const ref = refs.references.find((r) => r.machine === machine);
-  const out: ContentionAssessment = { machine, comparisons: [], steal: [], contended: false, ...(ref ? { source: ref.source } : {}) };
+  const out: ContentionAssessment = { machine, comparisons: [], steal: [], contended: false, reasons: [], ...(ref ? { source: ref.source } : {}) };
+  // A scenario may have flagged a target itself (a host stall seen in its own baseline or steal).
+  for (const s of report.scenarios) {
+    for (const t of s.targets) {
+      if (t.contended) out.reasons.push(`scenario ${s.id}, ${t.what}: ${t.contended}`);
+    }
+  }
+  if (out.reasons.length > 0) out.contended = true;
   const flag = (s: BenchReport['scenarios'][number], comparison: string, why: string) => {
     out.contended = true;
     for (const t of s.targets) {
@@ -136,11 +145,12 @@ export function assessContention(report: BenchReport, refs: QuietReferenceFile, 
       const contended = worst > STEAL_CONTENDED;
       const remeasured = Math.max(0, ...c.targets.map((t) => t.stolen?.length ?? 0));
       out.steal.push({ comparison: c.name, worst, remeasured, contended });
-      if (contended) flag(s, c.name, `the hypervisor took ${(worst * 100).toFixed(1)} % of the cores' time in a round (steal)`);
+      if (contended) {
+        flag(s, c.name, `the hypervisor took ${(worst * 100).toFixed(1)} % of the cores' time in a round (steal)`);
+        out.reasons.push(`${c.name}: steal ${(worst * 100).toFixed(1)} % in a run (above ${STEAL_CONTENDED * 100} %)`);
+      }
     }
   }
-  // A scenario may have flagged a target itself (a host stall seen in its own baseline or steal).
-  if (report.scenarios.some((s) => s.targets.some((t) => t.contended))) out.contended = true;
   if (!ref) return out;
   for (const s of report.scenarios) {
     for (const c of s.comparisons) {
@@ -152,7 +162,10 @@ export function assessContention(report: BenchReport, refs: QuietReferenceFile, 
       const worst = roundsCpuUs.reduce((w, us) => Math.max(w, Number.isFinite(us) ? us / quiet.cpuUs : Number.POSITIVE_INFINITY), 0);
       const contended = worst > CONTENDED_FACTOR;
       out.comparisons.push({ comparison: c.name, baseline: c.baseline, quietCpuUs: quiet.cpuUs, roundsCpuUs, worst, contended });
-      if (contended) flag(s, c.name, `${c.baseline} needed ${worst.toFixed(1)}× its quiet CPU per request`);
+      if (contended) {
+        flag(s, c.name, `${c.baseline} needed ${worst.toFixed(1)}× its quiet CPU per request`);
+        out.reasons.push(`${c.name}: ${c.baseline} needed ${worst.toFixed(2)}× its quiet CPU per request (above ${CONTENDED_FACTOR}×)`);
+      }
     }
   }
   return out;

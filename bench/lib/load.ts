@@ -1,7 +1,7 @@
 // Load generation with autocannon: warm-up, then measured runs of the baseline and the subjects alternated (A/B/A/B) to cancel drift.
 import autocannon from 'autocannon';
 import { runPaced } from './paced-load.ts';
-import { STEAL_CONTENDED, cpuSeconds, processTree, withSteal } from './processes.ts';
+import { type GcTotals, STEAL_CONTENDED, type ThreadCpu, cpuSeconds, gcTotals, minorFaults, processTree, threadCpuSeconds, withSteal } from './processes.ts';
 
 /** One thing to put load on. */
 export interface LoadTarget {
@@ -16,6 +16,10 @@ export interface LoadTarget {
    * request is recorded with each run. On a shared machine it drifts far less than req/s.
    */
   pid?: number;
+  /** Also record the CPU of `pid`'s main thread apart from its other threads (a Node process: V8's GC and compiler helpers, libuv's pool). */
+  threads?: boolean;
+  /** Metrics port of a Portcullis process at `pid`: its garbage collection over each run is recorded (prom-client's GC histogram). */
+  metricsPort?: number;
 }
 
 /** Percentiles kept per run (ms), in the order charts draw them. */
@@ -36,6 +40,15 @@ export interface RunResult {
    * /proc/stat; NaN when unknown). Steal comes in bursts that pause every process here at once.
    */
   steal?: number;
+  /** With `LoadTarget.threads`: the CPU per answered request of the main thread and of the other threads, µs. */
+  threads?: { mainUs: number; helpersUs: number };
+  /**
+   * Minor page faults of the target's process (with its children) per answered request: memory the
+   * kernel had to map (and zero) for it, e.g. a malloc heap given back and grown again.
+   */
+  faults?: number;
+  /** With `LoadTarget.metricsPort`: GC pause time per answered request (µs of the main thread's wall time) and collections per 1 000 requests. */
+  gc?: { us: number; per1k: number };
 }
 
 /** A target's measured runs and their summary. */
@@ -49,6 +62,10 @@ export interface TargetResult {
   errors: number;
   /** Median over the runs of the server CPU per answered request, µs (NaN: not measured). */
   cpuUs: number;
+  /** Medians over the runs of each run's CPU split by thread and GC (when every run has them). */
+  threads?: RunResult['threads'];
+  faults?: number;
+  gc?: RunResult['gc'];
   /** Runs of rounds measured again because a run of the round had more than STEAL_CONTENDED steal (kept for the record, not summarized). */
   stolen?: RunResult[];
 }
@@ -88,10 +105,51 @@ export async function runOnce(t: LoadTarget, seconds: number, connections: numbe
   return { rps: ok / result.duration, latency, requests: ok, errors: wrong + result.errors + result.timeouts, cpuUs };
 }
 
-/** One run as the settings say: paced at `s.rate`, or saturated with autocannon. */
+/**
+ * One run as the settings say: paced at `s.rate`, or saturated with autocannon; with the steal over
+ * it and, where the target asks, where its process spent the CPU (threads, GC). Those readings are
+ * taken just outside the run's own CPU window, so scraping the metrics is not counted in its CPU.
+ */
 async function runLoad(t: LoadTarget, seconds: number, s: LoadSettings): Promise<RunResult> {
+  const gcBefore = t.metricsPort === undefined ? null : await gcTotals(t.metricsPort);
+  const pids = t.pid === undefined ? [] : processTree(t.pid);
+  const faults = () => pids.reduce((a, pid) => a + minorFaults(pid), 0);
+  const faultsBefore = faults();
+  const threadsBefore = t.threads && t.pid !== undefined ? threadCpuSeconds(t.pid) : null;
   const { result, steal } = await withSteal(() => (s.rate === undefined ? runOnce(t, seconds, s.connections) : runPaced(t, seconds, s.connections, s.rate)));
-  return { ...result, steal };
+  const threadsAfter = threadsBefore && t.pid !== undefined ? threadCpuSeconds(t.pid) : null;
+  const faultsAfter = faults();
+  const gcAfter = gcBefore && t.metricsPort !== undefined ? await gcTotals(t.metricsPort) : null;
+  return {
+    ...result,
+    steal,
+    ...(pids.length > 0 && result.requests > 0 && faultsAfter >= faultsBefore ? { faults: (faultsAfter - faultsBefore) / result.requests } : {}),
+    ...cpuBreakdown(result.requests, threadsBefore, threadsAfter, gcBefore, gcAfter),
+  };
+}
+
+/** The `threads` and `gc` fields of a run from readings before and after it (each left out when a reading is missing or went backwards). */
+export function cpuBreakdown(requests: number, tb: ThreadCpu | null, ta: ThreadCpu | null, gb: GcTotals | null, ga: GcTotals | null): Pick<RunResult, 'threads' | 'gc'> {
+  const out: Pick<RunResult, 'threads' | 'gc'> = {};
+  if (requests <= 0) return out;
+  const perRequest = (before: number, after: number) => ((after - before) * 1e6) / requests;
+  // A helper thread that ended during the run takes its CPU time with it: no split then.
+  if (tb && ta && ta.main >= tb.main && ta.helpers >= tb.helpers) out.threads = { mainUs: perRequest(tb.main, ta.main), helpersUs: perRequest(tb.helpers, ta.helpers) };
+  if (gb && ga && ga.count >= gb.count) out.gc = { us: perRequest(gb.seconds, ga.seconds), per1k: ((ga.count - gb.count) * 1000) / requests };
+  return out;
+}
+
+/** The run's log line: throughput, latency, CPU and what it was made of, steal, errors. */
+export function describeRun(label: string, run: RunResult): string {
+  const parts = [`${Math.round(run.rps)} req/s`, `p50 ${run.latency.p50} ms`, `p99 ${run.latency.p99} ms`];
+  if (Number.isFinite(run.cpuUs)) {
+    const split = run.threads ? ` (main thread ${run.threads.mainUs.toFixed(1)}, other threads ${run.threads.helpersUs.toFixed(1)}${run.gc ? `; GC pauses ${run.gc.us.toFixed(1)} µs, ${run.gc.per1k.toFixed(1)} per 1 000 requests` : ''})` : '';
+    parts.push(`CPU ${run.cpuUs.toFixed(1)} µs/req${split}`);
+  }
+  if (run.faults !== undefined) parts.push(`${run.faults.toFixed(2)} page faults/req`);
+  if ((run.steal ?? 0) >= 0.001) parts.push(`steal ${(run.steal! * 100).toFixed(1)} %`);
+  if (run.errors) parts.push(`${run.errors} errors`);
+  return `${label}: ${parts.join(', ')}`;
 }
 
 const median = (xs: number[]): number => {
@@ -133,7 +191,7 @@ export async function compare(
     for (const t of order) {
       const run = await runLoadFn(t, s.duration, s);
       round.set(t.label, run);
-      log(`    ${t.label}: ${Math.round(run.rps)} req/s, p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms${Number.isFinite(run.cpuUs) ? `, CPU ${run.cpuUs.toFixed(1)} µs/req` : ''}${(run.steal ?? 0) >= 0.001 ? `, steal ${(run.steal! * 100).toFixed(1)} %` : ''}${run.errors ? `, ${run.errors} errors` : ''}`);
+      log(`    ${describeRun(t.label, run)}`);
     }
     const worst = Math.max(...[...round.values()].map((x) => (Number.isFinite(x.steal) ? x.steal! : 0)));
     if (worst > STEAL_CONTENDED && retries > 0) {
@@ -163,6 +221,9 @@ export function summarize(label: string, runs: RunResult[]): TargetResult {
     latency,
     errors: runs.reduce((a, r) => a + r.errors, 0),
     cpuUs: median(runs.map((r) => r.cpuUs)),
+    ...(runs.length > 0 && runs.every((r) => r.threads) ? { threads: { mainUs: median(runs.map((r) => r.threads!.mainUs)), helpersUs: median(runs.map((r) => r.threads!.helpersUs)) } } : {}),
+    ...(runs.length > 0 && runs.every((r) => r.faults !== undefined) ? { faults: median(runs.map((r) => r.faults!)) } : {}),
+    ...(runs.length > 0 && runs.every((r) => r.gc) ? { gc: { us: median(runs.map((r) => r.gc!.us)), per1k: median(runs.map((r) => r.gc!.per1k)) } } : {}),
   };
 }
 

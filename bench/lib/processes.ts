@@ -1,6 +1,6 @@
 // Child processes of the bench: Node helper servers that announce readiness on stdout, Portcullis members, and their CPU time.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The repository root (bench/ sits directly under it). */
@@ -136,10 +136,10 @@ export async function withSteal<T>(work: () => Promise<T>): Promise<{ result: T;
   return { result, steal: stealShare(before, hostTicks()) };
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN when unreadable. */
-export function cpuSeconds(pid: number): number {
+/** CPU seconds (user + system) a process (or one of its threads) has used so far, from /proc (Linux); NaN when unreadable. */
+export function cpuSeconds(pid: number, tid?: string): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
@@ -147,6 +147,73 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** Minor page faults a process (all its threads) has taken so far, from /proc (Linux); NaN when unreadable. */
+export function minorFaults(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** CPU seconds of a process's main thread and of all its other threads together (in Node: V8's GC and compiler helpers, libuv's pool). */
+export interface ThreadCpu {
+  main: number;
+  helpers: number;
+}
+
+/** {@link ThreadCpu} of `pid` so far, from /proc/PID/task (Linux); null when unreadable. */
+export function threadCpuSeconds(pid: number): ThreadCpu | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  const out: ThreadCpu = { main: 0, helpers: 0 };
+  for (const tid of tids) {
+    // A helper thread that ended meanwhile took its CPU time with it; the rest still count.
+    const seconds = cpuSeconds(pid, tid);
+    if (!Number.isFinite(seconds)) continue;
+    if (tid === String(pid)) out.main = seconds;
+    else out.helpers += seconds;
+  }
+  return out;
+}
+
+/** Garbage collection a Node process did so far: pause seconds and collections, all kinds together. */
+export interface GcTotals {
+  seconds: number;
+  count: number;
+}
+
+/**
+ * {@link GcTotals} of a Portcullis process, read from its metrics listener (prom-client's
+ * `nodejs_gc_duration_seconds`); null when it does not answer or has no such metric.
+ */
+export async function gcTotals(metricsPort: number): Promise<GcTotals | null> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    return res.ok ? parseGcTotals(await res.text()) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** {@link GcTotals} from a Prometheus text exposition (exported for its test). */
+export function parseGcTotals(text: string): GcTotals | null {
+  let seconds = 0;
+  let count = 0;
+  let seen = false;
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{[^}]*\} (\S+)$/gm)) {
+    seen = true;
+    if (m[1] === 'sum') seconds += Number(m[2]);
+    else count += Number(m[2]);
+  }
+  return seen && Number.isFinite(seconds) && Number.isFinite(count) ? { seconds, count } : null;
 }
 
 /** `pid` and its descendants (nginx's workers are children of its master), from /proc. */

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { freemem, loadavg, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
 import { CONTENDED_FACTOR, type ContentionAssessment, machineKind } from './contention.ts';
-import { STOLEN_RETRIES_PER_ROUND } from './load.ts';
+import { STOLEN_RETRIES_PER_ROUND, type TargetResult } from './load.ts';
 import { STEAL_CONTENDED } from './processes.ts';
 import type { BenchReport, TargetCheck } from './report-types.ts';
 import { type ChartPanel, renderLatencyChart } from './svg-chart.ts';
@@ -59,7 +59,7 @@ export function renderMarkdown(r: BenchReport, chartFile: string, flameFile: (sl
           `| ${t.label}${t.label === c.baseline ? ' (baseline)' : ''} | ${cell(t.rps)} | ${cell(t.rps / base.rps, 2)} | ${cell(t.cpuUs, 1)} | ${cell(t.latency.p50, 2)} | ${cell(t.latency.p90, 2)} | ${cell(t.latency.p99, 2)} | ${cell(t.latency.p99_9, 2)} | ${t.errors} |`,
         );
       }
-      out.push('');
+      out.push('', ...renderCpuSplit(c.targets));
     }
     if (s.figures.length) {
       out.push('| figure | value |', '| --- | --- |');
@@ -86,6 +86,18 @@ export function renderMarkdown(r: BenchReport, chartFile: string, flameFile: (sl
   }
   out.push(`Latency distributions: \`${chartFile}\` (percentile curves per scenario, log scale).`, '');
   return out.join('\n');
+}
+
+/** A line saying where each target's CPU went (main thread, other threads, GC) and its page faults, when recorded; else nothing. */
+export function renderCpuSplit(targets: TargetResult[]): string[] {
+  const parts = targets.flatMap((t) => {
+    const what: string[] = [];
+    if (t.threads) what.push(`main thread ${cell(t.threads.mainUs, 1)} µs, other threads ${cell(t.threads.helpersUs, 1)} µs`);
+    if (t.gc) what.push(`GC pauses ${cell(t.gc.us, 1)} µs (${cell(t.gc.per1k, 1)} per 1 000 requests)`);
+    if (t.faults !== undefined) what.push(`${cell(t.faults, 2)} page faults`);
+    return what.length ? [`${t.label}: ${what.join(', ')}`] : [];
+  });
+  return parts.length ? [`Per request (median of runs): ${parts.join('; ')}.`, ''] : [];
 }
 
 /** "yes", "**no**", or either followed by why it is no evidence (a contended baseline). */
@@ -155,9 +167,22 @@ export function chartPanels(r: BenchReport): ChartPanel[] {
   return panels;
 }
 
+/** The scenarios of a full run: only a run where all of them ran may replace the committed summary. */
+export const ALL_SCENARIOS = [1, 2, 3, 4, 5, 6] as const;
+
+/** Why this run leaves bench/RESULTS.md as it was (quick, contended, or not every scenario ran), or null when it replaces it. */
+export function summaryKeptBecause(r: BenchReport): string | null {
+  if (r.quick) return 'this was a quick run';
+  if (r.contention?.contended) return 'this run was contended';
+  const ran = new Set(r.scenarios.map((s) => s.id));
+  const missing = ALL_SCENARIOS.filter((id) => !ran.has(id));
+  if (missing.length > 0) return `not every scenario ran (missing: ${missing.join(', ')}), and the summary is a whole run`;
+  return null;
+}
+
 /**
  * Writes results/<date>.json, .md and .svg, and each flame graph (by slug) as results/<date>-flame-<slug>.svg;
- * a full run (not --quick) on a host not found contended also refreshes the committed summary
+ * a run of every scenario (not --quick) on a host not found contended also refreshes the committed summary
  * bench/RESULTS.md, its chart bench/RESULTS.svg and flame graphs bench/RESULTS-flame-<slug>.svg, so a
  * contended run cannot pass for a quiet one. Returns the paths written.
  */
@@ -172,7 +197,7 @@ export function writeReport(r: BenchReport, benchDir: string, flames: ReadonlyMa
     [join(dir, `${stamp}.svg`), svg],
     ...[...flames].map(([slug, flame]): [string, string] => [join(dir, `${stamp}-flame-${slug}.svg`), flame]),
   ];
-  if (!r.quick && !r.contention?.contended) {
+  if (summaryKeptBecause(r) === null) {
     files.push([join(benchDir, 'RESULTS.md'), renderMarkdown(r, 'RESULTS.svg', (slug) => `RESULTS-flame-${slug}.svg`)], [join(benchDir, 'RESULTS.svg'), svg]);
     for (const [slug, flame] of flames) files.push([join(benchDir, `RESULTS-flame-${slug}.svg`), flame]);
   }

@@ -56,11 +56,11 @@ export async function gatewayIdentity(env: Environment, fx: HttpFixtures): Promi
   return identity;
 }
 
-/** The process of the gateway the scenarios load (the one listening on `env.gatewayPort`). */
-function gatewayPid(env: Environment): number {
+/** The gateway the scenarios load (the one listening on `env.gatewayPort`) as a load target's process: its CPU split by thread and its GC are recorded too. */
+function gatewayProcess(env: Environment): Pick<LoadTarget, 'pid' | 'threads' | 'metricsPort'> {
   const gw = env.gateways().find((g) => g.http === env.gatewayPort);
   if (!gw) throw new Error(`no gateway listens on ${env.gatewayPort}`);
-  return gw.proc.pid;
+  return { pid: gw.proc.pid, threads: true, metricsPort: gw.metrics };
 }
 
 /** "X.Y µs vs X.Y µs per request → ratio" for the figures. */
@@ -82,13 +82,14 @@ export const NO_SESSION = 'no session';
 /** Scenario 1: forward auth with a valid session vs a bare node:http 200 with the same 12 headers. */
 export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s: LoadSettings, log: Log): Promise<ScenarioReport> {
   const bare = await ensureBareAuth(env, fx);
-  const subject = { ...fx.forwardAuth(env.gatewayPort), pid: gatewayPid(env) };
+  const subject = { ...fx.forwardAuth(env.gatewayPort), ...gatewayProcess(env) };
   const baseline: LoadTarget = {
     label: 'bare node:http',
     url: `http://127.0.0.1:${bare.port}/outpost.goauthentik.io/auth/nginx`,
     headers: subject.headers!,
     expectStatus: 200,
     pid: bare.pid,
+    threads: true,
   };
   log('  saturated (each connection sends as soon as it is answered)');
   const [b, p] = await compare([baseline, subject], s, log);
@@ -201,10 +202,10 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
       const headers = { host: env.appHost, cookie: fx.appCookie };
       const targets: LoadTarget[] = [
         { label: 'nginx proxy_pass', url: `http://127.0.0.1:${nginx.port}${path}`, headers, expectStatus: 200, pid: nginx.pid },
-        { label: 'node:http + undici.Pool', url: `http://127.0.0.1:${portOf(undiciProxy)}${path}`, headers, expectStatus: 200, pid: undiciProxy.pid },
-        { label: 'undici.Pool + identity headers', url: `http://127.0.0.1:${portOf(identityProxy)}${path}`, headers, expectStatus: 200, pid: identityProxy.pid },
-        { label: 'native relay + identity headers', url: `http://127.0.0.1:${portOf(nativeProxy)}${path}`, headers, expectStatus: 200, pid: nativeProxy.pid },
-        { label: 'portcullis proxy', url: `http://127.0.0.1:${env.gatewayPort}${path}`, headers, expectStatus: 200, pid: gatewayPid(env) },
+        { label: 'node:http + undici.Pool', url: `http://127.0.0.1:${portOf(undiciProxy)}${path}`, headers, expectStatus: 200, pid: undiciProxy.pid, threads: true },
+        { label: 'undici.Pool + identity headers', url: `http://127.0.0.1:${portOf(identityProxy)}${path}`, headers, expectStatus: 200, pid: identityProxy.pid, threads: true },
+        { label: 'native relay + identity headers', url: `http://127.0.0.1:${portOf(nativeProxy)}${path}`, headers, expectStatus: 200, pid: nativeProxy.pid, threads: true },
+        { label: 'portcullis proxy', url: `http://127.0.0.1:${env.gatewayPort}${path}`, headers, expectStatus: 200, ...gatewayProcess(env) },
       ];
       const [n, u, i, r, p] = await compare(targets, s, log);
       const vsNginx = ratio(p!, n!);
@@ -250,7 +251,7 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
 /** Scenario 3's baseline (the bare server, no cookie) as a load target: what `--wait-quiet` probes. */
 export async function noSessionBaseline(env: Environment, fx: HttpFixtures): Promise<LoadTarget> {
   const bare = await ensureBareAuth(env, fx);
-  return { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200, pid: bare.pid };
+  return { label: 'bare node:http', url: `http://127.0.0.1:${bare.port}/private/page`, headers: { host: env.appHost }, expectStatus: 200, pid: bare.pid, threads: true };
 }
 
 /** Scenario 3: the unauthenticated redirect (proxy mode) and an allow-listed path (forward auth) vs the bare server. */
@@ -262,14 +263,14 @@ export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: L
       url: `http://127.0.0.1:${env.gatewayPort}/private/page?x=1`,
       headers: { host: env.appHost },
       expectStatus: 302,
-      pid: gatewayPid(env),
+      ...gatewayProcess(env),
     },
     {
       label: 'portcullis allow-listed (200)',
       url: `http://127.0.0.1:${env.gatewayPort}/outpost.goauthentik.io/auth/nginx`,
       headers: { host: env.fwdHost, 'x-original-url': `http://${env.fwdHost}/public/asset.css` },
       expectStatus: 200,
-      pid: gatewayPid(env),
+      ...gatewayProcess(env),
     },
   ];
   const [b, redirect, allow] = await compare(targets, s, log);
