@@ -24,7 +24,7 @@ function run(extra: Partial<RunResult>): RunResult {
 }
 
 t.test('GC totals add up every kind of collection from the metrics text', async (t) => {
-  t.same(parseGcTotals(METRICS), { seconds: 2.25, count: 1360 });
+  t.same(parseGcTotals(METRICS), { seconds: 2.25, count: 1360, fullCount: 65 }, 'full: major and incremental');
   t.equal(parseGcTotals('nodejs_heap_size_used_bytes 1\n'), null, 'no GC histogram: unknown, not zero');
   t.equal(parseGcTotals('nodejs_gc_duration_seconds_sum{kind="minor"} NaN\n'), null, 'a value that is no number: unknown');
 });
@@ -37,7 +37,7 @@ t.test('GC totals are read from a live metrics listener, and a missing one is un
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   t.teardown(() => server.close());
-  t.same(await gcTotals(port), { seconds: 2.25, count: 1360 });
+  t.same(await gcTotals(port), { seconds: 2.25, count: 1360, fullCount: 65 });
   server.close();
   await new Promise((r) => server.once('close', r));
   t.equal(await gcTotals(port), null);
@@ -61,36 +61,37 @@ t.test('this process: its threads and page faults are read from /proc', async (t
 });
 
 t.test('a run breakdown is per answered request, and missing or backward readings leave it out', async (t) => {
-  const b = cpuBreakdown(10_000, { main: 1, helpers: 0.5 }, { main: 1.3, helpers: 0.55 }, { seconds: 2, count: 100 }, { seconds: 2.02, count: 130 });
+  const b = cpuBreakdown(10_000, { main: 1, helpers: 0.5 }, { main: 1.3, helpers: 0.55 }, { seconds: 2, count: 100, fullCount: 4 }, { seconds: 2.02, count: 130, fullCount: 9 });
   t.equal(b.threads!.mainUs.toFixed(3), '30.000');
   t.equal(b.threads!.helpersUs.toFixed(3), '5.000');
   t.equal(b.gc!.us.toFixed(3), '2.000');
   t.equal(b.gc!.per1k, 3);
-  t.same(cpuBreakdown(10_000, null, { main: 1, helpers: 1 }, null, { seconds: 1, count: 1 }), {}, 'no reading before: nothing');
+  t.equal(b.gc!.fullPer1k, 0.5);
+  t.same(cpuBreakdown(10_000, null, { main: 1, helpers: 1 }, null, { seconds: 1, count: 1, fullCount: 0 }), {}, 'no reading before: nothing');
   t.same(cpuBreakdown(10_000, { main: 1, helpers: 2 }, { main: 2, helpers: 1 }, null, null), {}, 'a helper thread ended mid run: no split rather than a negative one');
-  t.same(cpuBreakdown(10_000, null, null, { seconds: 5, count: 50 }, { seconds: 0.1, count: 3 }), {}, 'the process restarted mid run: no GC figure');
+  t.same(cpuBreakdown(10_000, null, null, { seconds: 5, count: 50, fullCount: 2 }, { seconds: 0.1, count: 3, fullCount: 0 }), {}, 'the process restarted mid run: no GC figure');
   t.same(cpuBreakdown(0, { main: 1, helpers: 1 }, { main: 2, helpers: 2 }, null, null), {}, 'no answered request: nothing per request');
 });
 
 t.test('the log line and the report name the split, the GC and the page faults', async (t) => {
-  const line = describeRun('portcullis proxy', run({ threads: { mainUs: 41.25, helpersUs: 7 }, gc: { us: 3.04, per1k: 1.5 }, faults: 16.4, steal: 0.031 }));
+  const line = describeRun('portcullis proxy', run({ threads: { mainUs: 41.25, helpersUs: 7 }, gc: { us: 3.04, per1k: 1.5, fullPer1k: 0.25 }, faults: 16.4, steal: 0.031 }));
   t.equal(
     line,
-    'portcullis proxy: 1000 req/s, p50 1 ms, p99 1 ms, CPU 30.0 µs/req (main thread 41.3, other threads 7.0; GC pauses 3.0 µs, 1.5 per 1 000 requests), 16.40 page faults/req, steal 3.1 %',
+    'portcullis proxy: 1000 req/s, p50 1 ms, p99 1 ms, CPU 30.0 µs/req (main thread 41.3, other threads 7.0; GC pauses 3.0 µs, 1.5 per 1 000 requests, 0.3 full), 16.40 page faults/req, steal 3.1 %',
   );
   t.equal(describeRun('nginx', run({ faults: 0 })), 'nginx: 1000 req/s, p50 1 ms, p99 1 ms, CPU 30.0 µs/req, 0.00 page faults/req');
   const gateway = summarize('portcullis proxy', [
-    run({ threads: { mainUs: 40, helpersUs: 6 }, gc: { us: 3, per1k: 1 }, faults: 16 }),
-    run({ threads: { mainUs: 44, helpersUs: 8 }, gc: { us: 5, per1k: 2 }, faults: 18 }),
-    run({ threads: { mainUs: 60, helpersUs: 9 }, gc: { us: 4, per1k: 3 }, faults: 20 }),
+    run({ threads: { mainUs: 40, helpersUs: 6 }, gc: { us: 3, per1k: 1, fullPer1k: 0 }, faults: 16 }),
+    run({ threads: { mainUs: 44, helpersUs: 8 }, gc: { us: 5, per1k: 2, fullPer1k: 1 }, faults: 18 }),
+    run({ threads: { mainUs: 60, helpersUs: 9 }, gc: { us: 4, per1k: 3, fullPer1k: 2 }, faults: 20 }),
   ]);
   t.same(gateway.threads, { mainUs: 44, helpersUs: 8 }, 'medians');
-  t.same(gateway.gc, { us: 4, per1k: 2 });
+  t.same(gateway.gc, { us: 4, per1k: 2, fullPer1k: 1 });
   t.equal(gateway.faults, 18);
   const partial = summarize('relay', [run({ threads: { mainUs: 1, helpersUs: 1 } }), run({})]);
   t.equal(partial.threads, undefined, 'a run without the split: no median of the others alone');
   t.same(renderCpuSplit([summarize('nginx', [run({})]), gateway]), [
-    'Per request (median of runs): portcullis proxy: main thread 44.0 µs, other threads 8.0 µs, GC pauses 4.0 µs (2.0 per 1 000 requests), 18.00 page faults.',
+    'Per request (median of runs): portcullis proxy: main thread 44.0 µs, other threads 8.0 µs, GC pauses 4.0 µs (2.0 collections per 1 000 requests, 1.0 of them full), 18.00 page faults.',
     '',
   ]);
   t.same(renderCpuSplit([summarize('nginx', [run({})])]), [], 'nothing recorded: no line');

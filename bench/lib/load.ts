@@ -47,8 +47,8 @@ export interface RunResult {
    * kernel had to map (and zero) for it, e.g. a malloc heap given back and grown again.
    */
   faults?: number;
-  /** With `LoadTarget.metricsPort`: GC pause time per answered request (µs of the main thread's wall time) and collections per 1 000 requests. */
-  gc?: { us: number; per1k: number };
+  /** With `LoadTarget.metricsPort`: GC pause time per answered request (µs of the main thread's wall time), collections per 1 000 requests, and how many of those were full (mark-compact). */
+  gc?: { us: number; per1k: number; fullPer1k: number };
 }
 
 /** A target's measured runs and their summary. */
@@ -135,7 +135,7 @@ export function cpuBreakdown(requests: number, tb: ThreadCpu | null, ta: ThreadC
   const perRequest = (before: number, after: number) => ((after - before) * 1e6) / requests;
   // A helper thread that ended during the run takes its CPU time with it: no split then.
   if (tb && ta && ta.main >= tb.main && ta.helpers >= tb.helpers) out.threads = { mainUs: perRequest(tb.main, ta.main), helpersUs: perRequest(tb.helpers, ta.helpers) };
-  if (gb && ga && ga.count >= gb.count) out.gc = { us: perRequest(gb.seconds, ga.seconds), per1k: ((ga.count - gb.count) * 1000) / requests };
+  if (gb && ga && ga.count >= gb.count) out.gc = { us: perRequest(gb.seconds, ga.seconds), per1k: ((ga.count - gb.count) * 1000) / requests, fullPer1k: ((ga.fullCount - gb.fullCount) * 1000) / requests };
   return out;
 }
 
@@ -143,7 +143,7 @@ export function cpuBreakdown(requests: number, tb: ThreadCpu | null, ta: ThreadC
 export function describeRun(label: string, run: RunResult): string {
   const parts = [`${Math.round(run.rps)} req/s`, `p50 ${run.latency.p50} ms`, `p99 ${run.latency.p99} ms`];
   if (Number.isFinite(run.cpuUs)) {
-    const split = run.threads ? ` (main thread ${run.threads.mainUs.toFixed(1)}, other threads ${run.threads.helpersUs.toFixed(1)}${run.gc ? `; GC pauses ${run.gc.us.toFixed(1)} µs, ${run.gc.per1k.toFixed(1)} per 1 000 requests` : ''})` : '';
+    const split = run.threads ? ` (main thread ${run.threads.mainUs.toFixed(1)}, other threads ${run.threads.helpersUs.toFixed(1)}${run.gc ? `; GC pauses ${run.gc.us.toFixed(1)} µs, ${run.gc.per1k.toFixed(1)} per 1 000 requests, ${run.gc.fullPer1k.toFixed(1)} full` : ''})` : '';
     parts.push(`CPU ${run.cpuUs.toFixed(1)} µs/req${split}`);
   }
   if (run.faults !== undefined) parts.push(`${run.faults.toFixed(2)} page faults/req`);
@@ -223,7 +223,7 @@ export function summarize(label: string, runs: RunResult[]): TargetResult {
     cpuUs: median(runs.map((r) => r.cpuUs)),
     ...(runs.length > 0 && runs.every((r) => r.threads) ? { threads: { mainUs: median(runs.map((r) => r.threads!.mainUs)), helpersUs: median(runs.map((r) => r.threads!.helpersUs)) } } : {}),
     ...(runs.length > 0 && runs.every((r) => r.faults !== undefined) ? { faults: median(runs.map((r) => r.faults!)) } : {}),
-    ...(runs.length > 0 && runs.every((r) => r.gc) ? { gc: { us: median(runs.map((r) => r.gc!.us)), per1k: median(runs.map((r) => r.gc!.per1k)) } } : {}),
+    ...(runs.length > 0 && runs.every((r) => r.gc) ? { gc: { us: median(runs.map((r) => r.gc!.us)), per1k: median(runs.map((r) => r.gc!.per1k)), fullPer1k: median(runs.map((r) => r.gc!.fullPer1k)) } } : {}),
   };
 }
 

@@ -184,10 +184,12 @@ export function threadCpuSeconds(pid: number): ThreadCpu | null {
   return out;
 }
 
-/** Garbage collection a Node process did so far: pause seconds and collections, all kinds together. */
+/** Garbage collection a Node process did so far: pause seconds and collections, all kinds together, and the full (mark-compact) ones among them. */
 export interface GcTotals {
   seconds: number;
   count: number;
+  /** Collections of the whole heap (prom-client's kinds `major` and `incremental`), as opposed to scavenges of the young generation. */
+  fullCount: number;
 }
 
 /**
@@ -205,15 +207,19 @@ export async function gcTotals(metricsPort: number): Promise<GcTotals | null> {
 
 /** {@link GcTotals} from a Prometheus text exposition (exported for its test). */
 export function parseGcTotals(text: string): GcTotals | null {
-  let seconds = 0;
-  let count = 0;
+  const out: GcTotals = { seconds: 0, count: 0, fullCount: 0 };
   let seen = false;
-  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{[^}]*\} (\S+)$/gm)) {
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{([^}]*)\} (\S+)$/gm)) {
     seen = true;
-    if (m[1] === 'sum') seconds += Number(m[2]);
-    else count += Number(m[2]);
+    const value = Number(m[3]);
+    if (m[1] === 'sum') {
+      out.seconds += value;
+      continue;
+    }
+    out.count += value;
+    if (/kind="(major|incremental)"/.test(m[2]!)) out.fullCount += value;
   }
-  return seen && Number.isFinite(seconds) && Number.isFinite(count) ? { seconds, count } : null;
+  return seen && Object.values(out).every(Number.isFinite) ? out : null;
 }
 
 /** `pid` and its descendants (nginx's workers are children of its master), from /proc. */

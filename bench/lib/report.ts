@@ -93,7 +93,7 @@ export function renderCpuSplit(targets: TargetResult[]): string[] {
   const parts = targets.flatMap((t) => {
     const what: string[] = [];
     if (t.threads) what.push(`main thread ${cell(t.threads.mainUs, 1)} µs, other threads ${cell(t.threads.helpersUs, 1)} µs`);
-    if (t.gc) what.push(`GC pauses ${cell(t.gc.us, 1)} µs (${cell(t.gc.per1k, 1)} per 1 000 requests)`);
+    if (t.gc) what.push(`GC pauses ${cell(t.gc.us, 1)} µs (${cell(t.gc.per1k, 1)} collections per 1 000 requests, ${cell(t.gc.fullPer1k, 1)} of them full)`);
     if (t.faults !== undefined) what.push(`${cell(t.faults, 2)} page faults`);
     return what.length ? [`${t.label}: ${what.join(', ')}`] : [];
   });
