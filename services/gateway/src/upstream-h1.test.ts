@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { type Server, type Socket, createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
-import { H1Pools, type H1Options, type RelayHandler, UpstreamError, nativeRelayAvailable } from './upstream-h1.ts';
+import { H1Pools, type H1Options, type RelayHandler, UpstreamError, bodySlabsAllocated, nativeRelayAvailable } from './upstream-h1.ts';
 
 const OPTIONS: H1Options = { maxConnections: 16, idleMs: 30_000, headersTimeoutMs: 60_000, connectTimeoutMs: 10_000, maxHeaderBytes: 1024 * 1024 };
 
@@ -498,5 +498,178 @@ t.test('native upstream relay', async (t) => {
     t.equal(post.error, undefined, 'the POST was not sent on a connection kept past its keep-alive');
     t.equal(post.body, '/post');
     t.equal(up.connections(), 2);
+  });
+
+  t.test('large sized bodies (relayed from pooled slabs, not by the parser)', async (t) => {
+    /** A body of `size` bytes that differs per answer (`tag`) and per position, so a mixed-up or overwritten byte shows. */
+    const bodyOf = (tag: number, size: number) => {
+      const b = Buffer.allocUnsafe(size);
+      for (let i = 0; i < size; i++) b[i] = (tag * 31 + i * 7 + (i >> 11)) & 0xff;
+      return b;
+    };
+    const head = (size: number, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${size}\r\n${extra}\r\n`;
+    /** Upstream: GET /<tag>/<size>[/split] answers that body; `split` sends it in four writes 5 ms apart. */
+    const bodiesUpstream = () =>
+      rawUpstream(t, async (h, socket) => {
+        const [, tag, size, split] = h.split(' ')[1]!.split('/');
+        const body = bodyOf(Number(tag), Number(size));
+        if (split !== 'split') {
+          socket.write(Buffer.concat([Buffer.from(head(body.length), 'latin1'), body]));
+          return;
+        }
+        socket.write(head(body.length));
+        const quarter = Math.ceil(body.length / 4);
+        for (let at = 0; at < body.length; at += quarter) {
+          await sleep(5);
+          socket.write(body.subarray(at, at + quarter));
+        }
+      });
+    /** Sends GET `path`; the handler keeps a copy of each chunk, then gives the lent chunk back (as the gateway's write callback does). */
+    const fetchBody = (pools: H1Pools, origin: string, path: string, opts: { release?: boolean; keepChunks?: Buffer[]; releaseTwice?: boolean } = {}) =>
+      new Promise<{ body: Buffer; lent: number; chunks: number }>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        let lent = 0;
+        const handler: RelayHandler = {
+          onConnect() {},
+          onHeaders: () => true,
+          onData(chunk, release) {
+            parts.push(Buffer.from(chunk));
+            opts.keepChunks?.push(chunk);
+            if (release) {
+              lent++;
+              if (opts.release !== false) {
+                // Given back a moment later, as node's write callback would be.
+                setImmediate(() => {
+                  release();
+                  if (opts.releaseTwice) release();
+                });
+              }
+            }
+            return true;
+          },
+          onComplete: () => resolve({ body: Buffer.concat(parts), lent, chunks: parts.length }),
+          onError: reject,
+        };
+        pools.get(origin).dispatch('GET', path, { host: 'app.test' }, null, handler);
+      });
+
+    t.test('every byte arrives, in order, for sizes around the slab size and the bypass threshold, at once or in pieces; slabs come back', async (t) => {
+      const up = await bodiesUpstream();
+      const pools = new H1Pools(OPTIONS);
+      t.teardown(() => pools.close());
+      const before = bodySlabsAllocated();
+      let tag = 0;
+      for (const size of [16 * 1024 - 1, 16 * 1024, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 200_000, 1_000_000]) {
+        for (const split of ['', '/split']) {
+          for (let i = 0; i < 3; i++) {
+            tag++;
+            const r = await fetchBody(pools, up.origin, `/${tag}/${size}${split}`);
+            t.ok(r.body.equals(bodyOf(tag, size)), `${size} bytes${split}: every byte as sent (answer ${tag})`);
+            if (size >= 16 * 1024 && tag % 6 === 1) t.ok(r.lent > 0, `${size} bytes: lent from the pool`);
+            if (size < 16 * 1024) t.equal(r.lent, 0, 'below the threshold: the parser relays it');
+          }
+        }
+      }
+      t.equal(up.connections(), 1, 'one kept-alive connection served them all');
+      const grew = bodySlabsAllocated() - before;
+      t.ok(grew <= 20, `slabs given back are reused: ${grew} allocated for ${tag} answers (one of 1 MB alone spans 16)`);
+    });
+
+    t.test('concurrent answers on several connections, read in interleaved pieces: each gets exactly its own bytes', async (t) => {
+      const up = await bodiesUpstream();
+      const pools = new H1Pools(OPTIONS);
+      t.teardown(() => pools.close());
+      const sizes = [70_000, 20_000, 131_072, 65_536, 300_000, 40_000, 64 * 1024 + 17, 99_999];
+      for (let round = 0; round < 5; round++) {
+        const results = await Promise.all(sizes.map((size, i) => fetchBody(pools, up.origin, `/${round * 10 + i}/${size}${i % 2 ? '/split' : ''}`)));
+        results.forEach((r, i) => {
+          t.ok(r.body.equals(bodyOf(round * 10 + i, sizes[i]!)), `round ${round}, answer ${i} (${sizes[i]} bytes): its own bytes`);
+        });
+      }
+    });
+
+    t.test('a lent chunk the handler keeps without giving it back is never reused; one given back twice is handed out once', async (t) => {
+      const up = await bodiesUpstream();
+      const pools = new H1Pools(OPTIONS);
+      t.teardown(() => pools.close());
+      const kept: Buffer[] = [];
+      const first = await fetchBody(pools, up.origin, '/1/65536', { release: false, keepChunks: kept });
+      t.ok(first.lent > 0);
+      const twice = await fetchBody(pools, up.origin, '/2/65536', { releaseTwice: true });
+      t.ok(twice.body.equals(bodyOf(2, 65_536)));
+      await sleep(5);
+      // Two answers at once after a slab came back twice: if it were handed out twice, one would overwrite the other.
+      const keptA: Buffer[] = [];
+      const keptB: Buffer[] = [];
+      await Promise.all([fetchBody(pools, up.origin, '/3/65536', { release: false, keepChunks: keptA }), fetchBody(pools, up.origin, '/4/65536', { release: false, keepChunks: keptB })]);
+      for (let i = 0; i < 20; i++) await fetchBody(pools, up.origin, `/${10 + i}/65536`);
+      t.ok(Buffer.concat(kept).equals(bodyOf(1, 65_536)), 'the kept chunks still hold the first answer after 23 more');
+      t.ok(Buffer.concat(keptA).equals(bodyOf(3, 65_536)), 'answer 3 intact');
+      t.ok(Buffer.concat(keptB).equals(bodyOf(4, 65_536)), 'answer 4 intact');
+    });
+
+    t.test('bytes after a large body in the same read: the answer is whole, and that connection is not reused', async (t) => {
+      const body = bodyOf(7, 40_000);
+      const up = await rawUpstream(t, (h, socket, index) => {
+        if (index === 0) socket.write(Buffer.concat([Buffer.from(head(body.length), 'latin1'), body, Buffer.from('HTTP/1.1 200 OK\r\nx-stray: 1\r\n')]));
+        else socket.write(ok(h.split(' ')[1]!));
+      });
+      const pools = new H1Pools(OPTIONS);
+      t.teardown(() => pools.close());
+      const r = await fetchBody(pools, up.origin, '/big');
+      t.ok(r.body.equals(body), 'the answer is relayed whole');
+      t.equal((await send(pools, up.origin, 'GET', '/next')).body, '/next', 'the next request gets its own answer');
+      t.equal(up.connections(), 2, 'on a new connection');
+    });
+
+    t.test('the upstream closes mid body: an error after the head, never a complete answer; Connection: close keeps the parser path', async (t) => {
+      const body = bodyOf(9, 100_000);
+      const up = await rawUpstream(t, (h, socket) => {
+        if (h.startsWith('GET /cut')) socket.end(Buffer.concat([Buffer.from(head(body.length), 'latin1'), body.subarray(0, 70_000)]));
+        else socket.end(Buffer.concat([Buffer.from(head(body.length, 'connection: close\r\n'), 'latin1'), body]));
+      });
+      const pools = new H1Pools(OPTIONS);
+      t.teardown(() => pools.close());
+      const cut = await send(pools, up.origin, 'GET', '/cut');
+      t.equal(cut.status, 200);
+      t.notOk(cut.complete);
+      t.match(cut.error, { code: 'UND_ERR_SOCKET' });
+      t.equal(cut.body.length, 70_000, 'what came was relayed');
+      const closing = await fetchBody(pools, up.origin, '/close');
+      t.ok(closing.body.equals(body), 'an answer without keep-alive arrives whole');
+      t.equal(closing.lent, 0, 'through the parser');
+    });
+
+    t.test('a handler that pauses a large body (false) gets the rest once it resumes', async (t) => {
+      const body = bodyOf(11, 500_000);
+      const up = await rawUpstream(t, (_h, socket) => socket.write(Buffer.concat([Buffer.from(head(body.length), 'latin1'), body])));
+      const pools = new H1Pools(OPTIONS);
+      t.teardown(() => pools.close());
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const parts: Buffer[] = [];
+        let resume: () => void = () => {};
+        let pauses = 0;
+        pools.get(up.origin).dispatch('GET', '/', { host: 'app.test' }, null, {
+          onConnect() {},
+          onHeaders(_s, _h, r) {
+            resume = r;
+            return true;
+          },
+          onData(chunk, release) {
+            parts.push(Buffer.from(chunk));
+            release?.();
+            if (pauses < 3) {
+              pauses++;
+              setTimeout(resume, 20);
+              return false;
+            }
+            return true;
+          },
+          onComplete: () => resolve(Buffer.concat(parts)),
+          onError: reject,
+        });
+      });
+      t.ok(got.equals(body), 'every byte, in order, across three pauses');
+    });
   });
 });

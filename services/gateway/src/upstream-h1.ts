@@ -4,7 +4,9 @@
 // the same relay over raw keep-alive sockets parsed by node's native llhttp (bench/README.md, issue 6),
 // and proxy mode is CPU-bound by that relay. Framing is the parser node's own HTTP client uses
 // (chunked, close-delimited, 1xx, HEAD, 204/304, Content-Length/Transfer-Encoding conflicts), so
-// this file only manages connections. TLS upstreams, upgrades and traced processes keep undici.
+// this file mostly manages connections; only a large body with a Content-Length on a kept-alive
+// connection is counted out here, into reusable buffers (BodySlabs), once the parser has read its head.
+// TLS upstreams, upgrades and traced processes keep undici.
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { type Socket, connect } from 'node:net';
@@ -15,8 +17,13 @@ export interface RelayHandler {
   onConnect(abort: (err?: Error) => void): void;
   /** The final answer's status and headers as [name, value, ...] strings (latin1, as sent); `resume` restarts a paused body. */
   onHeaders(statusCode: number, rawHeaders: ReadonlyArray<string | Buffer>, resume: () => void): boolean;
-  /** A body chunk; false pauses the upstream until `resume`. */
-  onData(chunk: Buffer): boolean;
+  /**
+   * A body chunk; false pauses the upstream until `resume`. With `release`, the chunk is a pooled
+   * buffer lent to the handler: it calls `release` once nothing will read the chunk any more (node's
+   * write callback), and the buffer is reused for a later answer; a handler that never calls it keeps
+   * the chunk for good (it is then simply garbage collected).
+   */
+  onData(chunk: Buffer, release?: () => void): boolean;
   onComplete(trailers: null): void;
   onError(err: Error): void;
 }
@@ -181,6 +188,54 @@ function requestHead(method: string, path: string, headers: Record<string, strin
  */
 const READ_BUFFER = Buffer.allocUnsafe(128 * 1024);
 
+/**
+ * A sized answer of at least this many bytes has its body relayed by this file instead of the parser
+ * (see {@link BodySlabs}); smaller ones keep the parser's path (its copy is cheap, and the bypass costs
+ * a check per read).
+ */
+const BYPASS_MIN_BYTES = 16 * 1024;
+
+/**
+ * Reusable buffers for large sized bodies (HOT for large answers). The parser copies every body chunk
+ * into a new Buffer; V8 counts those bytes as external memory of the young generation until a
+ * scavenge frees them, and counts them against the old generation's limit meanwhile, so a stream of
+ * 64 KiB answers kept starting full (mark-compact) collections of the whole heap: in the bench, at
+ * times for minutes, the gateway needed twice the CPU per 64 KiB answer (GC helper threads ~100 µs per
+ * answer). Copied into slabs that come back once written, the bytes are allocated once.
+ */
+class BodySlabs {
+  static readonly SIZE = 64 * 1024;
+  /** Slabs kept for reuse at most (4 MiB); a slab given back beyond that is left to the garbage collector. */
+  static readonly KEEP = 64;
+  readonly #free: Buffer[] = [];
+  /** Slabs allocated so far (for tests: bounded when slabs come back). */
+  allocated = 0;
+
+  take(): Buffer {
+    const slab = this.#free.pop();
+    if (slab !== undefined) return slab;
+    this.allocated++;
+    return Buffer.allocUnsafeSlow(BodySlabs.SIZE);
+  }
+
+  /** A function giving `slab` back, once: a second call (a callback run twice) cannot hand it out twice. */
+  releaser(slab: Buffer): () => void {
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      if (this.#free.length < BodySlabs.KEEP) this.#free.push(slab);
+    };
+  }
+}
+
+const BODY_SLABS = new BodySlabs();
+
+/** How many body slabs the relay has allocated so far (tests: it stays bounded when they are given back). */
+export function bodySlabsAllocated(): number {
+  return BODY_SLABS.allocated;
+}
+
 /** One keep-alive connection to an origin; runs one request at a time. */
 class H1Connection {
   readonly #origin: H1Origin;
@@ -208,6 +263,8 @@ class H1Connection {
   #releaseAfterParse = false;
   #parsing = false;
   #bodyCleanup: (() => void) | null = null;
+  /** Bytes of the current answer's body still to come, when this file relays it rather than the parser (0: the parser's path). */
+  #bodyLeft = 0;
   /** Inside the handler's onConnect, and the abort it asked for there (see `start`). */
   #starting = false;
   #abortedAtStart: Error | null = null;
@@ -275,6 +332,7 @@ class H1Connection {
     this.#answered = false;
     this.#interim = false;
     this.#keepAlive = false;
+    this.#bodyLeft = 0;
     // The last answer may have ended while its client held the upstream paused.
     if (this.socket.isPaused()) this.socket.resume();
     this.#starting = true;
@@ -379,12 +437,26 @@ class H1Connection {
       return 1;
     }
     // A HEAD answer announces a body it does not send.
-    return p.isHead ? 1 : 0;
+    if (p.isHead) return 1;
+    // A large sized body on a kept-alive connection is relayed from the read buffer (see BodySlabs):
+    // 2 makes the parser stop at the end of the head (as for an upgrade; `execute` then returns the
+    // head's length and the parser is ready for the next answer). Without keep-alive the parser would
+    // swallow the rest of the connection, so that answer keeps the parser's path.
+    if (keepAlive && status !== 204 && status !== 304) {
+      const length = sizedBodyLength(headers);
+      if (length >= BYPASS_MIN_BYTES) {
+        this.#bodyLeft = length;
+        return 2;
+      }
+    }
+    return 0;
   }
 
   #onMessageComplete(): void {
     const p = this.current;
     if (p === null || this.dead) return;
+    // The parser stopped at the head of a body this file relays: the answer ends with its last byte.
+    if (this.#bodyLeft > 0) return;
     if (this.#interim) {
       this.#interim = false;
       return;
@@ -420,11 +492,20 @@ class H1Connection {
       return;
     }
     this.#gotBytes = true;
+    if (this.#bodyLeft > 0) {
+      this.#relayBody(chunk, 0);
+      return;
+    }
     this.#parsing = true;
     const result = this.#parser.execute(chunk);
     this.#parsing = false;
     if (result instanceof Error) {
       this.#fail(new UpstreamError('UND_ERR_PARSE', `the upstream's answer is not valid HTTP/1.1 (${(result as Error & { reason?: string }).reason ?? result.message})`));
+      return;
+    }
+    if (this.#bodyLeft > 0) {
+      // The parser stopped at the end of a head whose body this file relays: the rest of the read is body.
+      if (result < chunk.length) this.#relayBody(chunk, result);
       return;
     }
     if (this.#releaseAfterParse) {
@@ -433,8 +514,45 @@ class H1Connection {
     }
   }
 
+  /**
+   * Relays `chunk[from..]` as body of the current answer (at most the bytes still due), copied out of
+   * the shared read buffer into pooled slabs lent to the handler; completes the answer with its last
+   * byte. Bytes after it in the same read are the upstream out of step: the connection is not reused.
+   */
+  #relayBody(chunk: Buffer, from: number): void {
+    const p = this.current;
+    if (p === null || this.dead) return;
+    const end = from + Math.min(this.#bodyLeft, chunk.length - from);
+    let more = true;
+    for (let at = from; at < end; ) {
+      const slab = BODY_SLABS.take();
+      const n = Math.min(BodySlabs.SIZE, end - at);
+      chunk.copy(slab, 0, at, at + n);
+      at += n;
+      this.#bodyLeft -= n;
+      try {
+        if (!p.handler.onData(n === BodySlabs.SIZE ? slab : slab.subarray(0, n), BODY_SLABS.releaser(slab))) more = false;
+      } catch (err) {
+        this.#fail(err as Error);
+        return;
+      }
+      // The handler may have ended the exchange (its client left): nothing more for it.
+      if (this.current !== p || this.dead) return;
+    }
+    if (this.#bodyLeft > 0) {
+      if (!more) this.socket.pause();
+      return;
+    }
+    if (end < chunk.length) this.#keepAlive = false;
+    this.#onMessageComplete();
+  }
+
   /** The upstream ended its side: a close-delimited answer is complete, anything else in flight is cut. */
   #onEnd(): void {
+    if (this.current !== null && !this.dead && this.#bodyLeft > 0) {
+      this.#fail(new UpstreamError('UND_ERR_SOCKET', 'the upstream closed the connection before its answer was complete'));
+      return;
+    }
     if (this.current !== null && !this.dead) {
       const result = this.#parser.finish();
       if (result instanceof Error && this.current !== null) this.#fail(new UpstreamError('UND_ERR_SOCKET', 'the upstream closed the connection before its answer was complete'));
@@ -543,6 +661,20 @@ class H1Connection {
     this.socket.destroy();
     this.#origin.forget(this);
   }
+}
+
+/**
+ * The Content-Length of an answer's head as [name, value, ...] (the parser refused malformed and
+ * conflicting lengths), or -1 when it has none or also names a Transfer-Encoding.
+ */
+function sizedBodyLength(headers: string[]): number {
+  let length = -1;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(headers[i + 1]);
+    else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return -1;
+  }
+  return Number.isSafeInteger(length) && length >= 0 ? length : -1;
 }
 
 /** `Keep-Alive: timeout=N`: the upstream closes idle connections after N s, so reuse stops 1 s before (as undici does). */

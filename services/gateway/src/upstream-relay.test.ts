@@ -145,6 +145,12 @@ t.test('proxy relay and cancellation', async (t) => {
     } else if (req.url === '/upload') {
       req.on('data', (c: Buffer) => bodyBytes.push(c.length));
       req.on('end', () => res.end('uploaded'));
+    } else if (path.startsWith('/slice/')) {
+      // /slice/<offset>/<size>: that part of PATTERN in one write (a 64 KiB answer reaches the gateway in one read).
+      req.resume();
+      const [offset, size] = path.slice('/slice/'.length).split('/').map(Number) as [number, number];
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+      res.end(PATTERN.subarray(offset, offset + size));
     } else if (path.startsWith('/pattern/')) {
       // The first N bytes of PATTERN with a Content-Length, written with backpressure.
       req.resume();
@@ -700,6 +706,60 @@ t.test('proxy relay and cancellation', async (t) => {
       t.equal(r.sha256, expected, `client ${i}: in order`);
     });
     await stillServes(t);
+  });
+
+  t.test('concurrent large answers, each different, to clients reading slowly: every client gets exactly its own bytes (pooled body buffers are reused only once written)', async (t) => {
+    // Sizes around the relay's 64 KiB body slabs, each answer another part of PATTERN; the slow readers
+    // keep the gateway's writes queued while other answers go through, so a buffer reused too early
+    // would put one answer's bytes into another.
+    const sizes = [64 * 1024, 20_000, 64 * 1024 + 1, 200_000, 65_535, 131_072];
+    const jobs = Array.from({ length: 24 }, (_, i) => ({ offset: i * 300_007, size: sizes[i % sizes.length]! }));
+    for (let round = 0; round < 2; round++) {
+      const results = await Promise.all(
+        jobs.map((j, i) => download(`/slice/${j.offset}/${j.size}`, { ...(i % 3 === 0 ? {} : { pace: { every: 16 * 1024, ms: 2 + (i % 5) } }), ms: 60_000 })),
+      );
+      results.forEach((r, i) => {
+        const j = jobs[i]!;
+        t.equal(r.bytes, j.size, `round ${round}, client ${i}: every byte`);
+        t.equal(r.sha256, sha256(PATTERN.subarray(j.offset, j.offset + j.size)), `round ${round}, client ${i}: its own bytes, in order`);
+      });
+    }
+  });
+
+  t.test('pipelined requests for different 64 KiB answers, read only after a pause: each answer holds its own bytes (answers queued behind others are not overwritten)', async (t) => {
+    // Node queues the answers to pipelined requests in memory until the earlier ones are sent, and the
+    // client not reading fills the socket: the relayed bodies wait in the gateway, where a pooled
+    // buffer given back before it was written would be overwritten by a later answer.
+    const n = 200;
+    const offsets = Array.from({ length: n }, (_, i) => (i * 524_287) % (PATTERN.length - 65_536));
+    const socket = await rawClient(offsets.map((o) => `GET /slice/${o}/65536 HTTP/1.1\r\nhost: app.company\r\ncookie: ${cookie}\r\n\r\n`).join(''));
+    socket.pause();
+    await sleep(300);
+    const bodies: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const done = new Promise<void>((resolve, reject) => {
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end === -1) return;
+          const length = Number(parseHead(buf.subarray(0, end).toString('latin1')).headers.get('content-length'));
+          if (buf.length < end + 4 + length) return;
+          bodies.push(buf.subarray(end + 4, end + 4 + length));
+          buf = buf.subarray(end + 4 + length);
+          if (bodies.length === n) return resolve();
+        }
+      });
+    });
+    socket.resume();
+    await within(done, 30_000, `${n} pipelined answers`);
+    socket.destroy();
+    let own = 0;
+    bodies.forEach((b, i) => {
+      if (b.equals(PATTERN.subarray(offsets[i]!, offsets[i]! + 65_536))) own++;
+    });
+    t.equal(own, n, 'every answer holds exactly its own part of the pattern');
   });
 
   t.test('the upstream dies mid body of a sized answer → the client connection closes before Content-Length bytes arrived', async (t) => {

@@ -210,6 +210,8 @@ class ProxyExchange implements RelayHandler {
   #sized = false;
   /** Held body chunks (null until the first: most answers come whole in one chunk and never need it). */
   #held: Buffer[] | null = null;
+  /** The native relay's release of each held chunk lent from its pool (same index; null while none was lent). */
+  #heldRelease: Array<(() => void) | undefined> | null = null;
   #heldBytes = 0;
   #flushScheduled = false;
   /** end() was called with the whole body (before the relay's onComplete). */
@@ -327,18 +329,23 @@ class ProxyExchange implements RelayHandler {
     return true;
   }
 
-  onData(chunk: Buffer): boolean {
+  /** `release` (native relay, large answers): the chunk is lent from its pool; given back by node's write callback once written. */
+  onData(chunk: Buffer, release?: () => void): boolean {
     const res = this.#res;
     if (this.#heldHead !== null && this.#heldBytes === 0 && chunk.length === this.#heldLength) {
       // The whole body: head and body in one call (the relay's onComplete follows at once).
       this.#writeHeldHead();
       this.#ended = true;
-      res.end(chunk);
+      res.end(chunk, release);
       return true;
     }
     if (this.#sized && !this.#awaitingDrain && res.writableLength === 0) {
       if (this.#held === null) this.#held = [chunk];
       else this.#held.push(chunk);
+      if (release !== undefined || this.#heldRelease !== null) {
+        this.#heldRelease ??= [];
+        this.#heldRelease[this.#held.length - 1] = release;
+      }
       this.#heldBytes += chunk.length;
       if (this.#heldBytes < HOLD_MAX_BYTES) {
         if (!this.#flushScheduled) {
@@ -351,7 +358,7 @@ class ProxyExchange implements RelayHandler {
     }
     if (this.#held !== null) this.flushHeld();
     this.#writeHeldHead();
-    return this.#written(res.write(chunk));
+    return this.#written(res.write(chunk, release));
   }
 
   /**
@@ -363,13 +370,15 @@ class ProxyExchange implements RelayHandler {
     this.#flushScheduled = false;
     const held = this.#held;
     if (held === null || this.#done) return true;
+    const releases = this.#heldRelease;
     this.#held = null;
+    this.#heldRelease = null;
     this.#heldBytes = 0;
     const res = this.#res;
     res.cork();
     this.#writeHeldHead();
     let ok = true;
-    for (const chunk of held) ok = res.write(chunk);
+    for (let i = 0; i < held.length; i++) ok = res.write(held[i]!, releases?.[i]);
     res.uncork();
     return this.#written(ok);
   }
@@ -414,10 +423,12 @@ class ProxyExchange implements RelayHandler {
     this.#writeHeldHead();
     if (held !== null) {
       // Held chunks go out with the end: end() uncorks fully, so head, chunks and end are one writev.
+      const releases = this.#heldRelease;
       this.#held = null;
+      this.#heldRelease = null;
       this.#heldBytes = 0;
       res.cork();
-      for (const chunk of held) res.write(chunk);
+      for (let i = 0; i < held.length; i++) res.write(held[i]!, releases?.[i]);
     }
     if (!this.#ended) res.end();
     this.#observe?.(this.#answer, this.#method, this.#seconds());
@@ -429,8 +440,10 @@ class ProxyExchange implements RelayHandler {
     this.#done = true;
     this.#stopWatch();
     // Held chunks are dropped: the answer is cut either way (a 502 when its head was still held, as
-    // nothing was sent; else the client's connection closes short of the announced length).
+    // nothing was sent; else the client's connection closes short of the announced length). Lent ones
+    // are not given back: nothing is known about them, so they are left to the garbage collector.
     this.#held = null;
+    this.#heldRelease = null;
     this.#heldBytes = 0;
     const res = this.#res;
     if (this.#onDrain) res.off('drain', this.#onDrain);
