@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { type CpuProfile, readProfile, summarizeProfile } from './cpu-profile.ts';
 import { type FlameFrame, buildFlameTree, renderFlameGraph } from './flame-graph.ts';
-import { writeReport } from './report.ts';
+import { ALL_SCENARIOS, writeReport } from './report.ts';
 import type { BenchReport } from './report-types.ts';
 
 const GW = 'file:///srv/portcullis/services/gateway/src/handler.ts';
@@ -100,7 +100,8 @@ t.test('a full run writes its flame graphs next to its report and links them; th
     quick: false,
     machine: {},
     settings: {},
-    scenarios: [],
+    // A full run: every scenario ran (only such a run replaces the committed summary).
+    scenarios: ALL_SCENARIOS.map((id) => ({ id, title: `scenario ${id}`, comparisons: [], figures: [], targets: [], notes: [] })),
     profiles: [{ name: 'scenario 1: forward auth', flame: 'forward-auth', samplesMs: 1, top: [], byArea: [] }],
     failures: [],
   };
