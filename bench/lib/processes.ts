@@ -136,27 +136,26 @@ export async function withSteal<T>(work: () => Promise<T>): Promise<{ result: T;
   return { result, steal: stealShare(before, hostTicks()) };
 }
 
-/** CPU seconds (user + system) a process (or one of its threads) has used so far, from /proc (Linux); NaN when unreadable. */
-export function cpuSeconds(pid: number, tid?: string): number {
+/** The fields of /proc/PID[/task/TID]/stat after the command name (which may contain spaces), or null when unreadable. */
+function statFields(pid: number, tid?: string): string[] | null {
   try {
     const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return ticks / 100;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return Number.NaN;
+    return null;
   }
+}
+
+/** CPU seconds (user + system) a process (or one of its threads) has used so far, from /proc (Linux); NaN when unreadable. */
+export function cpuSeconds(pid: number, tid?: string): number {
+  const fields = statFields(pid, tid);
+  return fields === null ? Number.NaN : (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Minor page faults a process (all its threads) has taken so far, from /proc (Linux); NaN when unreadable. */
 export function minorFaults(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
-  } catch {
-    return Number.NaN;
-  }
+  const fields = statFields(pid);
+  return fields === null ? Number.NaN : Number(fields[7]);
 }
 
 /** CPU seconds of a process's main thread and of all its other threads together (in Node: V8's GC and compiler helpers, libuv's pool). */
