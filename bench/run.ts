@@ -48,7 +48,7 @@ async function main(): Promise<number> {
   const waitFor = opts.waitQuietMinutes > 0 ? quietRefs.references.find((r) => r.machine === machineKind())?.baselines[NO_SESSION] : undefined;
   if (opts.waitQuietMinutes > 0 && !waitFor) {
     process.stderr.write(
-      `--wait-quiet: ${QUIET_REFERENCE_FILE} has no quiet figure for "${NO_SESSION}" on ${machineKind()}, so there is nothing to wait for; record one on a quiet host with --record-quiet-reference\n`,
+      `--wait-quiet: ${QUIET_REFERENCE_FILE} has no quiet figure for "${NO_SESSION}" on ${machineKind()}, so there is nothing to wait for: record one first with \`npm run bench -- --record-quiet-reference\` (without --wait-quiet, on a host you know is quiet), then wait with it\n`,
     );
     return 2;
   }
