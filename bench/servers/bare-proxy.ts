@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { ProxyAnswer } from '../../services/gateway/src/answers.ts';
 import type { ProviderRuntime } from '../../services/gateway/src/provider-runtime.ts';
 import { UpstreamPools, proxyHttp } from '../../services/gateway/src/upstream.ts';
+import { HeaderBlock } from '../../services/gateway/src/upstream-h1.ts';
 
 // argv[2]: the upstream origin, e.g. http://127.0.0.1:PORT; argv[3]: `undici` (a bare undici proxy, the
 // issue's baseline) or `native` (the relay the gateway uses for plain HTTP); argv[4] (optional): JSON
@@ -12,6 +13,8 @@ const origin = process.argv[2]!;
 const client = process.argv[3];
 if (client !== 'undici' && client !== 'native') throw new Error(`bare-proxy: client must be undici or native, not ${client}`);
 const extra = JSON.parse(process.argv[4] ?? '[]') as Array<[string, string]>;
+// Prepared once, as the gateway prepares a session's identity headers (both relays take it the same way).
+const block = extra.length > 0 ? new HeaderBlock(extra.map(([name, value]): [string, string] => [name.toLowerCase(), value])) : undefined;
 const pools = new UpstreamPools({ plainHttp: client });
 if (client === 'native' && pools.plain === null) throw new Error('bare-proxy: the native relay is not available on this node');
 const provider = { config: { internal_host_ssl_validation: true } } as ProviderRuntime;
@@ -21,12 +24,11 @@ const server = createServer((req, res) => {
   const headers: Record<string, string | string[]> = {};
   for (const name in req.headers) {
     const v = req.headers[name];
-    if (v !== undefined && !HOP_BY_HOP.has(name)) headers[name] = v;
+    if (v !== undefined && !HOP_BY_HOP.has(name) && !block?.names.has(name)) headers[name] = v;
   }
-  headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
-  for (const [name, value] of extra) headers[name] = value;
+  if (!block?.names.has('x-forwarded-for')) headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
   headers.host = req.headers.host ?? '';
-  const answer: ProxyAnswer = { kind: 'proxy', provider, origin, path: req.url ?? '/', headers };
+  const answer: ProxyAnswer = { kind: 'proxy', provider, origin, path: req.url ?? '/', headers, block };
   proxyHttp(pools, answer, req, res);
 });
 server.keepAliveTimeout = 65_000;

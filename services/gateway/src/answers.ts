@@ -2,6 +2,7 @@
 import type { AuthReply } from '@portcullis/events';
 import { renderPage } from './pages.ts';
 import type { ProviderRuntime } from './provider-runtime.ts';
+import type { HeaderBlock } from './upstream-h1.ts';
 
 /** Answer the client directly. */
 export interface RespondAnswer {
@@ -28,6 +29,8 @@ export interface ProxyAnswer {
   /** Request target sent upstream (path + query). */
   path: string;
   headers: Record<string, string | string[]>;
+  /** Headers prepared once and sent after `headers` (a session's identity headers); `headers` holds none of their names. */
+  block?: HeaderBlock | undefined;
 }
 
 export type Answer = RespondAnswer | ProxyAnswer;

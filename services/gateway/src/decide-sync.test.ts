@@ -5,6 +5,7 @@ import type { Answer } from './answers.ts';
 import { GatewayHandler, type GatewayHandlerDeps } from './gateway-handler.ts';
 import type { IncomingRequest } from './request-context.ts';
 import { providerYaml, startTestGateway, testConfig, unreachableRpc } from './test-support.ts';
+import { upstreamHeaders } from './upstream.ts';
 
 const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
 const config = testConfig(`
@@ -15,7 +16,7 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
 `);
 const request = (url: string, headers: Record<string, string>): IncomingRequest => ({ method: 'GET', url, headers, peer: '127.0.0.1', encrypted: false });
 /** The parts of an answer a client or upstream sees. */
-const visible = (a: Answer) => (a.kind === 'proxy' ? { kind: a.kind, origin: a.origin, path: a.path, headers: a.headers } : { kind: a.kind, status: a.status, headers: a.headers, body: a.body });
+const visible = (a: Answer) => (a.kind === 'proxy' ? { kind: a.kind, origin: a.origin, path: a.path, headers: upstreamHeaders(a) } : { kind: a.kind, status: a.status, headers: a.headers, body: a.body });
 
 t.test('decide() answers synchronously exactly when nothing needs waiting for, with the answer handle() gives', async (t) => {
   const gw = await startTestGateway(config);
@@ -35,7 +36,7 @@ t.test('decide() answers synchronously exactly when nothing needs waiting for, w
       name: 'proxy mode with a live session',
       req: request('/hello?q=1', { host: 'app.company', cookie: app }),
       sync: true,
-      expect: (a) => a.kind === 'proxy' && a.path === '/hello?q=1' && a.headers['x-authentik-username'] === 'bob',
+      expect: (a) => a.kind === 'proxy' && a.path === '/hello?q=1' && upstreamHeaders(a)['x-authentik-username'] === 'bob',
     },
     { name: 'proxy mode without a cookie: the login redirect', req: request('/private', { host: 'app.company' }), sync: true, expect: (a) => a.kind === 'respond' && a.status === 302 },
     { name: 'an allow-listed path', req: request('/public/x.css', { host: 'app.company' }), sync: true, expect: (a) => a.kind === 'proxy' },

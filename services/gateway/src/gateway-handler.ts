@@ -147,6 +147,8 @@ export class GatewayHandler {
   readonly #deps: GatewayHandlerDeps;
   readonly #route: (host: string, scheme: 'http' | 'https') => number | undefined;
   readonly #trusted: CidrMatcher;
+  /** `#trusted` as a function, made once (not a closure per proxied request). */
+  readonly #isTrusted = (ip: string): boolean => this.#trusted.matches(ip);
   readonly #identity: IdentityHeaderCache;
   readonly #meta: { outpostName: string; version: string };
   readonly #anonymous = new Map<ProviderRuntime, Array<[string, string]>>();
@@ -536,33 +538,35 @@ export class GatewayHandler {
     viaHeader = false,
   ): ProxyAnswer {
     const headers: Record<string, string | string[]> = {};
+    const identity = session ? this.#identity.get(p, session) : null;
+    // The session's identity headers replace any the client sent under the same names.
+    const replaced = identity?.upstreamBlock?.names;
     const connectionTokens = connectionHeaderTokens(req.headers.connection);
     for (const name in req.headers) {
       const value = req.headers[name];
       if (value === undefined || NOT_FORWARDED.has(name) || p.stripHeader(name)) continue;
       // A credential that authenticated the request is not passed on (authentik removes it too).
       if (viaHeader && name === 'authorization') continue;
-      if (connectionTokens?.has(name)) continue;
+      if (connectionTokens?.has(name) || replaced?.has(name)) continue;
       headers[name] = value;
     }
-    const client = resolveClientAddress(req.peer, trusted ? headerValue(req.headers, 'x-forwarded-for') : undefined, (ip) =>
-      this.#trusted.matches(ip),
-    );
+    const client = resolveClientAddress(req.peer, trusted ? headerValue(req.headers, 'x-forwarded-for') : undefined, this.#isTrusted);
     headers['x-forwarded-for'] = client.forwardedFor;
     headers['x-real-ip'] = client.clientIp;
     headers['x-forwarded-host'] = host;
     headers['x-forwarded-proto'] = scheme;
-    let origin = p.internalUrl!.origin;
+    let origin = p.internalOrigin!;
     let hostHeader = headerValue(req.headers, 'host') ?? host;
     if (session) {
-      for (const [name, value] of this.#identity.get(p, session).upstream) headers[name] = value;
+      if (!identity?.upstreamBlock) for (const [name, value] of identity!.upstream) headers[name] = value;
       const akProxy = (session.claims.ak_proxy ?? {}) as { backend_override?: unknown; host_header?: unknown };
       const override = backendOrigin(akProxy.backend_override);
       if (override) origin = override;
       if (typeof akProxy.host_header === 'string' && akProxy.host_header !== '') hostHeader = akProxy.host_header;
     }
     headers.host = hostHeader;
-    return { kind: 'proxy', provider: p, origin, path: target, headers };
+    // Always the same shape (the block may be undefined): one hidden class for every proxied answer.
+    return { kind: 'proxy', provider: p, origin, path: target, headers, block: identity?.upstreamBlock ?? undefined };
   }
 
   // ---- shared ---------------------------------------------------------------------------------------
@@ -786,6 +790,6 @@ export function canonicalRawPath(rawPath: string): string | null {
 
 /** Labels an answer with its provider's external host (metrics, spans). */
 function withMetricHost<A extends Answer>(answer: A, p: ProviderRuntime): A {
-  answer.metricHost = p.externalUrl.host;
+  answer.metricHost = p.externalHost;
   return answer;
 }

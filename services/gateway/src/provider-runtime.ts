@@ -16,6 +16,8 @@ export interface ProviderRuntime {
   externalUrl: URL;
   /** external_host origin (`https://app.company`), no path. */
   externalOrigin: string;
+  /** external_host's host (`app.company`, with a port when it has one): the `host` label of metrics. */
+  externalHost: string;
   /** external_host path prefix without trailing slash ("" when none): `/subdir`. */
   basePath: string;
   /** Whether cookies get the Secure attribute. */
@@ -26,8 +28,8 @@ export interface ProviderRuntime {
   skipRules: SkipRules;
   hasSkipRules: boolean;
   stripHeader: (name: string) => boolean;
-  /** internal_host parsed (proxy mode), or null. */
-  internalUrl: URL | null;
+  /** internal_host's origin (`http://app:8080`, proxy mode), or null: where requests are relayed. */
+  internalOrigin: string | null;
   /** Raw cookie values whose signature was verified (bounded), so the HMAC runs once per cookie, not per request. */
   verifiedCookies: Map<string, { sessionId: string; seq: number }>;
 }
@@ -46,6 +48,7 @@ export function compileProviders(config: PortcullisConfig): ProviderRuntime[] {
       name: p.name,
       externalUrl,
       externalOrigin: externalUrl.origin,
+      externalHost: externalUrl.host,
       basePath: externalUrl.pathname.replace(/\/+$/, ''),
       secure: externalUrl.protocol === 'https:',
       sessionCookie: sessionCookieName(p.client_id),
@@ -53,7 +56,7 @@ export function compileProviders(config: PortcullisConfig): ProviderRuntime[] {
       skipRules: rules,
       hasSkipRules: p.skip_path_regex.trim() !== '',
       stripHeader: buildHeaderStripper(p.strip_headers),
-      internalUrl: p.internal_host ? new URL(p.internal_host) : null,
+      internalOrigin: p.internal_host ? new URL(p.internal_host).origin : null,
       verifiedCookies: new Map(),
     };
   });

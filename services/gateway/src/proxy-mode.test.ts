@@ -127,6 +127,25 @@ ${providerYaml({ name: 'dead', mode: 'proxy', external_host: 'https://dead.compa
     }
   });
 
+  t.test("a header the session sets replaces the client's header of that name, sent once", async (t) => {
+    const cookie = await gw.login('app', ALICE);
+    const r = await inject({ url: '/team', headers: { host: 'app.company', cookie, 'X-Team': 'spoofed', 'x-other': 'kept' } });
+    t.equal(r.statusCode, 200);
+    const h = echo(r.body).headers;
+    t.equal(h['x-team'], 'platform', 'only the session\'s value (a duplicate would read "spoofed, platform")');
+    t.equal(h['x-other'], 'kept', 'other client headers pass');
+  });
+
+  t.test('a session header the gateway also sets per request (additionalHeaders X-Forwarded-For) is sent once, the session\'s value', async (t) => {
+    const cookie = await gw.login('app', { ...ALICE, ak_proxy: { user_attributes: { additionalHeaders: { 'X-Forwarded-For': '192.0.2.1', 'X-Team': 'ops' } } } });
+    const r = await inject({ url: '/xff', headers: { host: 'app.company', cookie, 'x-team': 'spoofed' } });
+    t.equal(r.statusCode, 200);
+    const h = echo(r.body).headers;
+    t.equal(h['x-forwarded-for'], '192.0.2.1');
+    t.equal(h['x-team'], 'ops');
+    t.equal(h['x-authentik-username'], 'alice', 'the identity headers are all there');
+  });
+
   t.test('allow-listed path without a session → proxied with no identity headers', async (t) => {
     const r = await inject({ url: '/public/a.css', headers: { host: 'app.company' } });
     t.equal(r.statusCode, 200);

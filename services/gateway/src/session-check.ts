@@ -10,6 +10,7 @@ import {
 } from '@portcullis/protocol';
 import type { SessionReader, SessionRecord } from '@portcullis/store';
 import type { ProviderRuntime } from './provider-runtime.ts';
+import { HeaderBlock } from './upstream-h1.ts';
 
 /** Outcome of checking a request's session cookie. */
 export interface SessionCheck {
@@ -133,13 +134,21 @@ function matchCookie(p: ProviderRuntime, value: SessionCookieValue, session: Ses
   return { session, staleCookie: false };
 }
 
-/** A session's identity headers in the two shapes the gateway sends them, values encoded for the wire. */
+/** A session's identity headers in the shapes the gateway sends them, values encoded for the wire. */
 export interface WireIdentityHeaders {
   /** For a forward-auth answer: names as authentik spells them. */
   answer: Array<[string, string]>;
   /** For a proxied request: lower-case names (the upstream request's header object). */
   upstream: Array<[string, string]>;
+  /**
+   * `upstream` checked and serialized once, for the relay; null when it names a header the gateway
+   * sets per request (an `additionalHeaders` X-Forwarded-For, say), which then goes the per-header way.
+   */
+  upstreamBlock: HeaderBlock | null;
 }
+
+/** Headers the gateway sets on every proxied request itself (the relay frames with the rest of node's forbidden ones). */
+const PER_REQUEST_NAMES = new Set(['host', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-proto']);
 
 /** Identity headers per session, computed and encoded once per session record this process holds (HOT). */
 export class IdentityHeaderCache {
@@ -167,7 +176,8 @@ export class IdentityHeaderCache {
       });
       if (result.warnings.length > 0) this.onWarnings(session, result.warnings);
       const answer = result.headers.map(([name, value]): [string, string] => [name, encodeHeaderValueForWire(value)]);
-      headers = { answer, upstream: answer.map(([name, value]): [string, string] => [name.toLowerCase(), value]) };
+      const upstream = answer.map(([name, value]): [string, string] => [name.toLowerCase(), value]);
+      headers = { answer, upstream, upstreamBlock: upstream.some(([name]) => PER_REQUEST_NAMES.has(name)) ? null : new HeaderBlock(upstream) };
       this.#cache.set(session, headers);
     }
     return headers;

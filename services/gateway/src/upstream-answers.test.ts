@@ -67,7 +67,9 @@ t.test('upstream answers', async (t) => {
       const cookies = Array.from({ length: 6 }, (_, i) => `.AspNetCore.CookiesC${i + 1}=${'x'.repeat(4000)}; path=/; httponly`);
       res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': cookies }).end('big');
     } else if (req.url === '/no-ws') {
-      res.writeHead(403, { 'content-type': 'text/plain', 'x-reason': 'origin' }).end('websocket refused by the app');
+      res
+        .writeHead(403, { 'content-type': 'text/plain', 'x-reason': 'origin', 'x-seen-user': String(req.headers['x-authentik-username']) })
+        .end('websocket refused by the app');
     } else if (req.url === '/cookie-size') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end(String(req.headers.cookie?.length));
     } else {
@@ -113,6 +115,7 @@ t.test('upstream answers', async (t) => {
     );
     t.match(text, /^HTTP\/1\.1 403 /);
     t.match(text, /\r\nx-reason: origin\r\n/i);
+    t.match(text, /\r\nx-seen-user: alice\r\n/i, "the upgrade request carried the session's identity headers");
     t.equal(bodyOf(text), 'websocket refused by the app', 'the body as sent', { text });
   });
 

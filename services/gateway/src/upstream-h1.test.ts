@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { type Server, type Socket, createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import t, { type Test } from 'tap';
-import { H1Pools, type H1Options, type RelayHandler, UpstreamError, bodySlabsAllocated, nativeRelayAvailable } from './upstream-h1.ts';
+import { H1Pools, type H1Options, HeaderBlock, type RelayHandler, UpstreamError, bodySlabsAllocated, nativeRelayAvailable } from './upstream-h1.ts';
 
 const OPTIONS: H1Options = { maxConnections: 16, idleMs: 30_000, headersTimeoutMs: 60_000, connectTimeoutMs: 10_000, maxHeaderBytes: 1024 * 1024 };
 
@@ -25,6 +25,7 @@ function send(
   path = '/',
   headers: Record<string, string | string[]> = { host: 'app.test' },
   body: IncomingMessage | null = null,
+  block?: HeaderBlock,
 ): Promise<Outcome> {
   return new Promise((resolve) => {
     const out: Outcome = { body: '', complete: false };
@@ -48,7 +49,7 @@ function send(
         resolve(out);
       },
     };
-    pools.get(origin).dispatch(method, path, headers, body, handler);
+    pools.get(origin).dispatch(method, path, headers, body, handler, block);
   });
 }
 
@@ -292,6 +293,40 @@ t.test('native upstream relay', async (t) => {
     t.equal(fine.status, 200);
     t.match(up.heads[0], /\r\nx-list: a\r\nx-list: b\r\n/, 'repeated values are repeated lines');
     t.match(up.heads[0], /\r\nhost: 127\.0\.0\.1:\d+/, 'no Host given: the origin is the Host');
+  });
+
+  t.test("a prepared header block goes after the request's own headers; a block with a bad value is never written", async (t) => {
+    const up = await rawUpstream(t, (_head, socket) => socket.write(ok('x')));
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const block = new HeaderBlock([
+      ['x-authentik-username', 'alice'],
+      ['x-authentik-groups', 'a|b'],
+    ]);
+    const sent = await send(pools, up.origin, 'GET', '/', { 'x-first': '1', host: 'app.test' }, null, block);
+    t.equal(sent.status, 200);
+    t.equal(up.heads[0], 'GET / HTTP/1.1\r\nx-first: 1\r\nhost: app.test\r\nx-authentik-username: alice\r\nx-authentik-groups: a|b', 'each line once, in order');
+    const withoutHost = await send(pools, up.origin, 'GET', '/', {}, null, block);
+    t.equal(withoutHost.status, 200);
+    t.match(up.heads[1], /\r\nx-authentik-groups: a\|b\r\nhost: 127\.0\.0\.1:\d+$/, 'no Host given: the origin is the Host, after the block');
+
+    const injected = new HeaderBlock([
+      ['x-authentik-username', 'alice'],
+      ['x-authentik-name', 'Eve\r\nx-authentik-groups: admins'],
+    ]);
+    t.equal(injected.invalid, 'invalid value of header x-authentik-name');
+    t.equal(injected.lines, undefined);
+    const refused = await send(pools, up.origin, 'GET', '/', { host: 'app.test' }, null, injected);
+    t.match(refused.error, { code: 'UND_ERR_INVALID_ARG', message: 'invalid value of header x-authentik-name' });
+    t.equal(new HeaderBlock([['bad name', 'x']]).invalid, 'invalid header name "bad name"');
+    t.equal(up.heads.length, 2, 'the refused request never reached the upstream');
+  });
+
+  t.test("a header block merged into a header object (undici, upgrades): the block's names replace the object's", async (t) => {
+    const block = new HeaderBlock([['x-team', 'platform']]);
+    const object = { host: 'app.test', 'x-team': 'spoofed', 'x-other': ['a', 'b'] };
+    t.same(block.mergeInto(object), { host: 'app.test', 'x-other': ['a', 'b'], 'x-team': 'platform' });
+    t.same(object, { host: 'app.test', 'x-team': 'spoofed', 'x-other': ['a', 'b'] }, 'the object itself is not changed');
   });
 
   t.test('beyond maxConnections requests wait their turn; all are answered', async (t) => {

@@ -131,6 +131,52 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * Headers many requests carry unchanged (a session's identity headers), checked and serialized once
+ * (HOT: building and writing 12 identity headers one by one cost ~0.7 µs per proxied request).
+ * Lower-case names. Shared between requests: never mutated.
+ */
+export class HeaderBlock {
+  readonly pairs: ReadonlyArray<readonly [string, string]>;
+  /** The pairs' names: a client header of one of these names is replaced, not sent along. */
+  readonly names: ReadonlySet<string>;
+  /** `name: value\r\n` per pair. */
+  readonly #lines: string;
+  /** Why the block cannot be sent (a name or value no request may carry), or null. */
+  readonly #invalid: string | null;
+
+  constructor(pairs: ReadonlyArray<readonly [string, string]>) {
+    this.pairs = pairs;
+    this.names = new Set(pairs.map(([name]) => name));
+    let lines = '';
+    let invalid: string | null = null;
+    for (const [name, value] of pairs) {
+      if (!TOKEN.test(name)) invalid ??= `invalid header name ${JSON.stringify(name)}`;
+      else if (BAD_VALUE.test(value)) invalid ??= `invalid value of header ${name}`;
+      lines += `${name}: ${value}\r\n`;
+    }
+    this.#lines = lines;
+    this.#invalid = invalid;
+  }
+
+  /** The block as request-head lines, or undefined when a name or value cannot be sent (then {@link invalid} says why). */
+  get lines(): string | undefined {
+    return this.#invalid === null ? this.#lines : undefined;
+  }
+
+  get invalid(): string | null {
+    return this.#invalid;
+  }
+
+  /** `headers` with the block's pairs added (for clients that take a header object: undici, upgrades); the block's names win. */
+  mergeInto(headers: Record<string, string | string[]>): Record<string, string | string[]> {
+    const merged: Record<string, string | string[]> = {};
+    for (const name in headers) if (!this.names.has(name)) merged[name] = headers[name]!;
+    for (const [name, value] of this.pairs) merged[name] = value;
+    return merged;
+  }
+}
+
 /** A request as written to the upstream: its head, and the client's body stream if any. */
 interface Pending {
   head: string;
@@ -146,9 +192,22 @@ interface Pending {
 
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
-/** Builds the request head, or returns the reason it cannot be sent (a bad header from config or claims: never written). */
-function requestHead(method: string, path: string, headers: Record<string, string | string[]>, hostOfOrigin: string, hasBody: boolean): { head: string; chunked: boolean } | string {
+/**
+ * Builds the request head (`headers`, then `block`'s lines), or returns the reason it cannot be sent
+ * (a bad header from config or claims: never written). `block` holds no `host`, `content-length` or
+ * `transfer-encoding` (its owner keeps those in `headers`), and `headers` none of its names.
+ */
+function requestHead(
+  method: string,
+  path: string,
+  headers: Record<string, string | string[]>,
+  hostOfOrigin: string,
+  hasBody: boolean,
+  block: HeaderBlock | undefined,
+): { head: string; chunked: boolean } | string {
   if (path.length === 0 || BAD_PATH.test(path)) return 'invalid request target';
+  const lines = block === undefined ? '' : block.lines;
+  if (lines === undefined) return block!.invalid!;
   let head = `${method} ${path} HTTP/1.1\r\n`;
   let host = false;
   let sized = false;
@@ -173,6 +232,7 @@ function requestHead(method: string, path: string, headers: Record<string, strin
       }
     }
   }
+  head += lines;
   if (!host) head += `host: ${hostOfOrigin}\r\n`;
   const chunked = hasBody && !sized;
   if (chunked) head += 'transfer-encoding: chunked\r\n';
@@ -705,8 +765,15 @@ class H1Origin {
     this.options = options;
   }
 
-  dispatch(method: string, path: string, headers: Record<string, string | string[]>, body: IncomingMessage | null, handler: RelayHandler): void {
-    const built = requestHead(method, path, headers, this.host, body !== null);
+  dispatch(
+    method: string,
+    path: string,
+    headers: Record<string, string | string[]>,
+    body: IncomingMessage | null,
+    handler: RelayHandler,
+    block?: HeaderBlock,
+  ): void {
+    const built = requestHead(method, path, headers, this.host, body !== null, block);
     if (typeof built === 'string') {
       handler.onError(new UpstreamError('UND_ERR_INVALID_ARG', built));
       return;

@@ -485,7 +485,7 @@ export function proxyHttp(
   const exchange = new ProxyExchange(answer, method, req, res, observe, lifecycle, request);
   const body = requestHasBody(req) ? req : null;
   if (pools.plain !== null && answer.origin.startsWith('http:')) {
-    pools.plain.get(answer.origin).dispatch(method, answer.path, answer.headers, body, exchange);
+    pools.plain.get(answer.origin).dispatch(method, answer.path, answer.headers, body, exchange, answer.block);
     return;
   }
   if (body !== null) exchange.bodyStallMs = pools.bodyStallMs;
@@ -493,9 +493,14 @@ export function proxyHttp(
   // The raw handler interface (marked deprecated in the types) is the one undici's own request API
   // implements: it skips the controller wrapper and the parsed-headers object of the new interface.
   pool.dispatch(
-    { method: method as 'GET', path: answer.path, headers: answer.headers, body },
+    { method: method as 'GET', path: answer.path, headers: upstreamHeaders(answer), body },
     exchange as never,
   );
+}
+
+/** Every header a proxied request carries upstream, as one object (for undici, which takes no prepared block). */
+export function upstreamHeaders(answer: ProxyAnswer): Record<string, string | string[]> {
+  return answer.block ? answer.block.mergeInto(answer.headers) : answer.headers;
 }
 
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -634,7 +639,7 @@ export function proxyUpgrade(pools: UpstreamPools, answer: ProxyAnswer, req: Inc
   const pool = pools.get(answer.origin, answer.provider.config.internal_host_ssl_validation);
   const protocol = String(req.headers.upgrade ?? 'websocket');
   pool.dispatch(
-    { path: answer.path, method: (req.method ?? 'GET') as 'GET', headers: answer.headers, upgrade: protocol, body },
+    { path: answer.path, method: (req.method ?? 'GET') as 'GET', headers: upstreamHeaders(answer), upgrade: protocol, body },
     new UpgradeExchange(socket, protocol, rest, req.httpVersion === '1.1' && req.method !== 'HEAD'),
   );
 }
