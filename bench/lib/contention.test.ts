@@ -37,7 +37,7 @@ function report(fwdBareCpu: number[], noSessionBareCpu: number[]): BenchReport {
         figures: [],
         targets: [
           { what: 'throughput vs bare', target: '≥ 0.80', measured: '0.82', met: true, comparison: 'fwd, saturated' },
-          { what: 'paced p99', target: '≤ 5 ms', measured: '3 ms', met: true },
+          { what: 'paced p99', target: '≤ 5 ms', measured: '3 ms', met: true, comparison: 'fwd, paced' },
         ],
         notes: [],
       },
@@ -96,16 +96,35 @@ t.test('one round above the factor makes that comparison contended and flags onl
   t.strictSame(a.comparisons[0]!.roundsCpuUs, [16, 24]);
   t.equal(a.comparisons[0]!.worst, 1.5);
   t.equal(a.comparisons[1]!.contended, false);
-  t.strictSame(a.reasons, ['fwd, saturated: bare node:http needed 1.50× its quiet CPU per request (above 1.3×)'], 'the reason names the comparison and the factor');
+  t.strictSame(
+    a.reasons,
+    [
+      'fwd, saturated: bare node:http needed 1.50× its quiet CPU per request (above 1.3×)',
+      'fwd, paced: measured next to fwd, saturated, which was contended (a paced run has no CPU reference of its own)',
+    ],
+    'the reason names the comparison and the factor; the paced sibling says why it is flagged',
+  );
   const [fwd, paced] = r.scenarios[0]!.targets;
   t.match(fwd!.contended, /bare node:http needed 1\.5× its quiet CPU per request/);
-  t.equal(paced!.contended, undefined, 'a target of another comparison is not flagged');
-  t.equal(r.scenarios[1]!.targets[0]!.contended, undefined);
+  t.equal(paced!.contended, 'measured next to fwd, saturated, which ran on a contended host', "the paced sibling of that scenario is flagged");
+  t.equal(r.scenarios[1]!.targets[0]!.contended, undefined, 'a target of another scenario is not');
   const md = renderMarkdown(r, 'x.svg');
   t.match(md, /\*\*This run was contended\*\*/);
   t.match(md, /\| 1 \| throughput vs bare \| ≥ 0\.80 \| 0\.82 \| yes, but \*\*contended\*\* \(bare node:http needed 1\.5×/);
   t.match(md, /\| 3 \| redirect vs bare \| ≥ 0\.80 \| 0\.79 \| \*\*no\*\* \|/);
   t.match(md, /\| fwd, saturated \| bare node:http \| 16\.0 \| 16\.0, 24\.0 \| 1\.50 \| \*\*yes\*\* \|/);
+});
+
+t.test("a paced comparison is judged by its scenario's saturated ones: flagged when one was contended, by CPU or by steal, else not", async (t) => {
+  const quiet = report([16, 16], [30, 30]);
+  const a = assessContention(quiet, refs(), MACHINE);
+  t.equal(quiet.scenarios[0]!.targets[1]!.contended, undefined, "quiet saturated rounds: the paced target stands, though another scenario's baseline was contended");
+  t.strictSame(a.reasons, ['no session: bare node:http needed 1.67× its quiet CPU per request (above 1.3×)']);
+  const stolen = report([16, 16], [18, 18]);
+  stolen.scenarios[0]!.comparisons[0]!.targets[1]!.runs[0]!.steal = 0.05;
+  const b = assessContention(stolen, { about: 'none', references: [] }, 'Other CPU × 8');
+  t.equal(stolen.scenarios[0]!.targets[1]!.contended, 'measured next to fwd, saturated, which ran on a contended host', 'steal in the saturated rounds flags it, with no quiet reference too');
+  t.equal(b.reasons.length, 2);
 });
 
 t.test('a round whose CPU was not measured cannot vouch for the machine', async (t) => {
