@@ -558,6 +558,7 @@ export class GatewayHandler {
     let origin = p.internalOrigin!;
     let hostHeader = headerValue(req.headers, 'host') ?? host;
     if (session) {
+      // No block (the session's headers name one set above): header by header, the session's winning.
       if (!identity?.upstreamBlock) for (const [name, value] of identity!.upstream) headers[name] = value;
       const akProxy = (session.claims.ak_proxy ?? {}) as { backend_override?: unknown; host_header?: unknown };
       const override = backendOrigin(akProxy.backend_override);
