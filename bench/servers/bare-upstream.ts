@@ -1,4 +1,4 @@
-// The upstream of the proxy scenarios: node:http answering a small body, 64 KiB on paths starting with /64k, or the request's headers as JSON on /echo-headers.
+// The upstream of the proxy scenarios: node:http answering a small body, 64 KiB on paths starting with /64k (chunked, with no length, on /chunked-64k), or the request's headers as JSON on /echo-headers.
 import { createServer } from 'node:http';
 
 const SMALL = Buffer.from('hello world');
@@ -11,6 +11,13 @@ const server = createServer((req, res) => {
     const json = JSON.stringify(req.headers);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
     res.end(json);
+    return;
+  }
+  if (req.url?.startsWith('/chunked-64k')) {
+    // No Content-Length: node frames it chunked, as apps streaming their answers do.
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write(LARGE);
+    res.end();
     return;
   }
   const body = req.url?.startsWith('/64k') ? LARGE : SMALL;
