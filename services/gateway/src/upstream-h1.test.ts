@@ -708,3 +708,190 @@ t.test('native upstream relay', async (t) => {
     });
   });
 });
+
+t.test('chunked bodies (framing decoded by the relay, not by the parser)', async (t) => {
+  const pattern = (tag: number, size: number) => {
+    const b = Buffer.allocUnsafe(size);
+    for (let i = 0; i < size; i++) b[i] = (tag * 29 + i * 13 + (i >> 10)) & 0xff;
+    return b;
+  };
+  /** A chunked answer of these chunks (extensions on every other size line) and trailers, as raw bytes. */
+  const chunkedAnswer = (chunks: Buffer[], trailers = '') =>
+    Buffer.concat([
+      Buffer.from('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n', 'latin1'),
+      ...chunks.flatMap((c, i) => [Buffer.from(`${c.length.toString(16)}${i % 2 ? ';ext="v"' : ''}\r\n`, 'latin1'), c, Buffer.from('\r\n', 'latin1')]),
+      Buffer.from(`0\r\n${trailers}\r\n`, 'latin1'),
+    ]);
+  /** Sends GET `path`; counts lent chunks and gives each back a moment later (as the gateway's write callback does). */
+  const fetchChunked = (pools: H1Pools, origin: string, path = '/') =>
+    new Promise<{ body: Buffer; lent: number; headers: string[]; error?: Error }>((resolve) => {
+      const parts: Buffer[] = [];
+      let lent = 0;
+      let headers: string[] = [];
+      pools.get(origin).dispatch('GET', path, { host: 'app.test' }, null, {
+        onConnect() {},
+        onHeaders(_s, raw) {
+          headers = raw.map(String);
+          return true;
+        },
+        onData(chunk, release) {
+          parts.push(Buffer.from(chunk));
+          if (release) {
+            lent++;
+            setImmediate(release);
+          }
+          return true;
+        },
+        onComplete: () => resolve({ body: Buffer.concat(parts), lent, headers }),
+        onError: (error) => resolve({ body: Buffer.concat(parts), lent, headers, error }),
+      });
+    });
+
+  t.test('every byte arrives in order, the answer cut at every point of its framing; the connection is then reused', async (t) => {
+    const chunks = [1, 100, 4095, 4096, 70_000, 3].map((size, i) => pattern(i, size));
+    const whole = chunkedAnswer(chunks, 'x-checksum: abc\r\n');
+    const expected = Buffer.concat(chunks);
+    // Cut points: every byte of each size line, CRLF and trailer, and a few inside the data.
+    const cuts: number[] = [];
+    for (let i = 1; i < whole.length; i++) {
+      const inData = chunks.some((c) => c.length > 8 && whole.indexOf(c) + 4 < i && i < whole.indexOf(c) + c.length - 4);
+      if (!inData || i % 9973 === 0) cuts.push(i);
+    }
+    let served = 0;
+    const up = await rawUpstream(t, (_head, socket) => {
+      const cut = cuts[served++ % cuts.length]!;
+      socket.write(whole.subarray(0, cut));
+      setImmediate(() => socket.write(whole.subarray(cut)));
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    let wrong = 0;
+    for (let i = 0; i < cuts.length; i++) {
+      const got = await fetchChunked(pools, up.origin);
+      if (got.error || !got.body.equals(expected)) wrong++;
+    }
+    t.equal(wrong, 0, `all ${cuts.length} answers whole and exact`);
+    t.equal(up.connections(), 1, 'one connection for all: each answer ended exactly at its last CRLF');
+  });
+
+  t.test('large runs come in slabs lent to the handler, small ones in plain buffers; trailers never become headers', async (t) => {
+    const up = await rawUpstream(t, (head, socket) => {
+      const small = head.startsWith('GET /small');
+      socket.write(chunkedAnswer(small ? [pattern(1, 100), pattern(2, 4095)] : [pattern(3, 200_000)], 'x-evil: yes\r\n'));
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const small = await fetchChunked(pools, up.origin, '/small');
+    t.equal(small.lent, 0, 'runs under 4 KiB are not given slabs');
+    t.ok(small.body.equals(Buffer.concat([pattern(1, 100), pattern(2, 4095)])));
+    const large = await fetchChunked(pools, up.origin, '/large');
+    t.ok(large.lent >= 4, `200 000 bytes in slabs (${large.lent} lent)`);
+    t.ok(large.body.equals(pattern(3, 200_000)));
+    t.notOk(large.headers.some((h) => h.toLowerCase() === 'x-evil'));
+    const after = await fetchChunked(pools, up.origin, '/small');
+    t.notOk(after.headers.some((h) => h.toLowerCase() === 'x-evil'), 'nor of the next answer');
+    t.equal(up.connections(), 1);
+  });
+
+  t.test('framing that is not strictly HTTP/1.1 is an error, never a complete answer, and the connection is not reused', async (t) => {
+    const bad: Array<[string, string]> = [
+      ['a bare LF after the size', '5\nhello\r\n0\r\n\r\n'],
+      ['whitespace before the extension', '5 ;x\r\nhello\r\n0\r\n\r\n'],
+      ['no size', '\r\nhello\r\n0\r\n\r\n'],
+      ['a size that is not hex', '5g\r\nhello\r\n0\r\n\r\n'],
+      ['data longer than its size', '5\r\nhelloX\r\n0\r\n\r\n'],
+      // Taking any byte after the CR would read "0" as the last chunk and end the answer early.
+      ['a CR after the data without its LF', '5\r\nhello\r10\r\n0123456789abcdef\r\n0\r\n\r\n'],
+      ['more than 12 hex digits', '0000000000005\r\nhello\r\n0\r\n\r\n'],
+      ['a size line longer than 4 KiB', `5;${'x'.repeat(5000)}\r\nhello\r\n0\r\n\r\n`],
+      ['a control character in an extension', '5;a\x01b\r\nhello\r\n0\r\n\r\n'],
+      ['a trailer ended by a bare LF', '5\r\nhello\r\n0\r\nx-t: 1\n\r\n'],
+      ['trailers beyond the head limit', `5\r\nhello\r\n0\r\nx-t: ${'y'.repeat(2000)}\r\n\r\n`],
+    ];
+    for (const [what, body] of bad) {
+      const up = await rawUpstream(t, (_head, socket) => socket.write(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body}`));
+      const pools = new H1Pools({ ...OPTIONS, maxHeaderBytes: 1024 });
+      const got = await fetchChunked(pools, up.origin);
+      t.match(got.error, { code: 'UND_ERR_PARSE' }, what);
+      const next = await fetchChunked(pools, up.origin);
+      t.ok(next.error, `${what}: the next request gets no bytes of it`);
+      t.equal(up.connections(), 2, `${what}: that connection was not reused`);
+      await pools.close();
+    }
+  });
+
+  t.test('the upstream closing mid body is an error after the head; bytes after the last CRLF mean no reuse', async (t) => {
+    const up = await rawUpstream(t, (head, socket) => {
+      if (head.startsWith('GET /cut')) {
+        socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel');
+        setTimeout(() => socket.end(), 20);
+      } else {
+        socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra');
+      }
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const cut = await fetchChunked(pools, up.origin, '/cut');
+    t.match(cut.error, { code: 'UND_ERR_SOCKET' });
+    t.equal(cut.body.toString(), 'hel', 'what came before the cut was relayed, the answer never completed');
+    const stray = await fetchChunked(pools, up.origin, '/stray');
+    t.equal(stray.body.toString(), 'ok');
+    t.equal(stray.error, undefined);
+    const next = await fetchChunked(pools, up.origin, '/stray');
+    t.equal(next.body.toString(), 'ok', 'the next request got its own answer, not the stray one');
+    t.equal(up.connections(), 3, 'neither connection was reused');
+  });
+
+  t.test('other codings, Connection: close and HEAD keep the parser path (and still arrive whole)', async (t) => {
+    const up = await rawUpstream(t, (head, socket) => {
+      if (head.startsWith('GET /coded')) socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: identity, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+      else if (head.startsWith('HEAD')) socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+      else socket.end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n3\r\nxyz\r\n0\r\n\r\n');
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    t.equal((await fetchChunked(pools, up.origin, '/coded')).body.toString(), 'abc');
+    t.equal((await fetchChunked(pools, up.origin, '/close')).body.toString(), 'xyz');
+    const head = await send(pools, up.origin, 'HEAD', '/');
+    t.equal(head.complete, true);
+    t.equal(head.body, '');
+  });
+
+  t.test('a handler that pauses (false) gets the rest of the chunks once it resumes', async (t) => {
+    const chunks = Array.from({ length: 6 }, (_, i) => pattern(10 + i, 30_000));
+    const whole = chunkedAnswer(chunks);
+    const up = await rawUpstream(t, async (_head, socket) => {
+      for (let at = 0; at < whole.length; at += 50_000) {
+        socket.write(whole.subarray(at, at + 50_000));
+        await sleep(5);
+      }
+    });
+    const pools = new H1Pools(OPTIONS);
+    t.teardown(() => pools.close());
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      let resume: () => void = () => {};
+      let pauses = 0;
+      pools.get(up.origin).dispatch('GET', '/', { host: 'app.test' }, null, {
+        onConnect() {},
+        onHeaders(_s, _h, r) {
+          resume = r;
+          return true;
+        },
+        onData(chunk, release) {
+          parts.push(Buffer.from(chunk));
+          release?.();
+          if (pauses < 3) {
+            pauses++;
+            setTimeout(resume, 20);
+            return false;
+          }
+          return true;
+        },
+        onComplete: () => resolve(Buffer.concat(parts)),
+        onError: reject,
+      });
+    });
+    t.ok(got.equals(Buffer.concat(chunks)), 'every byte, in order, across three pauses');
+  });
+});

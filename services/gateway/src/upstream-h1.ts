@@ -2,10 +2,11 @@
 //
 // Why not undici here: relaying a small answer through undici costs ~25 % more CPU per request than
 // the same relay over raw keep-alive sockets parsed by node's native llhttp (bench/README.md, issue 6),
-// and proxy mode is CPU-bound by that relay. Framing is the parser node's own HTTP client uses
-// (chunked, close-delimited, 1xx, HEAD, 204/304, Content-Length/Transfer-Encoding conflicts), so
-// this file mostly manages connections; only a large body with a Content-Length on a kept-alive
-// connection is counted out here, into reusable buffers (BodySlabs), once the parser has read its head.
+// and proxy mode is CPU-bound by that relay. Heads are parsed, and framing decided, by the parser node's
+// own HTTP client uses (close-delimited, 1xx, HEAD, 204/304, Content-Length/Transfer-Encoding
+// conflicts), so this file mostly manages connections. Bodies go through the parser too, except on a
+// kept-alive connection those that are large and sized, or chunked: those are read here (counted out,
+// or de-chunked by the strict ChunkedDecoder) into reusable buffers (BodySlabs) once the head is read.
 // TLS upstreams, upgrades and traced processes keep undici.
 import type { IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
@@ -256,6 +257,13 @@ const READ_BUFFER = Buffer.allocUnsafe(128 * 1024);
 const BYPASS_MIN_BYTES = 16 * 1024;
 
 /**
+ * Body runs shorter than this go to the handler in node's pooled small buffers (`Buffer.allocUnsafe`
+ * slices one 8 KiB allocation below 4 KiB), longer ones in slabs: a 64 KiB slab lent for a few bytes
+ * would hold 64 KiB per slow client.
+ */
+const SLAB_MIN_BYTES = 4096;
+
+/**
  * Reusable buffers for large sized bodies (HOT for large answers). The parser copies every body chunk
  * into a new Buffer; V8 counts those bytes as external memory of the young generation until a
  * scavenge frees them, and counts them against the old generation's limit meanwhile, so a stream of
@@ -291,6 +299,137 @@ class BodySlabs {
 
 const BODY_SLABS = new BodySlabs();
 
+enum Chunk {
+  /** Hex digits of a chunk size (at least one). */
+  Size,
+  /** After the size's `;`: extensions (skipped), up to CR. */
+  Extension,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  /** The start of a trailer line, or the CR of the empty line that ends the body. */
+  TrailerStart,
+  TrailerLine,
+  TrailerLf,
+  EndLf,
+  Done,
+}
+
+/** The longest chunk-size line (size and extensions) and the most hex digits of a size accepted. */
+const CHUNK_LINE_MAX = 4096;
+const CHUNK_SIZE_DIGITS_MAX = 12;
+
+/**
+ * Reads the framing of a chunked body (RFC 9112 §7.1), strictly, as llhttp does without its lenient
+ * flags: hex sizes followed by CRLF or `;` and extensions (skipped; no whitespace before the `;`), CRLF
+ * only (a bare LF is refused), trailers skipped (bounded by the head limit). It never guesses: anything else is an error naming what was wrong, so an answer is
+ * never taken for more or less than the upstream sent (the next answer on the connection depends on it).
+ */
+class ChunkedDecoder {
+  #state = Chunk.Size;
+  #size = 0;
+  #digits = 0;
+  #lineBytes = 0;
+  #trailerBytes = 0;
+  readonly #maxTrailerBytes: number;
+
+  constructor(maxTrailerBytes: number) {
+    this.#maxTrailerBytes = maxTrailerBytes;
+  }
+
+  get done(): boolean {
+    return this.#state === Chunk.Done;
+  }
+
+  /**
+   * Reads `buf` from `at`: either a run of chunk data (`buf[at..dataEnd]`, then `next`), or framing up
+   * to `next` (`dataEnd` = `at`: no data). An error is a string saying what was wrong.
+   */
+  step(buf: Buffer, at: number): { dataEnd: number; next: number } | string {
+    if (this.#state === Chunk.Data) {
+      const end = Math.min(buf.length, at + this.#size);
+      this.#size -= end - at;
+      if (this.#size === 0) this.#state = Chunk.DataCr;
+      return { dataEnd: end, next: end };
+    }
+    let i = at;
+    for (; i < buf.length && this.#state !== Chunk.Data && this.#state !== Chunk.Done; i++) {
+      const c = buf[i]!;
+      switch (this.#state) {
+        case Chunk.Size: {
+          const digit = hexValue(c);
+          if (digit >= 0) {
+            if (++this.#digits > CHUNK_SIZE_DIGITS_MAX) return 'chunk size too large';
+            this.#size = this.#size * 16 + digit;
+          } else if (this.#digits === 0) {
+            return 'no chunk size';
+          } else if (c === 0x0d) {
+            this.#state = Chunk.SizeLf;
+          } else if (c === 0x3b) {
+            this.#state = Chunk.Extension;
+          } else {
+            return 'invalid character in chunk size';
+          }
+          break;
+        }
+        case Chunk.Extension:
+          if (c === 0x0d) this.#state = Chunk.SizeLf;
+          else if (c === 0x0a || (c < 0x20 && c !== 0x09) || c === 0x7f) return 'invalid character in chunk extension';
+          break;
+        case Chunk.SizeLf:
+          if (c !== 0x0a) return 'chunk size line not ended by CRLF';
+          if (this.#size === 0) {
+            this.#state = Chunk.TrailerStart;
+          } else {
+            this.#state = Chunk.Data;
+          }
+          this.#digits = 0;
+          this.#lineBytes = 0;
+          break;
+        case Chunk.DataCr:
+          if (c !== 0x0d) return 'chunk data not followed by CRLF';
+          this.#state = Chunk.DataLf;
+          break;
+        case Chunk.DataLf:
+          if (c !== 0x0a) return 'chunk data not followed by CRLF';
+          this.#state = Chunk.Size;
+          break;
+        case Chunk.TrailerStart:
+          if (c === 0x0d) this.#state = Chunk.EndLf;
+          else if (c === 0x0a) return 'trailer line not ended by CRLF';
+          else this.#state = Chunk.TrailerLine;
+          break;
+        case Chunk.TrailerLine:
+          if (c === 0x0d) this.#state = Chunk.TrailerLf;
+          else if (c === 0x0a) return 'trailer line not ended by CRLF';
+          break;
+        case Chunk.TrailerLf:
+          if (c !== 0x0a) return 'trailer line not ended by CRLF';
+          this.#state = Chunk.TrailerStart;
+          break;
+        case Chunk.EndLf:
+          if (c !== 0x0a) return 'chunked body not ended by CRLF';
+          this.#state = Chunk.Done;
+          break;
+      }
+      if ((this.#state === Chunk.Size || this.#state === Chunk.Extension || this.#state === Chunk.SizeLf) && ++this.#lineBytes > CHUNK_LINE_MAX) {
+        return 'chunk size line too long';
+      }
+      if (this.#state >= Chunk.TrailerStart && this.#state <= Chunk.EndLf && ++this.#trailerBytes > this.#maxTrailerBytes) return 'trailers too large';
+    }
+    return { dataEnd: at, next: i };
+  }
+}
+
+/** The value of an ASCII hex digit, or -1. */
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
+  return -1;
+}
+
 /** How many body slabs the relay has allocated so far (tests: it stays bounded when they are given back). */
 export function bodySlabsAllocated(): number {
   return BODY_SLABS.allocated;
@@ -325,6 +464,8 @@ class H1Connection {
   #bodyCleanup: (() => void) | null = null;
   /** Bytes of the current answer's body still to come, when this file relays it rather than the parser (0: the parser's path). */
   #bodyLeft = 0;
+  /** The current answer's chunked body, when this file relays it rather than the parser (null: the parser's path). */
+  #chunked: ChunkedDecoder | null = null;
   /** Inside the handler's onConnect, and the abort it asked for there (see `start`). */
   #starting = false;
   #abortedAtStart: Error | null = null;
@@ -393,6 +534,7 @@ class H1Connection {
     this.#interim = false;
     this.#keepAlive = false;
     this.#bodyLeft = 0;
+    this.#chunked = null;
     // The last answer may have ended while its client held the upstream paused.
     if (this.socket.isPaused()) this.socket.resume();
     this.#starting = true;
@@ -508,6 +650,12 @@ class H1Connection {
         this.#bodyLeft = length;
         return 2;
       }
+      // A chunked body (of any size: it is unknown) is decoded here too (ChunkedDecoder), so its data
+      // reaches the handler in slabs or pooled buffers, never one new Buffer per chunk.
+      if (length === -1 && isChunkedOnly(headers)) {
+        this.#chunked = new ChunkedDecoder(this.#origin.options.maxHeaderBytes);
+        return 2;
+      }
     }
     return 0;
   }
@@ -516,7 +664,7 @@ class H1Connection {
     const p = this.current;
     if (p === null || this.dead) return;
     // The parser stopped at the head of a body this file relays: the answer ends with its last byte.
-    if (this.#bodyLeft > 0) return;
+    if (this.#bodyLeft > 0 || this.#chunked !== null) return;
     if (this.#interim) {
       this.#interim = false;
       return;
@@ -556,6 +704,10 @@ class H1Connection {
       this.#relayBody(chunk, 0);
       return;
     }
+    if (this.#chunked !== null) {
+      this.#relayChunked(chunk, 0);
+      return;
+    }
     this.#parsing = true;
     const result = this.#parser.execute(chunk);
     this.#parsing = false;
@@ -566,6 +718,10 @@ class H1Connection {
     if (this.#bodyLeft > 0) {
       // The parser stopped at the end of a head whose body this file relays: the rest of the read is body.
       if (result < chunk.length) this.#relayBody(chunk, result);
+      return;
+    }
+    if (this.#chunked !== null) {
+      if (result < chunk.length) this.#relayChunked(chunk, result);
       return;
     }
     if (this.#releaseAfterParse) {
@@ -583,22 +739,9 @@ class H1Connection {
     const p = this.current;
     if (p === null || this.dead) return;
     const end = from + Math.min(this.#bodyLeft, chunk.length - from);
-    let more = true;
-    for (let at = from; at < end; ) {
-      const slab = BODY_SLABS.take();
-      const n = Math.min(BodySlabs.SIZE, end - at);
-      chunk.copy(slab, 0, at, at + n);
-      at += n;
-      this.#bodyLeft -= n;
-      try {
-        if (!p.handler.onData(n === BodySlabs.SIZE ? slab : slab.subarray(0, n), BODY_SLABS.releaser(slab))) more = false;
-      } catch (err) {
-        this.#fail(err as Error);
-        return;
-      }
-      // The handler may have ended the exchange (its client left): nothing more for it.
-      if (this.current !== p || this.dead) return;
-    }
+    this.#bodyLeft -= end - from;
+    const more = this.#deliver(p, chunk, from, end);
+    if (more === null) return;
     if (this.#bodyLeft > 0) {
       if (!more) this.socket.pause();
       return;
@@ -607,9 +750,73 @@ class H1Connection {
     this.#onMessageComplete();
   }
 
+  /**
+   * Relays the chunked body in `chunk[from..]`: framing read by the decoder, data copied out as by
+   * {@link deliver}; completes the answer at the end of its trailers (dropped). Framing the decoder
+   * refuses is an error (never a guess), and bytes after the answer in the same read mean the upstream
+   * is out of step: the connection is not reused.
+   */
+  #relayChunked(chunk: Buffer, from: number): void {
+    const p = this.current;
+    const decoder = this.#chunked;
+    if (p === null || this.dead || decoder === null) return;
+    let more = true;
+    let at = from;
+    while (at < chunk.length && !decoder.done) {
+      const step = decoder.step(chunk, at);
+      if (typeof step === 'string') {
+        this.#fail(new UpstreamError('UND_ERR_PARSE', `the upstream's chunked answer is not valid HTTP/1.1 (${step})`));
+        return;
+      }
+      if (step.dataEnd > at) {
+        const delivered = this.#deliver(p, chunk, at, step.dataEnd);
+        if (delivered === null) return;
+        if (!delivered) more = false;
+      }
+      at = step.next;
+    }
+    if (!decoder.done) {
+      if (!more) this.socket.pause();
+      return;
+    }
+    this.#chunked = null;
+    if (at < chunk.length) this.#keepAlive = false;
+    this.#onMessageComplete();
+  }
+
+  /**
+   * Hands `chunk[from..end]` (in the shared read buffer) to the handler as body: large runs copied into
+   * pooled slabs lent to it, small ones into node's pooled small buffers (neither is a new external
+   * allocation per chunk). False when the handler asked for a pause; null when the exchange is over
+   * (failed, or ended by the handler: its client left).
+   */
+  #deliver(p: Pending, chunk: Buffer, from: number, end: number): boolean | null {
+    let more = true;
+    for (let at = from; at < end; ) {
+      const n = Math.min(BodySlabs.SIZE, end - at);
+      try {
+        if (n < SLAB_MIN_BYTES) {
+          const copy = Buffer.allocUnsafe(n);
+          chunk.copy(copy, 0, at, at + n);
+          if (!p.handler.onData(copy)) more = false;
+        } else {
+          const slab = BODY_SLABS.take();
+          chunk.copy(slab, 0, at, at + n);
+          if (!p.handler.onData(n === BodySlabs.SIZE ? slab : slab.subarray(0, n), BODY_SLABS.releaser(slab))) more = false;
+        }
+      } catch (err) {
+        this.#fail(err as Error);
+        return null;
+      }
+      at += n;
+      if (this.current !== p || this.dead) return null;
+    }
+    return more;
+  }
+
   /** The upstream ended its side: a close-delimited answer is complete, anything else in flight is cut. */
   #onEnd(): void {
-    if (this.current !== null && !this.dead && this.#bodyLeft > 0) {
+    if (this.current !== null && !this.dead && (this.#bodyLeft > 0 || this.#chunked !== null)) {
       this.#fail(new UpstreamError('UND_ERR_SOCKET', 'the upstream closed the connection before its answer was complete'));
       return;
     }
@@ -735,6 +942,20 @@ function sizedBodyLength(headers: string[]): number {
     else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return -1;
   }
   return Number.isSafeInteger(length) && length >= 0 ? length : -1;
+}
+
+/** Whether an answer's only framing is `Transfer-Encoding: chunked` (one such header, no other coding, no Content-Length). */
+function isChunkedOnly(headers: string[]): boolean {
+  let chunked = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') return false;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      if (chunked || headers[i + 1]!.trim().toLowerCase() !== 'chunked') return false;
+      chunked = true;
+    }
+  }
+  return chunked;
 }
 
 /** `Keep-Alive: timeout=N`: the upstream closes idle connections after N s, so reuse stops 1 s before (as undici does). */
