@@ -151,6 +151,16 @@ t.test('proxy relay and cancellation', async (t) => {
       const [offset, size] = path.slice('/slice/'.length).split('/').map(Number) as [number, number];
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
       res.end(PATTERN.subarray(offset, offset + size));
+    } else if (path.startsWith('/chunked-slice/')) {
+      // /chunked-slice/<offset>/<size>: that part of PATTERN with no length (chunked), in pieces of 1 000
+      // and 5 000 bytes and the rest, at once: chunks under and over the relay's 4 KiB slab threshold.
+      req.resume();
+      const [offset, size] = path.slice('/chunked-slice/'.length).split('/').map(Number) as [number, number];
+      const part = PATTERN.subarray(offset, offset + size);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(part.subarray(0, 1000));
+      res.write(part.subarray(1000, 6000));
+      res.end(part.subarray(6000));
     } else if (path.startsWith('/pattern/')) {
       // The first N bytes of PATTERN with a Content-Length, written with backpressure.
       req.resume();
@@ -288,6 +298,18 @@ t.test('proxy relay and cancellation', async (t) => {
     every: number;
     ms: number;
   }
+  /** The data of a chunked body as received by a raw client (the gateway's own framing, not the upstream's). */
+  const dechunk = (wire: Buffer): Buffer => {
+    const parts: Buffer[] = [];
+    let at = 0;
+    for (;;) {
+      const eol = wire.indexOf('\r\n', at);
+      const size = Number.parseInt(wire.subarray(at, eol).toString('latin1'), 16);
+      if (size === 0) return Buffer.concat(parts);
+      parts.push(wire.subarray(eol + 2, eol + 2 + size));
+      at = eol + 2 + size + 2;
+    }
+  };
   interface Download {
     head: Head;
     /** Body bytes received (as sent on the wire: chunk framing included for a chunked answer). */
@@ -724,6 +746,19 @@ t.test('proxy relay and cancellation', async (t) => {
         t.equal(r.sha256, sha256(PATTERN.subarray(j.offset, j.offset + j.size)), `round ${round}, client ${i}: its own bytes, in order`);
       });
     }
+  });
+
+  t.test('the same with chunked answers (de-chunked by the relay into slabs and small buffers): every client gets exactly its own bytes', async (t) => {
+    const sizes = [64 * 1024, 20_000, 200_000, 7_000];
+    const jobs = Array.from({ length: 16 }, (_, i) => ({ offset: i * 300_007, size: sizes[i % sizes.length]! }));
+    const results = await Promise.all(
+      jobs.map((j, i) => download(`/chunked-slice/${j.offset}/${j.size}`, { keepBody: true, ...(i % 3 === 0 ? {} : { pace: { every: 16 * 1024, ms: 2 + (i % 5) } }), ms: 60_000 })),
+    );
+    results.forEach((r, i) => {
+      const j = jobs[i]!;
+      const body = r.head.headers.get('transfer-encoding') === 'chunked' ? dechunk(r.body!) : r.body!;
+      t.ok(body.equals(PATTERN.subarray(j.offset, j.offset + j.size)), `client ${i}: its own ${j.size} bytes, in order`);
+    });
   });
 
   t.test('pipelined requests for different 64 KiB answers, read only after a pause: each answer holds its own bytes (answers queued behind others are not overwritten)', async (t) => {
