@@ -276,6 +276,7 @@ async function main(): Promise<void> {
       { id: 'native-id-64k', gateway: false, target: proxyTo('/64k') },
       { id: 'proxy-64k', gateway: true, target: proxyTo('/64k') },
       { id: 'proxy-64k-chunked', gateway: true, target: proxyTo('/chunked-64k') },
+      { id: 'proxy-small-chunked', gateway: true, target: proxyTo('/chunked-small') },
     ];
     const portOf = (h: BenchChild) => (h.ready as { port: number }).port;
     const baselineOf = (w: Workload) =>

@@ -1,4 +1,4 @@
-// The upstream of the proxy scenarios: node:http answering a small body, 64 KiB on paths starting with /64k (chunked, with no length, on /chunked-64k), or the request's headers as JSON on /echo-headers.
+// The upstream of the proxy scenarios: node:http answering a small body, 64 KiB on paths starting with /64k (chunked, with no length: /chunked-64k and /chunked-small), or the request's headers as JSON on /echo-headers.
 import { createServer } from 'node:http';
 
 const SMALL = Buffer.from('hello world');
@@ -13,10 +13,10 @@ const server = createServer((req, res) => {
     res.end(json);
     return;
   }
-  if (req.url?.startsWith('/chunked-64k')) {
+  if (req.url?.startsWith('/chunked-')) {
     // No Content-Length: node frames it chunked, as apps streaming their answers do.
     res.writeHead(200, { 'content-type': 'text/plain' });
-    res.write(LARGE);
+    res.write(req.url.startsWith('/chunked-64k') ? LARGE : SMALL);
     res.end();
     return;
   }
