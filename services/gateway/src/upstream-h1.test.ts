@@ -96,6 +96,34 @@ async function rawUpstream(t: Test, answer: (head: string, socket: Socket, index
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** GETs / with a handler that asks for a pause (false) on its first three chunks, resuming 20 ms later each time; the whole body. */
+function readWithPauses(pools: H1Pools, origin: string): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let resume: () => void = () => {};
+    let pauses = 0;
+    pools.get(origin).dispatch('GET', '/', { host: 'app.test' }, null, {
+      onConnect() {},
+      onHeaders(_s, _h, r) {
+        resume = r;
+        return true;
+      },
+      onData(chunk, release) {
+        parts.push(Buffer.from(chunk));
+        release?.();
+        if (pauses < 3) {
+          pauses++;
+          setTimeout(resume, 20);
+          return false;
+        }
+        return true;
+      },
+      onComplete: () => resolve(Buffer.concat(parts)),
+      onError: reject,
+    });
+  });
+}
 const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${extra}\r\n${body}`;
 
 t.test('native upstream relay', async (t) => {
@@ -680,30 +708,7 @@ t.test('native upstream relay', async (t) => {
       const up = await rawUpstream(t, (_h, socket) => socket.write(Buffer.concat([Buffer.from(head(body.length), 'latin1'), body])));
       const pools = new H1Pools(OPTIONS);
       t.teardown(() => pools.close());
-      const got = await new Promise<Buffer>((resolve, reject) => {
-        const parts: Buffer[] = [];
-        let resume: () => void = () => {};
-        let pauses = 0;
-        pools.get(up.origin).dispatch('GET', '/', { host: 'app.test' }, null, {
-          onConnect() {},
-          onHeaders(_s, _h, r) {
-            resume = r;
-            return true;
-          },
-          onData(chunk, release) {
-            parts.push(Buffer.from(chunk));
-            release?.();
-            if (pauses < 3) {
-              pauses++;
-              setTimeout(resume, 20);
-              return false;
-            }
-            return true;
-          },
-          onComplete: () => resolve(Buffer.concat(parts)),
-          onError: reject,
-        });
-      });
+      const got = await readWithPauses(pools, up.origin);
       t.ok(got.equals(body), 'every byte, in order, across three pauses');
     });
   });
@@ -868,30 +873,7 @@ t.test('chunked bodies (framing decoded by the relay, not by the parser)', async
     });
     const pools = new H1Pools(OPTIONS);
     t.teardown(() => pools.close());
-    const got = await new Promise<Buffer>((resolve, reject) => {
-      const parts: Buffer[] = [];
-      let resume: () => void = () => {};
-      let pauses = 0;
-      pools.get(up.origin).dispatch('GET', '/', { host: 'app.test' }, null, {
-        onConnect() {},
-        onHeaders(_s, _h, r) {
-          resume = r;
-          return true;
-        },
-        onData(chunk, release) {
-          parts.push(Buffer.from(chunk));
-          release?.();
-          if (pauses < 3) {
-            pauses++;
-            setTimeout(resume, 20);
-            return false;
-          }
-          return true;
-        },
-        onComplete: () => resolve(Buffer.concat(parts)),
-        onError: reject,
-      });
-    });
+    const got = await readWithPauses(pools, up.origin);
     t.ok(got.equals(Buffer.concat(chunks)), 'every byte, in order, across three pauses');
   });
 });

@@ -323,8 +323,9 @@ const CHUNK_SIZE_DIGITS_MAX = 12;
 /**
  * Reads the framing of a chunked body (RFC 9112 §7.1), strictly, as llhttp does without its lenient
  * flags: hex sizes followed by CRLF or `;` and extensions (skipped; no whitespace before the `;`), CRLF
- * only (a bare LF is refused), trailers skipped (bounded by the head limit). It never guesses: anything else is an error naming what was wrong, so an answer is
- * never taken for more or less than the upstream sent (the next answer on the connection depends on it).
+ * only (a bare LF is refused), trailers skipped (bounded by the head limit). It never guesses: anything
+ * else is an error naming what was wrong, so an answer is never taken for more or less than the upstream
+ * sent (the next answer on the connection depends on it).
  */
 class ChunkedDecoder {
   #state = Chunk.Size;
@@ -379,11 +380,7 @@ class ChunkedDecoder {
           break;
         case Chunk.SizeLf:
           if (c !== 0x0a) return 'chunk size line not ended by CRLF';
-          if (this.#size === 0) {
-            this.#state = Chunk.TrailerStart;
-          } else {
-            this.#state = Chunk.Data;
-          }
+          this.#state = this.#size === 0 ? Chunk.TrailerStart : Chunk.Data;
           this.#digits = 0;
           this.#lineBytes = 0;
           break;
