@@ -180,10 +180,12 @@ t.test('shared-config mode: a pushed document naming another certificate is appl
   t.equal(pushed.status, 0, pushed.stderr);
   let applied: { msg: string; bucket?: string; providers?: string[]; certificates?: unknown } | undefined;
   await waitFor(() => {
+    // The watcher applies (and logs) the document it finds at start too, possibly after `mark`: the
+    // line of the pushed document is the one naming its certificate file.
     const line = out()
       .slice(mark)
       .split('\n')
-      .find((l) => l.includes('"shared config applied'));
+      .find((l) => l.includes('"shared config applied') && l.includes(JSON.stringify(certFile)));
     applied = line ? JSON.parse(line) : undefined;
     return applied !== undefined;
   }, 'the "shared config applied" line');
