@@ -205,9 +205,12 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
       gw.gateway.handler.handle = handle;
       gw.gateway.handler.decide = handle;
       gw.warnings.length = 0;
-      const raw = await exchange(port, 'GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/\r\nconnection: close\r\n\r\n');
+      // The first on a kept-alive connection (the front end's on the direct gateway), the second closing it (node's server's).
+      const request = 'GET /outpost.goauthentik.io/auth/nginx HTTP/1.1\r\nhost: fwd.company\r\nx-original-url: http://fwd.company/\r\n';
+      const raw = await exchange(port, `${request}\r\n${request}connection: close\r\n\r\n`);
       const what = `${directPath ? 'direct' : 'fastify'} path, ${name}`;
       t.match(raw, /^HTTP\/1\.1 500 Internal Server Error\r\n[\s\S]*the gateway could not answer this request/, `${what}: 500`);
+      t.equal(raw.match(/HTTP\/1\.1 500 Internal Server Error\r\n/g)?.length, 2, `${what}: 500 for the kept-alive request and for the closing one`);
       t.notMatch(raw, /boom|ERR_INVALID_CHAR|Invalid character|x-bad/, `${what}: nothing internal in the answer`);
       t.ok(gw.warnings.includes('gateway: could not write an answer'), `${what}: logged`);
     }

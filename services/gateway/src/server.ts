@@ -7,11 +7,21 @@ import type { PortcullisConfig } from '@portcullis/config';
 import { tracingEnabled } from '@portcullis/telemetry';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type Answer, HTML_TYPE, JSON_TYPE, TEXT_TYPE, textAnswer } from './answers.ts';
+import { FrontEnd, type FrontRequest, FrontResponse, HeadLines, frontEndAvailable } from './front-h1.ts';
 import { GatewayHandler, type GatewayHandlerDeps } from './gateway-handler.ts';
 import type { IncomingRequest } from './request-context.ts';
 import { type ServedCertificate, buildTlsOptions } from './tls.ts';
 import { logUpstreamFailures } from './upstream-failures.ts';
-import { type Lifecycle, UpstreamPools, type UpstreamObserver, proxyHttp, proxyUpgrade, writeRawResponse } from './upstream.ts';
+import {
+  type ClientResponse,
+  type Lifecycle,
+  type RelayClientRequest,
+  UpstreamPools,
+  type UpstreamObserver,
+  proxyHttp,
+  proxyUpgrade,
+  writeRawResponse,
+} from './upstream.ts';
 
 /** Dependencies of a gateway: the handler's, plus metric hooks for HTTP timings. */
 export interface GatewayDeps extends GatewayHandlerDeps {
@@ -22,6 +32,11 @@ export interface GatewayDeps extends GatewayHandlerDeps {
    * the direct path to the very bytes of the fastify path; production leaves it unset (direct).
    */
   directPath?: boolean;
+  /**
+   * false: node's http.Server reads every request of the HTTP listener, as on the HTTPS one. For the
+   * test that holds the front end (front-h1.ts) to node's bytes; production leaves it unset (on).
+   */
+  frontEnd?: boolean;
 }
 
 /** The fastify options its `serverFactory` sees (the ones it would give its own server). */
@@ -140,14 +155,22 @@ interface HandlerSlot {
  */
 function needsFastify(req: IncomingMessage, methods: ReadonlySet<string>): boolean {
   if (tracingEnabled() || !methods.has(req.method ?? '')) return true;
-  const url = req.url ?? '/';
+  return targetNeedsFastify(req.url ?? '/');
+}
+
+/** A request target with a percent sign in its path (see {@link needsFastify}). */
+function targetNeedsFastify(url: string): boolean {
   const pct = url.indexOf('%');
   if (pct === -1) return false;
   const query = url.indexOf('?');
   return query === -1 || pct < query;
 }
 
-function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, upgraded: Set<Duplex>, https?: object): FastifyInstance {
+/**
+ * Builds one listener's fastify app around the direct path. On the plain-HTTP listener (unless traced),
+ * a front end (front-h1.ts) takes the server's connections first and is added to `fronts`.
+ */
+function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, upgraded: Set<Duplex>, fronts: FrontEnd[], https?: object): FastifyInstance {
   const lifecycle: Lifecycle = { closing: false };
   // Filled in once fastify knows its methods; the server only calls `dispatch` after listen.
   let methods: ReadonlySet<string> = new Set();
@@ -165,7 +188,7 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
     serverFactory: (fastifyHandler: RequestListener, options: ServerFactoryOptions) => {
       const dispatch: RequestListener = (req, res) => {
         if (!direct || needsFastify(req, methods)) fastifyHandler(req, res);
-        else serveDirect(slot, pools, deps, lifecycle, req, res);
+        else serveDirect(slot, pools, deps, lifecycle, new RawIncoming(req), req, res);
       };
       // As fastify builds its own server (lib/server.js), with our listener in front.
       const server = https
@@ -175,6 +198,12 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
       server.requestTimeout = options.requestTimeout;
       server.setTimeout(options.connectionTimeout);
       if (options.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket;
+      // The front end writes node's keep-alive answers itself; it does not count requests per socket or
+      // time whole connections, so with either limit set node's server keeps every request.
+      if (!https && direct && deps.frontEnd !== false && frontEndAvailable && !tracingEnabled() && !(options.maxRequestsPerSocket > 0) && !(options.connectionTimeout > 0)) {
+        const serve = (req: FrontRequest, res: FrontResponse) => serveDirect(slot, pools, deps, lifecycle, req, req, res);
+        fronts.push(new FrontEnd(server, serve, (url) => !targetNeedsFastify(url)));
+      }
       return server;
     },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
@@ -241,12 +270,15 @@ function buildApp(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, up
   return app;
 }
 
-/** Serves one request without fastify (HOT): decide, then write the answer or relay it to the upstream. */
-function serveDirect(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * Serves one request without fastify (HOT): decide, then write the answer or relay it to the upstream.
+ * `incoming` is the gateway's view of `req` (the front end's request is both).
+ */
+function serveDirect(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, incoming: IncomingRequest, req: RelayClientRequest, res: ClientResponse): void {
   const started = performance.now();
   try {
     // Synchronous for a session known from memory (no promise, no closure); a Promise otherwise.
-    const decided = slot.handler.decide(new RawIncoming(req));
+    const decided = slot.handler.decide(incoming);
     if (decided instanceof Promise) {
       decided.then(
         (answer) => answerDirect(pools, deps, lifecycle, req, res, started, answer),
@@ -263,7 +295,7 @@ function serveDirect(slot: HandlerSlot, pools: UpstreamPools, deps: GatewayDeps,
 }
 
 /** Writes a decided answer, or relays the request to the upstream. */
-function answerDirect(pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: IncomingMessage, res: ServerResponse, started: number, answer: Answer): void {
+function answerDirect(pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecycle, req: RelayClientRequest, res: ClientResponse, started: number, answer: Answer): void {
   if (lifecycle.closing) res.shouldKeepAlive = false;
   // Durations are recorded where the answer ends (no 'finish' listener per request): here for a
   // written answer, in the relay for a proxied one.
@@ -283,7 +315,7 @@ function answerDirect(pools: UpstreamPools, deps: GatewayDeps, lifecycle: Lifecy
 const INTERNAL_ERROR_REASON = 'Internal Server Error';
 const INTERNAL_ERROR = textAnswer(500, 'Internal Server Error: the gateway could not answer this request; its log says why.');
 
-function failDirect(deps: GatewayDeps, res: ServerResponse, err: unknown): void {
+function failDirect(deps: GatewayDeps, res: ClientResponse, err: unknown): void {
   deps.log.error({ err }, 'gateway: could not write an answer');
   if (res.headersSent) return void res.destroy();
   // A writeHead that threw has already set its status message (OK for a 200).
@@ -295,7 +327,7 @@ function failDirect(deps: GatewayDeps, res: ServerResponse, err: unknown): void 
  * Records a request's duration until now (request duration histogram); `type` is authentik's "ping"
  * for the outpost's own ping, else "app".
  */
-function observeDuration(observe: NonNullable<GatewayDeps['observeRequest']>, req: IncomingMessage, answer: Answer, started: number): void {
+function observeDuration(observe: NonNullable<GatewayDeps['observeRequest']>, req: RelayClientRequest, answer: Answer, started: number): void {
   const type = answer.kind === 'respond' && answer.status === 204 && !answer.metricHost ? 'ping' : 'app';
   observe(req.method ?? 'GET', answer.metricHost ?? 'unknown', type, (performance.now() - started) / 1000);
 }
@@ -338,7 +370,7 @@ export function writeAnswer(reply: FastifyReply, answer: Extract<Answer, { kind:
  * {@link writeAnswer} on a bare response. `anyType`: write any Content-Type as given (the direct
  * path, where no fastify could take the answer; every type `answers.ts` uses is sent as is anyway).
  */
-function writeAnswerTo(res: ServerResponse, answer: Extract<Answer, { kind: 'respond' }>, anyType: boolean): boolean {
+function writeAnswerTo(res: ClientResponse, answer: Extract<Answer, { kind: 'respond' }>, anyType: boolean): boolean {
   let head = answer.sharedHeaders ? PREPARED.get(answer.headers) : undefined;
   if (head === undefined || head.status !== answer.status || head.body !== answer.body) {
     head = prepareHead(answer);
@@ -346,8 +378,14 @@ function writeAnswerTo(res: ServerResponse, answer: Extract<Answer, { kind: 'res
   }
   if (head.otherType && !anyType) return false;
   // writeHead only stores the head, and throws on an invalid value before anything is sent (a 500
-  // follows); a fastify reply is hijacked only once the head is good.
-  res.writeHead(answer.status, head.fields);
+  // follows); a fastify reply is hijacked only once the head is good. The front end takes the lines
+  // checked and serialized once per prepared head.
+  if (res instanceof FrontResponse) {
+    head.lines ??= new HeadLines(head.fields);
+    res.writeHeadLines(answer.status, head.lines);
+  } else {
+    res.writeHead(answer.status, head.fields);
+  }
   res.end(answer.status === 204 ? undefined : answer.body);
   return true;
 }
@@ -359,6 +397,8 @@ interface PreparedHead {
   fields: string[];
   /** A Content-Type fastify would rewrite (see {@link writeAnswer}). */
   otherType: boolean;
+  /** `fields` as the front end writes them, built at its first use there. */
+  lines?: HeadLines;
 }
 
 /** Heads of shared answer header lists (a session's forward-auth answer), prepared once per list and body. */
@@ -433,10 +473,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const upgraded = new Set<Duplex>();
   // The listeners' view of the deps: upstream failures are logged as well as measured.
   const appDeps: GatewayDeps = { ...deps, observeUpstream: logUpstreamFailures(deps.log, deps.observeUpstream) };
-  const http = buildApp(slot, pools, appDeps, upgraded);
+  const fronts: FrontEnd[] = [];
+  const http = buildApp(slot, pools, appDeps, upgraded, fronts);
   const httpsAddr = deps.config.outpost.listen.https;
   const tls = httpsAddr ? await buildTlsOptions(deps.config) : null;
-  const https = tls ? buildApp(slot, pools, appDeps, upgraded, tls.options) : null;
+  const https = tls ? buildApp(slot, pools, appDeps, upgraded, fronts, tls.options) : null;
   return {
     get handler() {
       return slot.handler;
@@ -474,6 +515,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         const open = upgraded.size;
         http.server.closeAllConnections();
         https?.server.closeAllConnections();
+        for (const front of fronts) front.closeAll();
         for (const socket of upgraded) socket.destroy();
         deps.log.warn({ graceSeconds, upgradedSockets: open }, 'shutdown grace over: closing the connections still open');
       }, graceSeconds * 1000);
@@ -483,6 +525,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const reaper = setInterval(() => {
         http.server.closeIdleConnections();
         https?.server.closeIdleConnections();
+        for (const front of fronts) front.closeIdle();
       }, IDLE_REAP_MS);
       try {
         await Promise.all([http.close(), https?.close()]);

@@ -37,6 +37,7 @@ export async function startTestGateway(
   opts: {
     https?: boolean;
     directPath?: boolean;
+    frontEnd?: boolean;
     observeRequest?: GatewayDeps['observeRequest'];
     observeUpstream?: GatewayDeps['observeUpstream'];
     /** What the auth service answers to a header check (default: a refusal of every credential). */
@@ -79,6 +80,7 @@ export async function startTestGateway(
       },
     },
     ...(opts.directPath === undefined ? {} : { directPath: opts.directPath }),
+    ...(opts.frontEnd === undefined ? {} : { frontEnd: opts.frontEnd }),
     ...(opts.observeRequest ? { observeRequest: opts.observeRequest } : {}),
     ...(opts.observeUpstream ? { observeUpstream: opts.observeUpstream } : {}),
   });

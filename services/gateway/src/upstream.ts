@@ -1,5 +1,7 @@
 // Executes proxy answers: plain HTTP over native-parser keep-alive pools, HTTPS (and traced processes) through undici pools, WebSocket upgrades by splicing sockets.
-import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { type Duplex, PassThrough } from 'node:stream';
 import { tracingEnabled } from '@portcullis/telemetry';
 import { Pool } from 'undici';
@@ -105,7 +107,40 @@ export interface RequestObserver {
   started: number;
 }
 
-function requestHasBody(req: IncomingMessage): boolean {
+/** The client's request as the relay reads it: node's IncomingMessage, or a front-end request (front-h1.ts; never with a body). */
+export interface RelayClientRequest {
+  readonly method?: string | undefined;
+  readonly headers: IncomingHttpHeaders;
+  /** The whole request (its body included) has arrived. */
+  readonly complete: boolean;
+  readonly socket: { readonly bytesRead: number };
+}
+
+/**
+ * The client's response as the relay and the gateway's answer writer use it: the subset of node's
+ * ServerResponse that the front end's FrontResponse (front-h1.ts) implements too.
+ */
+export interface ClientResponse {
+  shouldKeepAlive: boolean;
+  statusMessage: string;
+  readonly headersSent: boolean;
+  readonly destroyed: boolean;
+  readonly writableFinished: boolean;
+  readonly writableLength: number;
+  readonly socket: Socket | null;
+  writeHead(status: number, headers?: string[] | Record<string, string | number>): this;
+  write(chunk: Buffer, cb?: () => void): boolean;
+  end(chunk?: Buffer | string, cb?: () => void): this;
+  flushHeaders(): void;
+  cork(): void;
+  uncork(): void;
+  destroy(): void;
+  on(event: 'close', listener: (this: ClientResponse) => void): this;
+  once(event: 'drain', listener: () => void): this;
+  off(event: 'drain', listener: () => void): this;
+}
+
+function requestHasBody(req: RelayClientRequest): boolean {
   const len = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
@@ -158,9 +193,9 @@ function flushHeldBody(exchange: ProxyExchange): void {
 
 /** Where a response being relayed keeps its exchange, for the shared 'close' listener. */
 const EXCHANGE = Symbol('portcullis.proxyExchange');
-type ExchangeResponse = ServerResponse & { [EXCHANGE]?: ProxyExchange };
+type ExchangeResponse = ClientResponse & { [EXCHANGE]?: ProxyExchange };
 
-function onClientClose(this: ServerResponse): void {
+function onClientClose(this: ClientResponse): void {
   (this as ExchangeResponse)[EXCHANGE]?.clientClosed();
 }
 
@@ -177,8 +212,8 @@ function onClientClose(this: ServerResponse): void {
 class ProxyExchange implements RelayHandler {
   readonly #answer: ProxyAnswer;
   readonly #method: string;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
+  readonly #req: RelayClientRequest;
+  readonly #res: ClientResponse;
   readonly #observe: UpstreamObserver | undefined;
   readonly #lifecycle: Lifecycle | undefined;
   readonly #request: RequestObserver | undefined;
@@ -223,8 +258,8 @@ class ProxyExchange implements RelayHandler {
   constructor(
     answer: ProxyAnswer,
     method: string,
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: RelayClientRequest,
+    res: ClientResponse,
     observe: UpstreamObserver | undefined,
     lifecycle: Lifecycle | undefined,
     request: RequestObserver | undefined,
@@ -475,15 +510,16 @@ class ProxyExchange implements RelayHandler {
 export function proxyHttp(
   pools: UpstreamPools,
   answer: ProxyAnswer,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: RelayClientRequest,
+  res: ClientResponse,
   observe?: UpstreamObserver,
   lifecycle?: Lifecycle,
   request?: RequestObserver,
 ): void {
   const method = req.method ?? 'GET';
   const exchange = new ProxyExchange(answer, method, req, res, observe, lifecycle, request);
-  const body = requestHasBody(req) ? req : null;
+  // Only node's IncomingMessage ever has a body: the front end hands requests with one to node's server.
+  const body = requestHasBody(req) ? (req as IncomingMessage) : null;
   if (pools.plain !== null && answer.origin.startsWith('http:')) {
     pools.plain.get(answer.origin).dispatch(method, answer.path, answer.headers, body, exchange, answer.block);
     return;
