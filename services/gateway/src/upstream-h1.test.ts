@@ -563,7 +563,7 @@ t.test('native upstream relay', async (t) => {
     t.equal(up.connections(), 2);
   });
 
-  t.test('large sized bodies (relayed from pooled slabs, not by the parser)', async (t) => {
+  t.test('sized bodies (relayed from the read buffer in pooled small buffers or slabs, not by the parser)', async (t) => {
     /** A body of `size` bytes that differs per answer (`tag`) and per position, so a mixed-up or overwritten byte shows. */
     const bodyOf = (tag: number, size: number) => {
       const b = Buffer.allocUnsafe(size);
@@ -616,20 +616,20 @@ t.test('native upstream relay', async (t) => {
         pools.get(origin).dispatch('GET', path, { host: 'app.test' }, null, handler);
       });
 
-    t.test('every byte arrives, in order, for sizes around the slab size and the bypass threshold, at once or in pieces; slabs come back', async (t) => {
+    t.test('every byte arrives, in order, for sizes around the small-run limit and the slab size, at once or in pieces; slabs come back', async (t) => {
       const up = await bodiesUpstream();
       const pools = new H1Pools(OPTIONS);
       t.teardown(() => pools.close());
       const before = bodySlabsAllocated();
       let tag = 0;
-      for (const size of [16 * 1024 - 1, 16 * 1024, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 200_000, 1_000_000]) {
+      for (const size of [1, 11, 4095, 4096, 16 * 1024 - 1, 16 * 1024, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 200_000, 1_000_000]) {
         for (const split of ['', '/split']) {
           for (let i = 0; i < 3; i++) {
             tag++;
             const r = await fetchBody(pools, up.origin, `/${tag}/${size}${split}`);
             t.ok(r.body.equals(bodyOf(tag, size)), `${size} bytes${split}: every byte as sent (answer ${tag})`);
-            if (size >= 16 * 1024 && tag % 6 === 1) t.ok(r.lent > 0, `${size} bytes: lent from the pool`);
-            if (size < 16 * 1024) t.equal(r.lent, 0, 'below the threshold: the parser relays it');
+            if (size >= 4096 && tag % 6 === 1) t.ok(r.lent > 0, `${size} bytes: lent from the pool`);
+            if (size < 4096) t.equal(r.lent, 0, `${size} bytes: in node's pooled small buffers, nothing lent`);
           }
         }
       }

@@ -5,7 +5,7 @@
 // and proxy mode is CPU-bound by that relay. Heads are parsed, and framing decided, by the parser node's
 // own HTTP client uses (close-delimited, 1xx, HEAD, 204/304, Content-Length/Transfer-Encoding
 // conflicts), so this file mostly manages connections. Bodies go through the parser too, except on a
-// kept-alive connection those that are large and sized, or chunked: those are read here (counted out,
+// kept-alive connection those that are sized (and not empty) or chunked: those are read here (counted out,
 // or de-chunked by the strict ChunkedDecoder) into reusable buffers (BodySlabs) once the head is read.
 // TLS upstreams, upgrades and traced processes keep undici.
 import type { IncomingMessage } from 'node:http';
@@ -251,10 +251,11 @@ const READ_BUFFER = Buffer.allocUnsafe(128 * 1024);
 
 /**
  * A sized answer of at least this many bytes has its body relayed by this file instead of the parser
- * (see {@link BodySlabs}); smaller ones keep the parser's path (its copy is cheap, and the bypass costs
- * a check per read).
+ * (see {@link BodySlabs}): every non-empty one, since the parser's path costs two calls from native
+ * code into JavaScript (body, end) and a new Buffer per answer, where this one copies the body into a
+ * pooled buffer (small bodies) or a slab (large ones).
  */
-const BYPASS_MIN_BYTES = 16 * 1024;
+const BYPASS_MIN_BYTES = 1;
 
 /**
  * Body runs shorter than this go to the handler in node's pooled small buffers (`Buffer.allocUnsafe`
@@ -637,7 +638,7 @@ class H1Connection {
     }
     // A HEAD answer announces a body it does not send.
     if (p.isHead) return 1;
-    // A large sized body on a kept-alive connection is relayed from the read buffer (see BodySlabs):
+    // A sized body on a kept-alive connection is relayed from the read buffer (see BodySlabs):
     // 2 makes the parser stop at the end of the head (as for an upgrade; `execute` then returns the
     // head's length and the parser is ready for the next answer). Without keep-alive the parser would
     // swallow the rest of the connection, so that answer keeps the parser's path.
