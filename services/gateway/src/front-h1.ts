@@ -26,11 +26,8 @@ interface RequestParser {
 interface RequestParserClass {
   new (): RequestParser;
   REQUEST: number;
-  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
   kLenientNone: number;
 }
 interface HttpCommon {
@@ -58,7 +55,7 @@ function loadNatives(): Natives | null {
     const addHeaderLine = (IncomingMessage.prototype as unknown as { _addHeaderLine?: AddHeaderLine })._addHeaderLine;
     if (typeof P !== 'function' || !Array.isArray(common.methods) || typeof addHeaderLine !== 'function') return null;
     if (typeof common._checkIsHttpToken !== 'function' || typeof common._checkInvalidHeaderChar !== 'function') return null;
-    const keys = ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kLenientNone'] as const;
+    const keys = ['REQUEST', 'kOnHeaders', 'kOnHeadersComplete', 'kLenientNone'] as const;
     if (!keys.every((k) => typeof P[k] === 'number')) return null;
     const natives: Natives = {
       Parser: P,
@@ -85,23 +82,21 @@ function behavesAsExpected(n: Natives): boolean {
   const seen: string[] = [];
   let parts: string[] = [];
   let url = '';
-  parser[n.Parser.kOnMessageBegin] = () => {
-    parts = [];
-    url = '';
-  };
+  // As FrontConnection: no message-begin, body or message-complete callback (the parser skips them).
   parser[n.Parser.kOnHeaders] = (headers: string[], u: string) => {
     for (const h of headers) parts.push(h);
     url += u;
   };
   parser[n.Parser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, u: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
     const all = headers ?? parts;
+    const target = u ?? url;
+    parts = [];
+    url = '';
     const dest: IncomingHttpHeaders = {};
     for (let i = 0; i < all.length; i += 2) n.addHeaderLine.call(NO_JOIN, all[i]!, all[i + 1]!, dest);
-    seen.push(`${major}.${minor} ${method === n.get ? 'GET' : method === n.head ? 'HEAD' : '?'} ${u ?? url} ${upgrade} ${keepAlive} ${dest.host} ${dest.cookie} ${dest['x-39']}`);
+    seen.push(`${major}.${minor} ${method === n.get ? 'GET' : method === n.head ? 'HEAD' : '?'} ${target} ${upgrade} ${keepAlive} ${dest.host} ${dest.cookie} ${dest['x-39']}`);
     return 2;
   };
-  parser[n.Parser.kOnBody] = () => seen.push('body');
-  parser[n.Parser.kOnMessageComplete] = () => {};
   const many = Array.from({ length: 40 }, (_, i) => `X-${i}: v${i}\r\n`).join('');
   const first = `GET /a?b HTTP/1.1\r\nHost: one\r\nhost: two\r\nCookie: a=1\r\ncookie: b=2\r\n${many}\r\n`;
   const second = 'HEAD /c HTTP/1.1\r\nHost: h\r\n\r\n';
@@ -287,10 +282,8 @@ class FrontConnection {
     const parser = new P();
     // As node's server: its header limit (a head over it is refused here, so node answers it 431), no lenient flags.
     parser.initialize(P.REQUEST, {}, settings.maxHeaderSize, P.kLenientNone);
-    parser[P.kOnMessageBegin] = () => {
-      this.#parts = [];
-      this.#url = '';
-    };
+    // No message-begin, body or message-complete callback: the parser skips what is not a function (two
+    // calls into JavaScript less per request), and a head is all this file reads.
     parser[P.kOnHeaders] = (headers: string[], url: string) => {
       for (const h of headers) this.#parts.push(h);
       this.#url += url;
@@ -306,12 +299,19 @@ class FrontConnection {
       upgrade: boolean,
       keepAlive: boolean,
     ): number => {
-      this.#admitted = this.#admit(major, minor, headers ?? this.#parts, method, url ?? this.#url, upgrade, keepAlive);
+      let lines = headers;
+      let target = url;
+      if (lines === undefined || target === undefined) {
+        // The parser handed over this head's lines (and target) in parts as it went (more than 32 lines).
+        lines = this.#parts;
+        target = this.#url;
+        this.#parts = [];
+        this.#url = '';
+      }
+      this.#admitted = this.#admit(major, minor, lines, method, target, upgrade, keepAlive);
       // 2: stop at the end of this head (it is served, or handed off, before any byte after it is read).
       return 2;
     };
-    parser[P.kOnBody] = () => {};
-    parser[P.kOnMessageComplete] = () => {};
     this.#parser = parser;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
