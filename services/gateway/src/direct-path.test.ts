@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { startUpstream } from '@portcullis/testkit';
 import t from 'tap';
 import type { Answer } from './answers.ts';
-import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+import { providerYaml, startTestGateway, startTimedGateway, testConfig } from './test-support.ts';
 
 const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
 
@@ -153,19 +153,7 @@ ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://
 `);
   for (const directPath of [true, false]) {
     const side = directPath ? 'direct' : 'fastify';
-    const requests: string[] = [];
-    const upstreams: string[] = [];
-    const gw = await startTestGateway(config, {
-      directPath,
-      observeRequest: (method, host, type, seconds) => {
-        t.ok(Number.isFinite(seconds) && seconds >= 0 && seconds < 10, `${side}: a duration in seconds (${seconds})`);
-        requests.push(`${method} ${host} ${type}`);
-      },
-      observeUpstream: (answer, method, _seconds, error) => upstreams.push(`${method} ${answer.metricHost} ${error ? 'failed' : 'ok'}`),
-    });
-    t.teardown(() => gw.close());
-    await gw.gateway.http.listen({ port: 0, host: '127.0.0.1' });
-    const port = (gw.gateway.http.server.address() as { port: number }).port;
+    const { gw, port, requests, upstreams } = await startTimedGateway(t, config, { directPath, label: side });
     const app = await gw.login('app', BOB);
     const gone = await gw.login('gone', BOB);
     const fwd = await gw.login('single', BOB);

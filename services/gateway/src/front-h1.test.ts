@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { type Socket, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startUpstream } from '@portcullis/testkit';
+import { getFreePort, startUpstream } from '@portcullis/testkit';
 import t from 'tap';
 import { frontEndAvailable } from './front-h1.ts';
-import { providerYaml, startTestGateway, testConfig } from './test-support.ts';
+import { providerYaml, startTestGateway, startTimedGateway, testConfig } from './test-support.ts';
 
 const BOB = { sub: 'bob-sub', preferred_username: 'bob', email: 'bob@example.com', name: 'Bob', groups: ['users'] };
 const PING_CLOSE = 'GET /outpost.goauthentik.io/ping HTTP/1.1\r\nhost: app.company\r\nconnection: close\r\n\r\n';
@@ -38,10 +38,8 @@ const answers = (raw: string) => raw.match(/HTTP\/1\.1 \d{3} /g)?.length ?? 0;
 async function twoGateways(t: import('tap').Test, extraProviders = '') {
   const upstream = await startUpstream({ name: 'echo' });
   t.teardown(() => upstream.close());
-  const dead = createServer();
-  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-  const deadPort = (dead.address() as { port: number }).port;
-  await new Promise((r) => dead.close(r));
+  // A port nothing listens on: the relay fails (502).
+  const deadPort = await getFreePort();
   // Sized answers whose bodies come in two parts, 5 ms apart: the relay holds, then writes them with the end.
   const parts = createServer((req, res) => {
     const body = Buffer.alloc(req.url === '/big' ? 64 * 1024 : 300, 'p');
@@ -78,6 +76,12 @@ ${extraProviders}`);
 
 t.test('the front end is available on this node (else node serves everything and these tests prove nothing)', async (t) => {
   t.ok(frontEndAvailable);
+  const { front, node } = await twoGateways(t);
+  // Its listener is the server's only one once listening: another would get every connection too.
+  t.equal(front.gateway.http.server.listenerCount('connection'), 1, 'one connection listener (the front end) on its gateway');
+  t.equal(node.gateway.http.server.listenerCount('connection'), 1, "one (node's own) on the other");
+  t.equal(node.gateway.http.server.listeners('connection')[0]?.name, 'connectionListener', "node's own listener without the front end");
+  t.not(front.gateway.http.server.listeners('connection')[0]?.name, 'connectionListener', 'the front end in its place');
 });
 
 t.test('front end and node server: the same bytes for the same requests on one keep-alive connection', async (t) => {
@@ -296,18 +300,7 @@ providers:
 ${providerYaml({ name: 'app', mode: 'proxy', external_host: 'http://app.company', internal_host: upstream.url })}
 ${providerYaml({ name: 'single', mode: 'forward_single', external_host: 'http://fwd.company', client_id: 'client-f' })}
 `);
-  const requests: string[] = [];
-  const upstreams: string[] = [];
-  const gw = await startTestGateway(config, {
-    observeRequest: (method, host, type, seconds) => {
-      t.ok(Number.isFinite(seconds) && seconds >= 0 && seconds < 10, `a duration in seconds (${seconds})`);
-      requests.push(`${method} ${host} ${type}`);
-    },
-    observeUpstream: (answer, method, _seconds, error) => upstreams.push(`${method} ${answer.metricHost} ${error ? 'failed' : 'ok'}`),
-  });
-  t.teardown(() => gw.close());
-  await gw.gateway.http.listen({ port: 0, host: '127.0.0.1' });
-  const port = (gw.gateway.http.server.address() as { port: number }).port;
+  const { gw, port, requests, upstreams } = await startTimedGateway(t, config);
   const app = await gw.login('app', BOB);
   const fwd = await gw.login('single', BOB);
   const raw = await exchange(port, [

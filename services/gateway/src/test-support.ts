@@ -6,6 +6,7 @@ import { signSessionCookie, sessionCookieName } from '@portcullis/protocol';
 import { createSessionService } from '@portcullis/session';
 import { createMemoryStore } from '@portcullis/store';
 import { getFreePort } from '@portcullis/testkit';
+import type { Test } from 'tap';
 import { type Gateway, type GatewayDeps, createGateway } from './server.ts';
 
 export const SECRET = 'test-cookie-secret-0123456789abcdef';
@@ -155,3 +156,28 @@ export const unreachableRpc: RequestBus = {
   gather: async () => [],
   ping: async () => {},
 };
+
+/**
+ * A test gateway listening on a free port whose request and upstream timings are recorded: each request
+ * as "METHOD host type" (its duration checked to be seconds), each upstream exchange as "METHOD host ok|failed".
+ */
+export async function startTimedGateway(
+  t: Test,
+  config: PortcullisConfig,
+  opts: { directPath?: boolean; label?: string } = {},
+): Promise<{ gw: Awaited<ReturnType<typeof startTestGateway>>; port: number; requests: string[]; upstreams: string[] }> {
+  const requests: string[] = [];
+  const upstreams: string[] = [];
+  const prefix = opts.label ? `${opts.label}: ` : '';
+  const gw = await startTestGateway(config, {
+    ...(opts.directPath === undefined ? {} : { directPath: opts.directPath }),
+    observeRequest: (method, host, type, seconds) => {
+      t.ok(Number.isFinite(seconds) && seconds >= 0 && seconds < 10, `${prefix}a duration in seconds (${seconds})`);
+      requests.push(`${method} ${host} ${type}`);
+    },
+    observeUpstream: (answer, method, _seconds, error) => upstreams.push(`${method} ${answer.metricHost} ${error ? 'failed' : 'ok'}`),
+  });
+  t.teardown(() => gw.close());
+  await gw.gateway.http.listen({ port: 0, host: '127.0.0.1' });
+  return { gw, port: (gw.gateway.http.server.address() as { port: number }).port, requests, upstreams };
+}
