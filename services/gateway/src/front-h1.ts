@@ -261,8 +261,6 @@ class FrontConnection {
     this.#driveQueued = false;
     if (this.#current === null && !this.#driving && !this.#handedOff) this.#drive();
   };
-  /** The client sent its FIN: close once the answers under way are sent. */
-  #clientEnded = false;
   #handedOff = false;
   /** When the connection last had no request in progress (performance.now()), and whether one was ever served. */
   #idleSince = performance.now();
@@ -392,10 +390,7 @@ class FrontConnection {
         this.#current = res;
         this.#front.serve(req, res);
       }
-      if (this.#ahead === null && this.#current === null) {
-        this.#idleSince = performance.now();
-        if (this.#clientEnded) this.socket.end();
-      }
+      if (this.#ahead === null && this.#current === null) this.#idleSince = performance.now();
     } finally {
       this.#driving = false;
     }
@@ -413,7 +408,6 @@ class FrontConnection {
     if (this.#driving) return;
     if (this.#ahead === null) {
       this.#idleSince = performance.now();
-      if (this.#clientEnded) this.socket.end();
       return;
     }
     // Pipelined requests: the next once the caller (the upstream relay's callback, say) has returned.
@@ -431,11 +425,10 @@ class FrontConnection {
     this.#front.handOff(socket);
     // Node's server reads a paused socket only once resumed.
     if (this.#paused) socket.resume();
-    // What node's server would have read first: this request's bytes (and what came after them), then
-    // the end of the client's side if it came already. Given as the socket's events, synchronously,
-    // so before anything the socket reads next.
+    // What node's server would have read first: this request's bytes (and what came after them), given
+    // as the socket's own event, synchronously, so before anything the socket reads next. (A client's
+    // FIN comes after its bytes, and ends a front-end connection with nothing left to hand off.)
     socket.emit('data', bytes);
-    if (this.#clientEnded) socket.emit('end');
   }
 
   #detach(): void {
@@ -455,7 +448,6 @@ class FrontConnection {
    * cancelled (by the close that follows).
    */
   #ended(): void {
-    this.#clientEnded = true;
     this.#ahead = null;
     this.socket.end();
   }
