@@ -9,6 +9,8 @@ import { suggestKey } from './suggest-key.ts';
 const PREFIX = 'PORTCULLIS_';
 /** Names the config file; not an override. */
 const CONFIG_FILE_VAR = 'PORTCULLIS_CONFIG';
+/** Set by the primary of gateway workers for each worker it forks (its index); not an override. */
+export const WORKER_INDEX_VAR = 'PORTCULLIS_GATEWAY_WORKER';
 const NULL_WORDS = new Set(['null', 'Null', 'NULL', '~']);
 /**
  * The docker-link variables Kubernetes sets for every Service in the namespace (unless a pod says
@@ -36,7 +38,7 @@ export function applyEnvOverrides(
 ): EnvOverrideResult {
   const result: EnvOverrideResult = { problems: [], origins: new Map() };
   const vars = Object.entries(env)
-    .filter((e): e is [string, string] => e[0].startsWith(PREFIX) && e[0] !== CONFIG_FILE_VAR && e[1] !== undefined && !SERVICE_LINK.test(e[0]))
+    .filter((e): e is [string, string] => e[0].startsWith(PREFIX) && e[0] !== CONFIG_FILE_VAR && e[0] !== WORKER_INDEX_VAR && e[1] !== undefined && !SERVICE_LINK.test(e[0]))
     .map(([name, value]) => ({ name, value, segments: name.slice(PREFIX.length).split('__') }))
     .sort((a, b) => a.segments.length - b.segments.length || (a.name < b.name ? -1 : 1));
   for (const v of vars) applyOne(raw, schema, v.name, v.value, v.segments, result);

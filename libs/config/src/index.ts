@@ -19,5 +19,6 @@ export { formatProblem } from './config-problem.ts';
 export { ConfigError } from './errors.ts';
 export type { LoadConfigOptions, LoadConfigResult } from './load-config.ts';
 export { loadConfig } from './load-config.ts';
+export { WORKER_INDEX_VAR } from './apply-env-overrides.ts';
 export { DEFAULT_STRIP_HEADERS } from './schema.ts';
 export { MAX_ACTIVITY_INTERVAL_MS, activityIntervalMs } from './activity-interval.ts';

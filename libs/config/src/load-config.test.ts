@@ -17,6 +17,7 @@ outpost:
   signout_propagation_timeout_ms: 500
   shutdown_grace_seconds: 25
   certificate_watch_interval_seconds: 300
+  workers: 2
 cluster:
   nats: { servers: ["nats://127.0.0.1:4222"], stream: PORTCULLIS_SESSIONS, replicas: 3, user: null, password: null, token: null, creds_file: null, tls: null }
   redis: { url: "redis://127.0.0.1:6379", key_prefix: "portcullis:", tls: null, sentinels: null, sentinel_name: null, cluster_nodes: null, password: null }
@@ -71,6 +72,7 @@ t.test('a full valid file round-trips, every field as written and defaults fille
       signout_propagation_timeout_ms: 500,
       shutdown_grace_seconds: 25,
       certificate_watch_interval_seconds: 300,
+      workers: 2,
     },
     cluster: {
       nats: {
@@ -187,6 +189,7 @@ t.test('a minimal file gets every outpost default and embedded mode (cluster nul
     signout_propagation_timeout_ms: 250,
     shutdown_grace_seconds: 10,
     certificate_watch_interval_seconds: 60,
+    workers: 1,
   });
   t.equal(result.config.cluster, null);
   t.equal(result.config.providers[0]?.application_slug, 'test', 'application_slug defaults to name');

@@ -47,12 +47,24 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadConfigResult {
   if (config) {
     checkOutpost(config.outpost, found);
     checkCluster(config.cluster, { problems: found, warnings });
+    checkWorkers(config, found);
     checkProviders(config.providers, { problems: found, warnings });
   }
   problems.push(...found.map((p) => nameEnvSource(p, overrides.origins)));
   if (problems.length > 0) return { ok: false, problems, warnings };
   // No problem means every field was read and checked, so nothing in the tree is undefined.
   return { ok: true, config: config as PortcullisConfig, warnings };
+}
+
+/** Gateway workers share nothing but the listeners: they need the cluster's bus and store. */
+function checkWorkers(config: Loose<PortcullisConfig>, problems: ConfigProblem[]): void {
+  const workers = config?.outpost?.workers;
+  if (typeof workers !== 'number' || workers <= 1 || config?.cluster) return;
+  problems.push({
+    path: 'outpost.workers',
+    reason: `${workers} gateway workers need cluster: (in embedded mode one process holds the event log and the sessions in memory, which workers cannot share)`,
+    fix: 'set outpost.workers to 1, or configure cluster: with NATS and Redis',
+  });
 }
 
 /** Appends "(set by env X)" to a problem about a value an env var supplied, so the operator looks in the right place. */

@@ -23,7 +23,7 @@ const cases: Array<{ name: string; config: Record<string, unknown>; path: string
     config: { outpost: { colour: 'red' }, providers: [minimalProvider()] },
     path: 'outpost.colour',
     reason: /^unknown key "colour"$/,
-    fix: /allowed here are: name, listen, trusted_proxy_cidrs, signout_propagation_timeout_ms, shutdown_grace_seconds, certificate_watch_interval_seconds/,
+    fix: /allowed here are: name, listen, trusted_proxy_cidrs, signout_propagation_timeout_ms, shutdown_grace_seconds, certificate_watch_interval_seconds, workers/,
   },
   {
     name: 'an unknown nested key deep in cluster',
@@ -122,6 +122,13 @@ const cases: Array<{ name: string; config: Record<string, unknown>; path: string
     path: 'outpost.certificate_watch_interval_seconds',
     reason: /expected a whole number, got the string "60s"/,
     fix: /from 0 to 86400/,
+  },
+  {
+    name: 'no gateway worker at all',
+    config: { outpost: { workers: 0 }, cluster: {}, providers: [minimalProvider()] },
+    path: 'outpost.workers',
+    reason: /^0 is out of range \(1–64\)$/,
+    fix: /from 1 to 64 \(a number of gateway processes/,
   },
   {
     name: 'a YAML 1.1 boolean word, which YAML 1.2 reads as a string',

@@ -188,6 +188,13 @@ const root: ObjectSpec<PortcullisConfig> = {
           max: 86_400,
           default: 60,
         },
+        workers: {
+          kind: 'int',
+          what: 'a number of gateway processes sharing the listeners (1 to 64; cluster mode, gateway service only)',
+          min: 1,
+          max: 64,
+          default: 1,
+        },
       },
     },
     cluster,

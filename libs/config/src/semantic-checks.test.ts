@@ -35,6 +35,13 @@ const bad: Array<{ name: string; config: Record<string, unknown>; path: string; 
   { name: 'a CIDR with a bad address', config: { outpost: { trusted_proxy_cidrs: ['10.0.0.300/8'] }, providers: [minimalProvider()] }, path: 'outpost.trusted_proxy_cidrs[0]', reason: /is not an IP address/ },
   { name: 'a CIDR with a too long prefix', config: { outpost: { trusted_proxy_cidrs: ['10.0.0.0/8', '10.0.0.0/33'] }, providers: [minimalProvider()] }, path: 'outpost.trusted_proxy_cidrs[1]', reason: /prefix length "33" is not a number from 0 to 32/ },
   { name: 'a bare address where a CIDR is expected', config: { outpost: { trusted_proxy_cidrs: ['::1'] }, providers: [minimalProvider()] }, path: 'outpost.trusted_proxy_cidrs[0]', reason: /has no prefix length \(a single address is ::1\/128\)/ },
+  {
+    name: 'gateway workers in embedded mode',
+    config: { outpost: { workers: 2 }, providers: [minimalProvider()] },
+    path: 'outpost.workers',
+    reason: /^2 gateway workers need cluster: \(in embedded mode/,
+    fix: /^set outpost.workers to 1, or configure cluster: with NATS and Redis$/,
+  },
   { name: 'an outpost name with a newline', config: { outpost: { name: 'a\nb' }, providers: [minimalProvider()] }, path: 'outpost.name', reason: /control characters/ },
   {
     name: 'two providers with one name',
@@ -133,6 +140,8 @@ const good: Array<{ name: string; config: Record<string, unknown> }> = [
   { name: 'blank lines in skip_path_regex', config: withProvider({ skip_path_regex: '^/public/\n\n  \n^/health$\n' }) },
   { name: 'Redis Sentinel with a master name', config: withCluster({ redis: { sentinels: ['s1:26379', '[fd00::1]:26379'], sentinel_name: 'mymaster' } }) },
   { name: 'NATS user and password, TLS with the system CAs', config: withCluster({ nats: { servers: ['tls://n1:4222', 'ws://n2:8080'], user: 'u', password: 'p', tls: {} } }) },
+  { name: 'gateway workers in cluster mode', config: { outpost: { workers: 4 }, cluster: {}, providers: [minimalProvider()] } },
+  { name: 'one gateway worker in embedded mode', config: { outpost: { workers: 1 }, providers: [minimalProvider()] } },
   { name: 'a forward_single provider without internal_host', config: withProvider({ mode: 'forward_single', internal_host: null }) },
 ];
 

@@ -37,6 +37,12 @@ export interface OutpostConfig {
    * they changed (a renewal nobody sent SIGHUP for); a change is reloaded as SIGHUP would. 0 turns it off.
    */
   certificate_watch_interval_seconds: number;
+  /**
+   * Gateway processes (node:cluster workers) sharing this process's listeners, each a replica of its
+   * own (session cache, NATS connection, sign-out barrier); the primary serves the metrics listener
+   * with their metrics summed. More than 1 needs `cluster:` and a process running only the gateway.
+   */
+  workers: number;
 }
 
 /** TLS towards a cluster service (NATS or Redis); an empty object means TLS with the system CAs. */

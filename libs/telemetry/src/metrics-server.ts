@@ -26,7 +26,8 @@ const SCOPES: Record<string, ReadinessScope> = { all: 'all', listeners: 'listene
 export async function startMetricsServer(opts: {
   host: string;
   port: number;
-  registry: Registry;
+  /** A registry, or anything serving metrics text as one does (the primary of gateway workers: theirs, summed). */
+  registry: Pick<Registry, 'metrics' | 'contentType'>;
   readiness?: (scope: ReadinessScope) => Promise<Readiness>;
 }): Promise<Server> {
   const server = createServer((req, res) => {

@@ -201,6 +201,8 @@ export function createMetrics(opts: { outpostName: string; version: string; coll
     help: 'Outpost info',
     labelNames: ['outpost_name', 'outpost_type', 'version'],
     registers: [registry],
+    // Gateway workers' metrics are summed by the primary (worker-metrics.ts); gauges that are states, not amounts, say how they combine.
+    aggregator: 'first',
   });
   info.set({ outpost_name: opts.outpostName, outpost_type: 'proxy', version: opts.version }, 1);
   return {
@@ -293,6 +295,7 @@ export function createMetrics(opts: { outpostName: string; version: string; coll
       name: 'portcullis_session_cache_trusted',
       help: '1 while the gateway trusts its session cache, 0 while it reads Redis for every request',
       registers: [registry],
+      aggregator: 'min',
     }),
     sessionCacheEntries: new Gauge({
       name: 'portcullis_session_cache_entries',
@@ -303,14 +306,16 @@ export function createMetrics(opts: { outpostName: string; version: string; coll
       name: 'portcullis_projection_lag_events',
       help: 'Events in the stream not yet applied to the Redis projection',
       registers: [registry],
+      aggregator: 'max',
     }),
-    natsConnected: new Gauge({ name: 'portcullis_nats_connected', help: '1 while connected to NATS', registers: [registry] }),
-    redisConnected: new Gauge({ name: 'portcullis_redis_connected', help: '1 while Redis answers', registers: [registry] }),
+    natsConnected: new Gauge({ name: 'portcullis_nats_connected', help: '1 while connected to NATS', registers: [registry], aggregator: 'min' }),
+    redisConnected: new Gauge({ name: 'portcullis_redis_connected', help: '1 while Redis answers', registers: [registry], aggregator: 'min' }),
     tlsCertificateExpiry: new Gauge({
       name: 'portcullis_tls_certificate_expiry_timestamp_seconds',
       help: "notAfter of each provider certificate the HTTPS listener serves (Unix time, seconds), by provider and SNI host",
       labelNames: ['provider', 'host'],
       registers: [registry],
+      aggregator: 'min',
     }),
   };
 }

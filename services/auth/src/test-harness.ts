@@ -62,6 +62,7 @@ export function buildConfig(providers: ProviderConfig[]): PortcullisConfig {
       trusted_proxy_cidrs: [],
       signout_propagation_timeout_ms: 1000,
       shutdown_grace_seconds: 10,
+      workers: 1,
       certificate_watch_interval_seconds: 0,
     },
     cluster: null,

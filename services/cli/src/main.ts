@@ -8,6 +8,7 @@ import { loadConfigOrReport } from './load-config-or-report.ts';
 import { reloadCertificatesOnSighup } from './certificate-reloader.ts';
 import { watchCertificateFiles } from './certificate-watcher.ts';
 import { watchConfig } from './config-reloader.ts';
+import { runGatewayWorkers, serveAsWorker, workerIndex, workersProblem } from './gateway-workers.ts';
 import { parseRoles, serviceName } from './roles.ts';
 import { SESSIONS_USAGE, runSessionsCommand } from './sessions-command.ts';
 import { CONFIG_USAGE, runConfigCommand, sharedConfigAtStart, watchSharedConfig } from './shared-config.ts';
@@ -80,7 +81,26 @@ async function main(argv: string[]): Promise<number> {
       for (const w of warnings) process.stderr.write(`warning: ${formatProblem(w)}\n`);
       return 2;
     }
-    const logger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+    const worker = workerIndex();
+    if (worker === null && config.outpost.workers > 1) {
+      // The primary of gateway workers: it forks them (each runs this command as a worker) and serves the metrics listener.
+      const problem = workersProblem(config.outpost.workers, roles.roles);
+      if (problem) {
+        process.stderr.write(`${problem.message}\n`);
+        return 2;
+      }
+      const primaryLogger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+      for (const w of warnings) primaryLogger.warn({ problem: formatProblem(w) }, 'config warning');
+      try {
+        return await runGatewayWorkers({ config, logger: primaryLogger });
+      } catch (err) {
+        primaryLogger.fatal({ err }, 'startup failed');
+        process.stderr.write(`startup failed: ${(err as Error).message}\n`);
+        return 1;
+      }
+    }
+    const baseLogger = createLogger({ level: config.log_level, service: serviceName(roles.roles) });
+    const logger = worker === null ? baseLogger : baseLogger.child({ worker });
     // SIGHUP's default action ends the process: a certificate rotation's deploy hook firing while it
     // starts (waiting for NATS, Redis or the shared config) must not kill it. Replayed once started.
     let hupDuringStart = false;
@@ -104,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
     }
     let running: Awaited<ReturnType<typeof startPortcullis>>;
     try {
-      running = await startPortcullis({ config: startConfig, roles: roles.roles, logger });
+      running = await startPortcullis({ config: startConfig, roles: roles.roles, logger, metricsListener: worker === null });
     } catch (err) {
       if (err instanceof StartupError) {
         process.stderr.write(`${err.message}\n`);
@@ -157,6 +177,7 @@ async function main(argv: string[]): Promise<number> {
     }
     process.off('SIGHUP', onEarlyHup);
     if (hupDuringStart) process.emit('SIGHUP', 'SIGHUP');
+    if (worker !== null) serveAsWorker(running);
     return await new Promise<number>((resolve) => {
       let stopping = false;
       const shutdown = (signal: string): void => {

@@ -34,6 +34,8 @@ export interface RunningPortcullis {
   store: SessionStore;
   /** Graceful stop: listeners first (in-flight requests finish), then services, then adapters. */
   stop(): Promise<void>;
+  /** What this process's `/ready` answers (a gateway worker answers it to its primary, which serves the listener). */
+  readiness(scope: ReadinessScope): Promise<Readiness>;
   /**
    * Applies a new validated config without a restart: gateway handler and auth service are rebuilt
    * and swapped; sessions stay in the store. Changes that need a restart (listen addresses, the
@@ -75,7 +77,13 @@ const PROJECTION_WAIT_MS = 10_000;
 const LOOKUP_LABELS = { hit: { result: 'hit' }, miss: { result: 'miss' }, bypass: { result: 'bypass' } } as const;
 
 /** Starts the roles in `roles` for `config`. */
-export async function startPortcullis(opts: { config: PortcullisConfig; roles: ReadonlySet<Role>; logger: Logger }): Promise<RunningPortcullis> {
+export async function startPortcullis(opts: {
+  config: PortcullisConfig;
+  roles: ReadonlySet<Role>;
+  logger: Logger;
+  /** False in a gateway worker: its primary serves outpost.listen.metrics for all workers. */
+  metricsListener?: boolean;
+}): Promise<RunningPortcullis> {
   const { config, roles, logger } = opts;
   if (!config.cluster && roles.size !== 3) {
     throw new StartupError('embedded mode (no cluster: block) runs all services in one process — use --services all, or configure cluster: to split them');
@@ -121,7 +129,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
   };
 
   try {
-    if (config.outpost.listen.metrics) {
+    if (config.outpost.listen.metrics && opts.metricsListener !== false) {
       metricsServer = await startMetricsServer({
         ...parseListen(config.outpost.listen.metrics),
         registry: metrics.registry,
@@ -364,6 +372,7 @@ export async function startPortcullis(opts: { config: PortcullisConfig; roles: R
       },
       bus,
       store,
+      readiness,
       async stop() {
         stopping = true;
         for (const timer of timers) clearInterval(timer);
@@ -399,9 +408,10 @@ const LISTEN_FAILURES: Record<string, { reason: string; fix: string }> = {
  * A listener that failed to bind, as a config problem line (`<path>: <reason> — <fix>`) naming the
  * setting; null for any other error. node's message alone names neither the setting nor the fix.
  */
-function listenFailure(err: unknown, config: PortcullisConfig): Error | null {
+export function listenFailure(err: unknown, config: PortcullisConfig): Error | null {
   const e = err as NodeJS.ErrnoException & { port?: number };
-  const known = e?.syscall === 'listen' && e.code ? LISTEN_FAILURES[e.code] : undefined;
+  // 'bind' in a gateway worker: node:cluster's primary binds the port for it.
+  const known = (e?.syscall === 'listen' || e?.syscall === 'bind') && e.code ? LISTEN_FAILURES[e.code] : undefined;
   if (!known) return null;
   const listen = config.outpost.listen;
   const key = (['http', 'https', 'metrics'] as const).find((k) => listen[k] && parseListen(listen[k]).port === e.port);
@@ -501,6 +511,7 @@ function readOnceAtStart(started: PortcullisConfig, next: PortcullisConfig): str
   const out: string[] = [];
   const timeout = started.outpost.signout_propagation_timeout_ms;
   if (next.outpost.signout_propagation_timeout_ms !== timeout) out.push(`outpost.signout_propagation_timeout_ms (still ${timeout} ms)`);
+  if (next.outpost.workers !== started.outpost.workers) out.push(`outpost.workers (still ${started.outpost.workers}: the primary forks its workers at start)`);
   if (next.outpost.name !== started.outpost.name) out.push(`outpost.name (metrics keep outpost_name="${started.outpost.name}")`);
   const lifetime = maxSessionSeconds(started);
   if (maxSessionSeconds(next) > lifetime) {
