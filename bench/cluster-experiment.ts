@@ -1,20 +1,18 @@
-// Experiment: does a node:cluster worker per core pay for the gateway role on this machine? Same-run throughput of 1 process vs N workers, against the bench baselines.
+// Experiment: do gateway workers (outpost.workers, node:cluster) pay on this machine? Same-run throughput of 1 process vs N workers, against the bench baselines.
 //
 //   node --import tsx bench/cluster-experiment.ts [--workers N] [--duration S] [--rounds R]
 //
 // Starts the bench cluster (NATS ×3, Redis, IdP, upstream, session + auth + 1 gateway), a second
-// gateway run as N node:cluster workers sharing one port (bench/servers/cluster-gateway.ts), the
+// gateway process with `outpost.workers: N` (N workers sharing its port), the
 // bare node:http forward-auth server, nginx and the bare undici proxy; then compares, alternating
 // per round: forward auth (bare vs 1 process vs N workers) and proxy mode, small body (nginx,
 // undici proxy, 1 process, N workers). Prints req/s, p99 and the ratios.
 import { parseArgs } from 'node:util';
-import { getFreePort } from '@portcullis/testkit';
 import { startEnvironment } from './lib/environment.ts';
 import { type LoadTarget, compare, ratio } from './lib/load.ts';
 import { startBenchNginx } from './lib/nginx.ts';
-import { type BenchChild, ROOT, cpuSeconds, spawnChild, startHelper } from './lib/processes.ts';
+import { type BenchChild, cpuSeconds, processTree, startHelper } from './lib/processes.ts';
 import { gatewayIdentity, prepareHttpFixtures } from './scenarios/http-decisions.ts';
-import { join } from 'node:path';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,18 +31,9 @@ async function main(): Promise<void> {
   const fx = await prepareHttpFixtures(env);
   const children: BenchChild[] = [];
   try {
-    const port = await getFreePort();
-    const metrics = await getFreePort();
-    const clustered = await spawnChild({
-      name: `gateway ×${args.workers}`,
-      command: process.execPath,
-      args: ['--import', 'tsx', join(ROOT, 'bench', 'servers', 'cluster-gateway.ts'), args.workers, 'run', '--config', env.configFile, '--services', 'gateway'],
-      env: { ...process.env, PORTCULLIS_OUTPOST__LISTEN__HTTP: `127.0.0.1:${port}`, PORTCULLIS_OUTPOST__LISTEN__METRICS: `127.0.0.1:${metrics}` },
-      isReady: (out) => /^READY /m.test(out),
-      timeoutMs: 90_000,
-    });
-    children.push(clustered);
-    const pids = (clustered.ready as { pids: number[] }).pids;
+    const workers = await env.startMember('gateway', { env: { PORTCULLIS_OUTPOST__WORKERS: args.workers } });
+    const port = workers.http;
+    const pids = processTree(workers.proc.pid);
     const fwd = fx.forwardAuth(env.gatewayPort);
     const identity = await gatewayIdentity(env, fx);
     const bare = await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(identity)]);

@@ -1,4 +1,5 @@
 // Scenarios 1–3: forward-auth decision, proxy mode, unauthenticated redirect and allow-listed path, each against its baseline.
+import { availableParallelism } from 'node:os';
 import { request } from 'undici';
 import type { Environment } from '../lib/environment.ts';
 import { type LoadSettings, type LoadTarget, type TargetResult, compare, cpuRatio, ratio, ratioWithRounds } from '../lib/load.ts';
@@ -185,7 +186,8 @@ function proxyComparison(size: string): string {
  * Scenario 2: proxy mode (small and 64 KiB bodies) vs nginx proxy_pass (keepalive), bare node:http +
  * undici.Pool proxies (the issue's baseline: one forwarding the client's headers only, one also adding
  * the very headers the gateway adds for the session), and the gateway's own native relay with those
- * headers but no auth (so the auth work itself is isolated too).
+ * headers but no auth (so the auth work itself is isolated too). The gateway runs twice: one process
+ * (judged) and one per core (`outpost.workers`), shown beside it.
  */
 export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCookie: string }, s: LoadSettings, log: Log): Promise<ScenarioReport> {
   const nginx = await startBenchNginx(env.upstream.port);
@@ -195,6 +197,9 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
   const identityProxy = await startHelper('undici-proxy-identity', 'servers/bare-proxy.ts', [upstreamOrigin, 'undici', identityHeaders]);
   const nativeProxy = await startHelper('native-relay-identity', 'servers/bare-proxy.ts', [upstreamOrigin, 'native', identityHeaders]);
   const portOf = (h: typeof undiciProxy) => (h.ready as { port: number }).port;
+  const workerCount = availableParallelism();
+  const workers = await env.startMember('gateway', { env: { PORTCULLIS_OUTPOST__WORKERS: String(workerCount) } });
+  const workersLabel = `portcullis proxy, outpost.workers: ${workerCount}`;
   const report: ScenarioReport = { id: 2, title: 'Proxy mode (valid session)', comparisons: [], figures: [], targets: [], notes: [] };
   try {
     for (const [size, path] of PROXY_BODIES) {
@@ -206,16 +211,20 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
         { label: 'undici.Pool + identity headers', url: `http://127.0.0.1:${portOf(identityProxy)}${path}`, headers, expectStatus: 200, pid: identityProxy.pid, threads: true },
         { label: 'native relay + identity headers', url: `http://127.0.0.1:${portOf(nativeProxy)}${path}`, headers, expectStatus: 200, pid: nativeProxy.pid, threads: true },
         { label: 'portcullis proxy', url: `http://127.0.0.1:${env.gatewayPort}${path}`, headers, expectStatus: 200, ...gatewayProcess(env) },
+        // The primary and its workers: their CPU is summed (the process tree of pid).
+        { label: workersLabel, url: `http://127.0.0.1:${workers.http}${path}`, headers, expectStatus: 200, pid: workers.proc.pid },
       ];
-      const [n, u, i, r, p] = await compare(targets, s, log);
+      const [n, u, i, r, p, w] = await compare(targets, s, log);
       const vsNginx = ratio(p!, n!);
       const overUndici = 1 - ratio(p!, i!);
       const authWork = 1 - ratio(p!, r!);
       const everything = 1 - ratio(p!, u!);
       const comparison = proxyComparison(size);
-      report.comparisons.push({ name: comparison, baseline: n!.label, targets: [n!, u!, i!, r!, p!] });
+      report.comparisons.push({ name: comparison, baseline: n!.label, targets: [n!, u!, i!, r!, p!, w!] });
       report.figures.push(
         { name: `${size}: portcullis / nginx`, value: fmt(vsNginx) },
+        { name: `${size}: portcullis with outpost.workers: ${workerCount} / nginx`, value: fmt(ratio(w!, n!)) },
+        { name: `${size}: ${workerCount} workers / one process`, value: fmt(ratio(w!, p!)) },
         { name: `${size}: portcullis / bare undici proxy with the same identity headers`, value: fmt(ratio(p!, i!)) },
         { name: `${size}: portcullis / bare undici proxy (client headers only)`, value: fmt(ratio(p!, u!)) },
         { name: `${size}: portcullis / its own native relay with the same headers, no auth`, value: fmt(ratio(p!, r!)) },
@@ -239,9 +248,10 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
       );
     }
   } finally {
-    await Promise.all([nginx.stop(), undiciProxy.stop(), identityProxy.stop(), nativeProxy.stop()]);
+    await Promise.all([nginx.stop(), undiciProxy.stop(), identityProxy.stop(), nativeProxy.stop(), env.stopMember(workers)]);
   }
   report.notes.push(
+    `Portcullis runs twice: one gateway process ("portcullis proxy"; the targets are judged on it, as in every earlier run) and one with \`outpost.workers: ${workerCount}\` (one per core: a primary and ${workerCount} node:cluster workers sharing the port; its CPU per request is the whole process tree's), shown beside it: whether workers pay on ${workerCount} cores the load generator and the upstream share too. nginx keeps one worker: at the measured rates it stays below one core.`,
     'Upstream: node:http in its own process; nginx: one worker, `upstream { keepalive 128; }`, HTTP/1.1 to the upstream; undici proxy: node:http + the gateway\'s upstream executor (`proxyHttp`, relay code shared with the gateway) on undici.Pool, no routing, auth or framework; native relay: the same on the raw keep-alive sockets + llhttp client the gateway uses for plain-HTTP upstreams (services/gateway/src/upstream-h1.ts).',
     'The issue\'s target compares the gateway with a bare undici proxy that adds the same 12 X-authentik-*, X-Forwarded-* and X-Real-IP headers the gateway sent upstream for this session (read back from the upstream). Since the gateway no longer relays plain HTTP through undici, that comparison now includes the relay gained by switching clients; "auth work alone" compares with the native relay adding the same headers, i.e. the cost of deciding (cookie, session, headers assembled per request) by itself, as scenario 1 compares with a bare server answering the same headers. "Everything portcullis adds" compares with the undici proxy that forwards the client\'s headers only.',
   );
