@@ -100,6 +100,9 @@ t.test('two gateway workers behind one port', async (t) => {
       return r.status === 503 ? r : null;
     });
     t.match(notReady.body['workers'], /^1\/2 ready$/);
+    const meanwhile = await fetch(`http://127.0.0.1:${gw.metrics}/metrics`);
+    t.equal(meanwhile.status, 200, 'metrics are served meanwhile, from the worker left');
+    t.match(await meanwhile.text(), /^portcullis_nats_connected 1$/m);
     await waitFor('the restart', async () => gw.output().includes('"gateway worker started again"'));
     t.match(gw.output(), /"gateway worker exited: starting it again in 1 s"/, 'the exit is logged');
     const again = await waitFor('ready again', async () => {
@@ -109,6 +112,22 @@ t.test('two gateway workers behind one port', async (t) => {
     t.equal(again.body['workers'], '2/2 ready');
     const served = await Promise.all(Array.from({ length: 4 }, () => getOnNewConnection(gw.http, c.appHost, '/', cookie)));
     t.same(served, Array(4).fill(302), 'the new worker knows the session is gone too');
+  });
+
+  t.test('SIGHUP reaches every worker: each reloads the config', async (t) => {
+    const reloadsBy = () =>
+      new Set(
+        gw
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"config reloaded"') && l.includes('"trigger":"SIGHUP"'))
+          .map((l) => (JSON.parse(l) as { worker?: number }).worker),
+      );
+    gw.child.kill('SIGHUP');
+    const by = await waitFor('both workers to reload', async () => (reloadsBy().size === 2 ? reloadsBy() : null));
+    t.same([...by].sort(), [0, 1]);
+    t.match(gw.output(), /"SIGHUP: passed on to every gateway worker that has started"/);
+    t.equal(gw.child.exitCode, null, 'still running');
   });
 
   t.test('workers refuse a process that also runs auth or session, naming the fix', async (t) => {

@@ -2,7 +2,7 @@
 export { createLogger, type Logger } from './logger.ts';
 export { createMetrics, type Metrics } from './metrics.ts';
 export { startMetricsServer, type Readiness, type ReadinessScope } from './metrics-server.ts';
-export { answerMetricsRequests, workersMetrics } from './worker-metrics.ts';
+export { SUMMED_METRICS_CONTENT_TYPE, type WorkerMetrics, metricsOfWorker, sumWorkerMetrics } from './worker-metrics.ts';
 export {
   SpanKinds,
   activeTraceIds,

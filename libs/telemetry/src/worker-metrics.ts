@@ -1,23 +1,22 @@
-// Gateway workers (node:cluster): the primary serves their metrics aggregated; each worker answers the primary's requests for its own.
-import { AggregatorRegistry, type Registry } from 'prom-client';
+// Gateway workers (node:cluster): each worker's metrics as data for its primary, and the primary's sum of them as Prometheus text.
+import { AggregatorRegistry, Registry } from 'prom-client';
 
-/**
- * In a worker: answers the primary's metrics requests (prom-client's cluster messages) with
- * `registry`'s metrics.
- */
-export function answerMetricsRequests(registry: Registry): void {
-  AggregatorRegistry.setRegistries([registry]);
-  // The constructor installs the worker's message listener (once per process).
-  new AggregatorRegistry();
+/** One worker's metrics as plain data (they travel over the IPC channel). */
+export type WorkerMetrics = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** The content type of {@link sumWorkerMetrics}' text. */
+export const SUMMED_METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
+
+/** In a worker: its metrics, to send to the primary. */
+export function metricsOfWorker(registry: Registry): Promise<WorkerMetrics> {
+  return registry.getMetricsAsJSON();
 }
 
 /**
- * In the primary: a metrics source for the metrics listener that asks every connected worker and
- * aggregates their answers — summed, except where a metric names another aggregator (connection
- * states take the minimum, `authentik_outpost_info` the first). Rejects when a worker does not
- * answer within 5 s (the listener then answers 500).
+ * In the primary: the workers' metrics as one exposition — each series summed over the workers,
+ * except where a metric names another aggregator (connection states take the minimum,
+ * `authentik_outpost_info` the first worker's).
  */
-export function workersMetrics(): Pick<Registry, 'metrics' | 'contentType'> {
-  const aggregator = new AggregatorRegistry<typeof Registry.PROMETHEUS_CONTENT_TYPE>();
-  return { metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType };
+export function sumWorkerMetrics(perWorker: WorkerMetrics[]): Promise<string> {
+  return AggregatorRegistry.aggregate(perWorker).metrics();
 }

@@ -2,7 +2,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import { type PortcullisConfig, WORKER_INDEX_VAR } from '@portcullis/config';
-import { type Logger, type Readiness, type ReadinessScope, answerMetricsRequests, startMetricsServer, workersMetrics } from '@portcullis/telemetry';
+import { type Logger, type Readiness, type ReadinessScope, SUMMED_METRICS_CONTENT_TYPE, type WorkerMetrics, metricsOfWorker, startMetricsServer, sumWorkerMetrics } from '@portcullis/telemetry';
 import { parseListen } from '@portcullis/gateway';
 import type { Role } from './roles.ts';
 import { type RunningPortcullis, StartupError, listenFailure } from './start-portcullis.ts';
@@ -10,25 +10,31 @@ import { type RunningPortcullis, StartupError, listenFailure } from './start-por
 /** The environment variable that tells a forked process which worker it is (0-based; the config reader skips it). */
 const WORKER_INDEX_ENV = WORKER_INDEX_VAR;
 
-const MESSAGES = { started: 'portcullis:worker-started', readyAsk: 'portcullis:ready?', readyReply: 'portcullis:ready' } as const;
+/** The one message a worker sends unasked: it listens. */
+const STARTED = 'portcullis:worker-started';
+/** The primary's questions (`{type: 'portcullis:ask', id, what, scope?}`), each answered `{type: 'portcullis:answer', id, answer}`. */
+const ASK = 'portcullis:ask';
+const ANSWER = 'portcullis:answer';
 
 /** A worker that exits this many times within {@link CRASH_WINDOW_MS} makes the primary stop: a crash loop is not served around. */
 const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
 /** Pause before a crashed worker is started again. */
 const RESTART_DELAY_MS = 1000;
-/** How long `/ready` waits for a worker's own answer. */
-const READY_ASK_MS = 2000;
+/** How long the primary waits for a worker's answer (its readiness, its metrics). */
+const ASK_TIMEOUT_MS = 2000;
 
-interface ReadyAsk {
-  type: typeof MESSAGES.readyAsk;
+interface Ask {
+  type: typeof ASK;
   id: number;
-  scope: ReadinessScope;
+  what: 'ready' | 'metrics';
+  scope?: ReadinessScope;
 }
-interface ReadyReply {
-  type: typeof MESSAGES.readyReply;
+interface Answer {
+  type: typeof ANSWER;
   id: number;
-  readiness: Readiness;
+  answer?: Readiness | WorkerMetrics;
+  error?: string;
 }
 
 /** This process's worker index when it is a gateway worker, else null. */
@@ -49,19 +55,49 @@ export function workersProblem(workers: number, roles: ReadonlySet<Role>): Start
 }
 
 /**
- * In a worker, once its gateway listens: answers the primary's metrics and readiness requests and
- * tells it the worker started.
+ * In a worker, once its gateway listens: answers the primary's questions (its readiness, its
+ * metrics) and tells it the worker started.
  */
 export function serveAsWorker(running: RunningPortcullis): void {
-  answerMetricsRequests(running.metrics.registry);
   process.on('message', (message: unknown) => {
-    const ask = message as Partial<ReadyAsk> | null;
-    if (ask?.type !== MESSAGES.readyAsk || typeof ask.id !== 'number') return;
+    const ask = message as Partial<Ask> | null;
+    if (ask?.type !== ASK || typeof ask.id !== 'number') return;
     const id = ask.id;
-    const reply = (readiness: Readiness) => process.send?.({ type: MESSAGES.readyReply, id, readiness } satisfies ReadyReply);
-    running.readiness(ask.scope === 'listeners' ? 'listeners' : 'all').then(reply, (err: Error) => reply({ ready: false, checks: { error: err.message } }));
+    const work: Promise<Readiness | WorkerMetrics> =
+      ask.what === 'metrics' ? metricsOfWorker(running.metrics.registry) : running.readiness(ask.scope === 'listeners' ? 'listeners' : 'all');
+    work.then(
+      (answer) => process.send?.({ type: ANSWER, id, answer } satisfies Answer),
+      (err: Error) => process.send?.({ type: ANSWER, id, error: err.message } satisfies Answer),
+    );
   });
-  process.send?.({ type: MESSAGES.started });
+  process.send?.({ type: STARTED });
+}
+
+let lastAskId = 0;
+
+/** Asks a worker; rejects when it cannot be asked, answers with an error, or not within {@link ASK_TIMEOUT_MS}. */
+function askWorker<T extends Readiness | WorkerMetrics>(worker: Worker, what: Ask['what'], scope?: ReadinessScope): Promise<T> {
+  return new Promise((resolve, reject) => {
+    if (!worker.isConnected()) {
+      reject(new Error('its IPC channel is closed'));
+      return;
+    }
+    const id = ++lastAskId;
+    const timer = setTimeout(() => {
+      worker.off('message', onMessage);
+      reject(new Error(`no answer within ${ASK_TIMEOUT_MS} ms`));
+    }, ASK_TIMEOUT_MS);
+    const onMessage = (message: unknown) => {
+      const a = message as Partial<Answer> | null;
+      if (a?.type !== ANSWER || a.id !== id) return;
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      if (a.error !== undefined || a.answer === undefined) reject(new Error(a.error ?? 'an empty answer'));
+      else resolve(a.answer as T);
+    };
+    worker.on('message', onMessage);
+    worker.send({ type: ASK, id, what, ...(scope ? { scope } : {}) } satisfies Ask);
+  });
 }
 
 /**
@@ -78,34 +114,20 @@ export async function runGatewayWorkers(opts: { config: PortcullisConfig; logger
   const crashes: number[] = [];
   let stopping = false;
   let allStarted = false;
-  let askId = 0;
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => {
     finish = resolve;
   });
 
-  const askReady = (worker: Worker, scope: ReadinessScope): Promise<Readiness> =>
-    new Promise((resolve) => {
-      const id = ++askId;
-      const timer = setTimeout(() => {
-        worker.off('message', onMessage);
-        resolve({ ready: false, checks: { error: `no answer within ${READY_ASK_MS} ms` } });
-      }, READY_ASK_MS);
-      const onMessage = (message: unknown) => {
-        const reply = message as Partial<ReadyReply> | null;
-        if (reply?.type !== MESSAGES.readyReply || reply.id !== id || !reply.readiness) return;
-        clearTimeout(timer);
-        worker.off('message', onMessage);
-        resolve(reply.readiness);
-      };
-      worker.on('message', onMessage);
-      worker.send({ type: MESSAGES.readyAsk, id, scope } satisfies ReadyAsk);
-    });
-
   const readiness = async (scope: ReadinessScope): Promise<Readiness> => {
     if (stopping) return { ready: false, checks: { process: 'stopping' } };
     const answers = await Promise.all(
-      slots.map((s): Promise<Readiness> => (s.worker && s.started ? askReady(s.worker, scope) : Promise.resolve({ ready: false, checks: { gateway: s.worker ? 'starting' : 'restarting' } }))),
+      slots.map(
+        (s): Promise<Readiness> =>
+          s.worker && s.started
+            ? askWorker<Readiness>(s.worker, 'ready', scope).catch((err: Error) => ({ ready: false, checks: { error: `a worker did not answer: ${err.message}` } }))
+            : Promise.resolve({ ready: false, checks: { gateway: s.worker ? 'starting' : 'restarting' } }),
+      ),
     );
     const ready = answers.filter((a) => a.ready).length;
     // The states of the first worker not ready (or the first worker's): NATS, Redis, session cache.
@@ -116,18 +138,39 @@ export async function runGatewayWorkers(opts: { config: PortcullisConfig; logger
   let metricsServer: Server | undefined;
   if (config.outpost.listen.metrics) {
     try {
-      metricsServer = await startMetricsServer({ ...parseListen(config.outpost.listen.metrics), registry: workersMetrics(), readiness });
+      // The workers listening now; one starting or restarting adds nothing until it listens (its series are new then).
+      const metrics = async (): Promise<string> =>
+        sumWorkerMetrics(
+          await Promise.all(
+            slots.flatMap((s, i) =>
+              s.worker && s.started
+                ? [
+                    askWorker<WorkerMetrics>(s.worker, 'metrics').catch((err: Error) => {
+                      throw new Error(`gateway worker ${i} gave no metrics: ${err.message}`);
+                    }),
+                  ]
+                : [],
+            ),
+          ),
+        );
+      metricsServer = await startMetricsServer({
+        ...parseListen(config.outpost.listen.metrics),
+        registry: { metrics, contentType: SUMMED_METRICS_CONTENT_TYPE },
+        readiness,
+      });
     } catch (err) {
       throw listenFailure(err, config) ?? err;
     }
   }
 
-  const stopAll = (signal: NodeJS.Signals): void => {
-    for (const s of slots) if (s.worker && !s.worker.isDead()) s.worker.process.kill(signal);
+  const stopAll = (signal: NodeJS.Signals, onlyStarted = false): void => {
+    for (const s of slots) if (s.worker && !s.worker.isDead() && (s.started || !onlyStarted)) s.worker.process.kill(signal);
   };
   let exitCode = 0;
+  let finished = false;
   const whenAllGone = (): void => {
-    if (slots.some((s) => s.worker && !s.worker.isDead())) return;
+    if (finished || slots.some((s) => s.worker && !s.worker.isDead())) return;
+    finished = true;
     const close = () => finish(exitCode);
     if (metricsServer) metricsServer.close(close);
     else close();
@@ -138,8 +181,10 @@ export async function runGatewayWorkers(opts: { config: PortcullisConfig; logger
     const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
     slot.worker = worker;
     slot.started = false;
+    // A send to a worker that just died fails on its own; its exit is handled below.
+    worker.on('error', (err: Error) => logger.debug({ worker: index, err: err.message }, 'gateway worker IPC error'));
     worker.on('message', (message: unknown) => {
-      if ((message as { type?: unknown } | null)?.type !== MESSAGES.started) return;
+      if ((message as { type?: unknown } | null)?.type !== STARTED) return;
       slot.started = true;
       if (!allStarted && slots.every((s) => s.started)) {
         allStarted = true;
@@ -196,8 +241,9 @@ export async function runGatewayWorkers(opts: { config: PortcullisConfig; logger
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGHUP', () => {
-    logger.info({ workers: count }, 'SIGHUP: passed on to every gateway worker');
-    stopAll('SIGHUP');
+    // A worker still starting reads the files as they are now; before its own handler is set, SIGHUP would end it.
+    logger.info({ workers: count }, 'SIGHUP: passed on to every gateway worker that has started');
+    stopAll('SIGHUP', true);
   });
 
   logger.info({ workers: count, listen: config.outpost.listen }, 'starting gateway workers');
