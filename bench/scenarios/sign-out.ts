@@ -29,7 +29,7 @@ export async function signOutScenario(env: Environment, count: number, log: Log)
   const get = (gw: number, path: string, cookie: string) => probes[gw]!.get(path, { host: env.appHost, cookie });
   const propagation: number[] = [];
   const signOutLatency: number[] = [];
-  /** Round trips of the probes before each sign-out: the floor under the propagation figure. */
+  /** One accepted probe's round trip before each sign-out (through the upstream too). */
   const probeRtt: number[] = [];
   /** The same probes of the revoked session a little later, once the sign-out's own work is done: the instrument's floor. */
   const floor: number[] = [];

@@ -7,8 +7,6 @@ import { parseListen } from '@portcullis/gateway';
 import type { Role } from './roles.ts';
 import { type RunningPortcullis, StartupError, listenFailure } from './start-portcullis.ts';
 
-/** The environment variable that tells a forked process which worker it is (0-based; the config reader skips it). */
-const WORKER_INDEX_ENV = WORKER_INDEX_VAR;
 
 /** The one message a worker sends unasked: it listens. */
 const STARTED = 'portcullis:worker-started';
@@ -39,7 +37,7 @@ interface Answer {
 
 /** This process's worker index when it is a gateway worker, else null. */
 export function workerIndex(): number | null {
-  const raw = process.env[WORKER_INDEX_ENV];
+  const raw = process.env[WORKER_INDEX_VAR];
   return cluster.isWorker && raw !== undefined ? Number(raw) : null;
 }
 
@@ -178,7 +176,7 @@ export async function runGatewayWorkers(opts: { config: PortcullisConfig; logger
 
   const fork = (index: number): void => {
     const slot = slots[index]!;
-    const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
+    const worker = cluster.fork({ [WORKER_INDEX_VAR]: String(index) });
     slot.worker = worker;
     slot.started = false;
     // A send to a worker that just died fails on its own; its exit is handled below.
