@@ -5,8 +5,9 @@
 //
 // Wall-clock throughput on a shared 2-core machine drifts with other jobs; the CPU a server process
 // spends per request drifts much less. For each workload: warm up, then drive exactly N requests
-// (autocannon `amount`) and read the server's user+system CPU from /proc before and after; R rounds,
-// median reported. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
+// (autocannon `amount`) and read the server's user+system CPU from /proc before and after (and, beside
+// it, the bench upstream's and this process's own, the load generator's); R rounds, median reported.
+// The nginx workloads (`nginx-small`, `nginx-64k`, `nginx-64k-buffers`) run scenario 2's nginx, measured on its worker. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
 // node_modules) in the same cluster and alternates the two in every round, so a change is judged
 // against its baseline under the same load; `--compare-node-args` starts that gateway with node flags
 // (with `--compare .`, this tree with and without them, e.g. a V8 heap setting). `--profile` replays each gateway workload on a gateway
@@ -29,7 +30,9 @@ import { type ProfileSummary, type ProfileWindow, readProfile, summarizeProfile 
 import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, answersPing, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
-import { type BenchChild, ROOT, cpuSeconds, minorFaults, spawnChild, startHelper } from './lib/processes.ts';
+import type { FrontProxy } from '../test/front-proxies/servers.ts';
+import { LARGE_BUFFERS_PREFIX, startBenchNginx } from './lib/nginx.ts';
+import { type BenchChild, ROOT, cpuSeconds, minorFaults, processTree, spawnChild, startHelper } from './lib/processes.ts';
 import { gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
 
 const { values: args } = parseArgs({
@@ -97,16 +100,41 @@ interface Workload {
   target: (port: number) => LoadTarget;
 }
 
-/** CPU µs and minor page faults per answered request of `pid` while `t` is driven N times. */
-async function cpuPerRequest(pid: number, t: LoadTarget): Promise<{ us: number; rps: number; faults: number }> {
+/** One measured run: the server's CPU µs and minor page faults per answered request, and what the upstream and the load generator spent beside it. */
+interface RunCpu {
+  us: number;
+  rps: number;
+  faults: number;
+  /** The bench upstream's CPU µs per request (0 for workloads that do not reach it). */
+  upstreamUs: number;
+  /** This process's CPU µs per request (autocannon drives the load from here). */
+  loadUs: number;
+}
+
+/**
+ * CPU µs and minor page faults per answered request of `pid` while `t` is driven N times, with the
+ * upstream's (`upstreamPid`) and the load generator's: the three share the 2 cores, so a server that
+ * makes the upstream work harder (more headers to parse, say) costs throughput there too.
+ */
+async function cpuPerRequest(pid: number, t: LoadTarget, upstreamPid: number): Promise<RunCpu> {
   const faultsBefore = minorFaults(pid);
   const before = cpuSeconds(pid);
+  const upstreamBefore = cpuSeconds(upstreamPid);
+  const loadBefore = process.cpuUsage();
   const r = await drive(t, N);
   const after = cpuSeconds(pid);
+  const upstreamAfter = cpuSeconds(upstreamPid);
+  const load = process.cpuUsage(loadBefore);
   const faultsAfter = minorFaults(pid);
   if (r.wrong > 0) log(`    (${r.wrong} answers with another status than ${t.expectStatus})`);
   const ok = Math.max(1, r.ok);
-  return { us: ((after - before) * 1e6) / ok, rps: r.rps, faults: (faultsAfter - faultsBefore) / ok };
+  return {
+    us: ((after - before) * 1e6) / ok,
+    rps: r.rps,
+    faults: (faultsAfter - faultsBefore) / ok,
+    upstreamUs: ((upstreamAfter - upstreamBefore) * 1e6) / ok,
+    loadUs: (load.user + load.system) / ok,
+  };
 }
 
 /** System calls per answered request of `pid` (all its threads) while `t` is driven N times, from `strace -c -f`. */
@@ -228,6 +256,7 @@ async function main(): Promise<void> {
   const fx = await prepareHttpFixtures(env);
   const helpers: BenchChild[] = [];
   const trees: TreeGateway[] = [];
+  let nginx: FrontProxy | undefined;
   try {
     const fwd = fx.forwardAuth(env.gatewayPort);
     const identity = await gatewayIdentity(env, fx);
@@ -244,6 +273,10 @@ async function main(): Promise<void> {
     const identityProxy = await startHelper('undici-proxy-identity', 'servers/bare-proxy.ts', proxyArgs.undiciIdentity);
     const nativeProxy = await startHelper('native-relay-identity', 'servers/bare-proxy.ts', proxyArgs.nativeIdentity);
     helpers.push(bare, undiciProxy, identityProxy, nativeProxy);
+    // nginx (one worker, as scenario 2 runs it): its worker serves, so its CPU and perf samples are the worker's.
+    nginx = await startBenchNginx(env.upstream.port);
+    const nginxWorker = processTree(nginx.pid)[1];
+    if (nginxWorker === undefined) throw new Error(`nginx (pid ${nginx.pid}) has no worker process: ${nginx.logTail()}`);
     const gw0 = env.gateways()[0]!;
     trees.push({ tree: ROOT, label: 'this tree', port: gw0.http, proc: gw0.proc, flags: [] });
     if (args.compare) {
@@ -268,10 +301,13 @@ async function main(): Promise<void> {
         }),
       },
       { id: 'redirect', gateway: true, target: (port) => ({ label: 'redirect', url: `http://127.0.0.1:${port}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 }) },
+      { id: 'nginx-small', gateway: false, target: proxyTo('/small') },
       { id: 'undici-small', gateway: false, target: proxyTo('/small') },
       { id: 'undici-id-small', gateway: false, target: proxyTo('/small') },
       { id: 'native-id-small', gateway: false, target: proxyTo('/small') },
       { id: 'proxy-small', gateway: true, target: proxyTo('/small') },
+      { id: 'nginx-64k', gateway: false, target: proxyTo('/64k') },
+      { id: 'nginx-64k-buffers', gateway: false, target: proxyTo(`${LARGE_BUFFERS_PREFIX}/64k`) },
       { id: 'undici-64k', gateway: false, target: proxyTo('/64k') },
       { id: 'native-id-64k', gateway: false, target: proxyTo('/64k') },
       { id: 'proxy-64k', gateway: true, target: proxyTo('/64k') },
@@ -283,29 +319,35 @@ async function main(): Promise<void> {
       w.id === 'bare-auth' ? bare : w.id === 'undici-id-small' ? identityProxy : w.id === 'native-id-small' || w.id === 'native-id-64k' ? nativeProxy : undiciProxy;
     const argsOf = (base: BenchChild) => (base === identityProxy ? proxyArgs.undiciIdentity : base === nativeProxy ? proxyArgs.nativeIdentity : proxyArgs.undici);
     /** The processes a workload runs on: each tree's gateway, or the workload's baseline. */
+    const isNginx = (w: Workload) => w.id.startsWith('nginx-');
     const serversOf = (w: Workload) =>
       w.gateway
         ? trees.map((g) => ({ label: g.label, pid: g.proc.pid, target: w.target(g.port) }))
-        : [{ label: 'baseline', pid: baselineOf(w).pid, target: w.target(portOf(baselineOf(w))) }];
+        : isNginx(w)
+          ? [{ label: 'nginx worker', pid: nginxWorker, target: w.target(nginx!.port) }]
+          : [{ label: 'baseline', pid: baselineOf(w).pid, target: w.target(portOf(baselineOf(w))) }];
     const only = args.only ? new Set(args.only.split(',')) : null;
     const selected = workloads.filter((w) => !only || only.has(w.id));
-    const results: Array<{ workload: string; server: string; usPerRequest: number; runs: number[]; rps: number; profile?: ProfileSummary }> = [];
+    const results: Array<{ workload: string; server: string; usPerRequest: number; runs: number[]; rps: number; upstreamUs: number; loadUs: number; profile?: ProfileSummary }> = [];
     for (const w of selected) {
       const servers = serversOf(w);
       for (const s of servers) {
         const warm = await drive(s.target, Math.min(N, 10_000));
         if (warm.ok === 0) throw new Error(`${w.id} on ${s.label}: warm-up got no ${s.target.expectStatus} answer (${warm.wrong} others)`);
       }
-      const runs = new Map(servers.map((s) => [s.label, [] as Array<{ us: number; rps: number; faults: number }>]));
+      const runs = new Map(servers.map((s) => [s.label, [] as RunCpu[]]));
       for (let r = 0; r < R; r++) {
-        for (const s of r % 2 === 0 ? servers : [...servers].reverse()) runs.get(s.label)!.push(await cpuPerRequest(s.pid, s.target));
+        for (const s of r % 2 === 0 ? servers : [...servers].reverse()) runs.get(s.label)!.push(await cpuPerRequest(s.pid, s.target, env.upstream.pid));
       }
       for (const s of servers) {
         const rs = runs.get(s.label)!;
         const us = median(rs.map((x) => x.us));
         const rps = rs.reduce((a, x) => a + x.rps, 0) / rs.length;
-        results.push({ workload: w.id, server: s.label, usPerRequest: us, runs: rs.map((x) => x.us), rps });
+        const upstreamUs = median(rs.map((x) => x.upstreamUs));
+        const loadUs = median(rs.map((x) => x.loadUs));
+        results.push({ workload: w.id, server: s.label, usPerRequest: us, runs: rs.map((x) => x.us), rps, upstreamUs, loadUs });
         log(`${w.id.padEnd(13)} ${s.label.padEnd(28)} ${us.toFixed(1).padStart(7)} µs CPU/request  (runs ${rs.map((x) => x.us.toFixed(1)).join(', ')}; ~${Math.round(rps)} req/s; page faults/request ${rs.map((x) => x.faults.toFixed(2)).join(', ')})`);
+        log(`${''.padEnd(42)} beside it: upstream ${upstreamUs.toFixed(1)}, load generator ${loadUs.toFixed(1)} µs CPU/request (medians)`);
       }
     }
     if (args.syscalls) {
@@ -341,6 +383,7 @@ async function main(): Promise<void> {
         log(`  by area: ${p.byArea.map((a) => `${a.area} ${a.selfPct} %`).join(', ')}`);
       };
       for (const w of selected) {
+        if (isNginx(w)) continue; // not a node process: --perf shows where its CPU goes
         if (!w.gateway) {
           const base = baselineOf(w);
           const script = base === bare ? 'servers/bare-auth.ts' : 'servers/bare-proxy.ts';
@@ -361,7 +404,7 @@ async function main(): Promise<void> {
     }
     if (args.json) writeFileSync(args.json, JSON.stringify(results, null, 2));
   } finally {
-    await Promise.all([...helpers.map((h) => h.stop()), ...trees.slice(1).map((g) => g.proc.stop())]);
+    await Promise.all([...helpers.map((h) => h.stop()), ...(nginx ? [nginx.stop()] : []), ...trees.slice(1).map((g) => g.proc.stop())]);
     await fx.close();
     await env.close();
   }
