@@ -261,6 +261,17 @@ t.test('sealPayload refuses an empty secret or purpose and a non-positive ttl', 
   t.throws(() => sealPayload(SECRET, 'p', { n: 10n }, 60), { code: 'PORTCULLIS_PROTOCOL_INVALID_SEAL' });
 });
 
+t.test('derived seal keys stay per secret and purpose, across more secrets than are kept', async (t) => {
+  // Rotating secrets (reloads): each token opens with its own secret only, before and after older keys are dropped.
+  const secrets = Array.from({ length: 40 }, (_, i) => `${SECRET}-rotated-${i}`);
+  const tokens = secrets.map((secret) => sealPayload(secret, 'p', { i: secret }, 60, 0));
+  for (const [i, secret] of secrets.entries()) {
+    t.equal(unsealPayload(secret, 'p', tokens[i]!, 0)?.['i'], secret, `secret ${i} opens its own token`);
+    t.equal(unsealPayload(secret, 'p', tokens[(i + 1) % secrets.length]!, 0), null, `secret ${i} does not open the next one's`);
+    t.equal(unsealPayload(secret, 'q', tokens[i]!, 0), null, `secret ${i} under another purpose opens nothing`);
+  }
+});
+
 t.test('sealPayload sets exp itself even when the payload carries one', async (t) => {
   const token = sealPayload(SECRET, 'p', { exp: 9_999_999_999 }, 10, 100);
   t.equal(unsealPayload(SECRET, 'p', token, 100)?.['exp'], 110);

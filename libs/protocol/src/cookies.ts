@@ -202,8 +202,24 @@ const SEAL_SALT = 'portcullis-seal-v1';
 const SEAL_MAX_TOKEN_CHARS = 8192;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
+/** Derived keys by purpose, then secret: HKDF took ~2 % of the auth service's CPU per login when run per seal. */
+const sealKeys = new Map<string, Map<string, Buffer>>();
+/** Secrets per purpose kept: they change only on a reload, so the bound is never reached in practice. */
+const SEAL_SECRETS_MAX = 16;
+
 function sealKey(secret: string, purpose: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', secret, SEAL_SALT, purpose, 32));
+  let bySecret = sealKeys.get(purpose);
+  if (bySecret === undefined) {
+    bySecret = new Map();
+    sealKeys.set(purpose, bySecret);
+  }
+  let key = bySecret.get(secret);
+  if (key === undefined) {
+    key = Buffer.from(hkdfSync('sha256', secret, SEAL_SALT, purpose, 32));
+    if (bySecret.size >= SEAL_SECRETS_MAX) bySecret.clear();
+    bySecret.set(secret, key);
+  }
+  return key;
 }
 
 function nowSeconds(): number {
