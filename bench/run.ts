@@ -100,7 +100,7 @@ async function main(): Promise<number> {
     try {
       const r = await fn();
       report.scenarios.push(r);
-      for (const t of r.targets) log(`  target ${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.measured} (target ${t.target})${t.contended ? `, no evidence: ${t.contended}` : ''}`);
+      for (const t of r.targets) log(`  target ${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.measured} (target ${t.target})${t.onTheLine ? ', on the line: its rounds fell on both sides' : ''}${t.contended ? `, no evidence: ${t.contended}` : ''}`);
       for (const f of r.figures) log(`  ${f.name}: ${f.value}${f.unit ? ` ${f.unit}` : ''}`);
     } catch (err) {
       log(`  FAILED: ${(err as Error).stack ?? String(err)}`);

@@ -240,6 +240,15 @@ export function roundRatios(subject: TargetResult, baseline: TargetResult): numb
   return subject.runs.map((run, i) => run.rps / (baseline.runs[i]?.rps ?? Number.NaN));
 }
 
+/**
+ * Whether the rounds' own throughput ratios fall on both sides of a target (`holds` says whether one
+ * ratio meets it): the verdict of the mean could then have gone either way in another run.
+ */
+export function roundsStraddle(subject: TargetResult, baseline: TargetResult, holds: (ratio: number) => boolean): boolean {
+  const rounds = roundRatios(subject, baseline).filter((r) => Number.isFinite(r));
+  return rounds.some(holds) && !rounds.every(holds);
+}
+
 /** `0.77 (rounds 0.74–0.80)`: a throughput ratio and the range of its rounds' ratios. */
 export function ratioWithRounds(subject: TargetResult, baseline: TargetResult, format: (n: number) => string): string {
   const rounds = roundRatios(subject, baseline);

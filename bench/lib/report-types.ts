@@ -21,6 +21,8 @@ export interface TargetCheck {
   comparison?: string;
   /** Set when that comparison's baseline ran on a contended machine: the target's verdict is no evidence either way. */
   contended?: string;
+  /** Set when the rounds' own ratios fall on both sides of the target: met or not, it is on the line. */
+  onTheLine?: boolean;
 }
 
 /** What one scenario reports. */

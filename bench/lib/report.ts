@@ -100,9 +100,9 @@ export function renderCpuSplit(targets: TargetResult[]): string[] {
   return parts.length ? [`Per request (median of runs): ${parts.join('; ')}.`, ''] : [];
 }
 
-/** "yes", "**no**", or either followed by why it is no evidence (a contended baseline). */
+/** "yes", "**no**", either marked when its rounds fell on both sides, and why it is no evidence (a contended baseline). */
 export function verdict(t: TargetCheck): string {
-  const met = t.met ? 'yes' : '**no**';
+  const met = `${t.met ? 'yes' : '**no**'}${t.onTheLine ? ', on the line (its rounds fell on both sides)' : ''}`;
   return t.contended ? `${met}, but **contended** (${t.contended})` : met;
 }
 
