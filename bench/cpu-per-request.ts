@@ -7,7 +7,8 @@
 // spends per request drifts much less. For each workload: warm up, then drive exactly N requests
 // (autocannon `amount`) and read the server's user+system CPU from /proc before and after (and, beside
 // it, the bench upstream's and this process's own, the load generator's); R rounds, median reported.
-// The nginx workloads (`nginx-small`, `nginx-64k`, `nginx-64k-buffers`) run scenario 2's nginx, measured on its worker. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
+// The nginx workloads (`nginx-small`, `nginx-64k`, `nginx-64k-buffers`) run scenario 2's nginx,
+// measured on its worker. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
 // node_modules) in the same cluster and alternates the two in every round, so a change is judged
 // against its baseline under the same load; `--compare-node-args` starts that gateway with node flags
 // (with `--compare .`, this tree with and without them, e.g. a V8 heap setting). `--profile` replays each gateway workload on a gateway

@@ -240,6 +240,9 @@ export function roundRatios(subject: TargetResult, baseline: TargetResult): numb
   return subject.runs.map((run, i) => run.rps / (baseline.runs[i]?.rps ?? Number.NaN));
 }
 
+/** A throughput ratio's test for a "≥ line" target (for {@link roundsStraddle}). */
+export const atLeast = (line: number) => (ratio: number) => ratio >= line;
+
 /**
  * Whether the rounds' own throughput ratios fall on both sides of a target (`holds` says whether one
  * ratio meets it): the verdict of the mean could then have gone either way in another run.

@@ -1,6 +1,6 @@
 // Tests for a target's verdict from its rounds: met, missed, and on the line when the rounds fall on both sides.
 import t from 'tap';
-import { PERCENTILES, type PercentileKey, type RunResult, ratio, ratioWithRounds, roundsStraddle, summarize } from './load.ts';
+import { PERCENTILES, type PercentileKey, type RunResult, atLeast, ratio, ratioWithRounds, roundsStraddle, summarize } from './load.ts';
 import { verdict } from './report.ts';
 
 function run(rps: number): RunResult {
@@ -9,7 +9,6 @@ function run(rps: number): RunResult {
 }
 
 const target = (rps: number[]) => summarize('subject', rps.map(run));
-const atLeast = (line: number) => (r: number) => r >= line;
 
 t.test('rounds on both sides of the line are on the line, whichever way the mean went', async (t) => {
   const nginx = target([10_000, 10_000]);

@@ -2,7 +2,7 @@
 import { availableParallelism } from 'node:os';
 import { request } from 'undici';
 import type { Environment } from '../lib/environment.ts';
-import { type LoadSettings, type LoadTarget, type TargetResult, compare, cpuRatio, ratio, ratioWithRounds, roundRatios, roundsStraddle } from '../lib/load.ts';
+import { type LoadSettings, type LoadTarget, type TargetResult, atLeast, compare, cpuRatio, ratio, ratioWithRounds, roundRatios, roundsStraddle } from '../lib/load.ts';
 import { LARGE_BUFFERS_PREFIX, startBenchNginx } from '../lib/nginx.ts';
 import { type BenchChild, startHelper } from '../lib/processes.ts';
 import type { ScenarioReport, TargetCheck } from '../lib/report-types.ts';
@@ -174,14 +174,11 @@ const PROXY_BODIES = [
   ['64 KiB body', '/64k'],
 ] as const;
 
-/** Every saturated comparison scenarios 1–3 report (the keys bench/quiet-reference.json may hold). */
 /** Scenario 2's nginx with proxy buffers a 64 KiB answer fits in (shown beside the default, not judged). */
 const NGINX_LARGE_BUFFERS = 'nginx, 64 KiB proxy buffers';
 
+/** Every saturated comparison scenarios 1–3 report (the keys bench/quiet-reference.json may hold). */
 export const SATURATED_COMPARISONS: readonly string[] = [SATURATED, ...PROXY_BODIES.map(([size]) => proxyComparison(size)), NO_SESSION];
-
-/** A throughput ratio's test for a "≥ line" target. */
-const atLeast = (line: number) => (r: number) => r >= line;
 
 /** ` (rounds 1.2–3.4 %)`: the range of the rounds' own "over the baseline" percentages ('' with fewer than 2 rounds). */
 function roundsOver(subject: TargetResult, baseline: TargetResult): string {
@@ -228,8 +225,7 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
       ];
       // nginx's default buffers (8 × 4 KiB) take a 64 KiB answer in 11 reads and 7 writes: the same nginx
       // with buffers it fits in is shown beside (an 11 B answer fits either way).
-      const large = path === '/64k';
-      if (large) targets.push({ label: NGINX_LARGE_BUFFERS, url: `http://127.0.0.1:${nginx.port}${LARGE_BUFFERS_PREFIX}${path}`, headers, expectStatus: 200, pid: nginx.pid });
+      if (path === '/64k') targets.push({ label: NGINX_LARGE_BUFFERS, url: `http://127.0.0.1:${nginx.port}${LARGE_BUFFERS_PREFIX}${path}`, headers, expectStatus: 200, pid: nginx.pid });
       const [n, u, i, r, p, w, b] = await compare(targets, s, log);
       const vsNginx = ratio(p!, n!);
       const overUndici = 1 - ratio(p!, i!);
