@@ -118,7 +118,7 @@ export async function forwardAuthScenario(env: Environment, fx: HttpFixtures, s:
       { name: 'server CPU per request, portcullis vs bare → capacity ratio (bare / portcullis)', value: cpuFigure(p!, b!) },
     ],
     targets: [
-      { what: 'throughput vs bare node:http', target: '≥ 0.80', measured: ratioWithRounds(p!, b!, fmt), met: r >= 0.8, onTheLine: roundsStraddle(p!, b!, atLeast(0.8)), comparison: SATURATED },
+      throughputTarget('throughput vs bare node:http', p!, b!, 0.8, SATURATED),
       pacedLatencyTarget(pp!, bp!, kept, s.connections, pacedName),
     ],
     notes: [
@@ -179,6 +179,18 @@ const NGINX_LARGE_BUFFERS = 'nginx, 64 KiB proxy buffers';
 
 /** Every saturated comparison scenarios 1–3 report (the keys bench/quiet-reference.json may hold). */
 export const SATURATED_COMPARISONS: readonly string[] = [SATURATED, ...PROXY_BODIES.map(([size]) => proxyComparison(size)), NO_SESSION];
+
+/** A "≥ line" throughput target of `subject` against `baseline`: its rounds, and whether they fell on both sides of the line. */
+function throughputTarget(what: string, subject: TargetResult, baseline: TargetResult, line: number, comparison: string): TargetCheck {
+  return {
+    what,
+    target: `≥ ${fmt(line)}`,
+    measured: ratioWithRounds(subject, baseline, fmt),
+    met: ratio(subject, baseline) >= line,
+    onTheLine: roundsStraddle(subject, baseline, atLeast(line)),
+    comparison,
+  };
+}
 
 /** ` (rounds 1.2–3.4 %)`: the range of the rounds' own "over the baseline" percentages ('' with fewer than 2 rounds). */
 function roundsOver(subject: TargetResult, baseline: TargetResult): string {
@@ -260,7 +272,7 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
         },
       );
       report.targets.push(
-        { what: `${size}: throughput vs nginx`, target: '≥ 0.70', measured: ratioWithRounds(p!, n!, fmt), met: vsNginx >= 0.7, onTheLine: roundsStraddle(p!, n!, atLeast(0.7)), comparison },
+        throughputTarget(`${size}: throughput vs nginx`, p!, n!, 0.7, comparison),
         {
           what: `${size}: portcullis over the bare undici proxy (same headers)`,
           target: '≤ 5 %',
@@ -329,22 +341,8 @@ export async function decisionsScenario(env: Environment, fx: HttpFixtures, s: L
     ],
     // The issue: "same ratio as scenario 1" (≥ 0.80 of the bare server's throughput).
     targets: [
-      {
-        what: 'redirect (302): throughput vs bare node:http',
-        target: '≥ 0.80',
-        measured: ratioWithRounds(redirect!, b!, fmt),
-        met: ratio(redirect!, b!) >= 0.8,
-        onTheLine: roundsStraddle(redirect!, b!, atLeast(0.8)),
-        comparison: NO_SESSION,
-      },
-      {
-        what: 'allow-listed (200): throughput vs bare node:http',
-        target: '≥ 0.80',
-        measured: ratioWithRounds(allow!, b!, fmt),
-        met: ratio(allow!, b!) >= 0.8,
-        onTheLine: roundsStraddle(allow!, b!, atLeast(0.8)),
-        comparison: NO_SESSION,
-      },
+      throughputTarget('redirect (302): throughput vs bare node:http', redirect!, b!, 0.8, NO_SESSION),
+      throughputTarget('allow-listed (200): throughput vs bare node:http', allow!, b!, 0.8, NO_SESSION),
     ],
     notes: ['Redirect: proxy-mode request without a cookie → 302 to /outpost.goauthentik.io/start. Allow-listed: forward auth (nginx flavour) of a URL matching `skip_path_regex: ^/public/`, no cookie → 200 with anonymous headers.'],
   };
