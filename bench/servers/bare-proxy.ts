@@ -1,5 +1,6 @@
-// Baselines of the proxy scenario: node:http + the gateway's own upstream executor on undici.Pool or on the native relay (same settings), with no auth, routing or framework; optionally adding fixed headers.
-import { createServer } from 'node:http';
+// Baselines of the proxy scenario: the gateway's own upstream executor on undici.Pool (behind node:http) or on the native relay (behind the gateway's front end), with no auth, routing or framework; optionally adding fixed headers.
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { FrontEnd, type FrontRequest, type FrontResponse, frontEndAvailable } from '../../services/gateway/src/front-h1.ts';
 // The gateway's executor itself, so "auth work" over the native one = the gateway minus exactly this (same client, same relay code).
 import type { ProxyAnswer } from '../../services/gateway/src/answers.ts';
 import type { ProviderRuntime } from '../../services/gateway/src/provider-runtime.ts';
@@ -20,7 +21,8 @@ if (client === 'native' && pools.plain === null) throw new Error('bare-proxy: th
 const provider = { config: { internal_host_ssl_validation: true } } as ProviderRuntime;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host']);
 
-const server = createServer((req, res) => {
+/** Relays one request: the client's headers less hop-by-hop ones, the prepared block, X-Forwarded-For. */
+function relay(req: IncomingMessage | FrontRequest, res: ServerResponse | FrontResponse): void {
   const headers: Record<string, string | string[]> = {};
   for (const name in req.headers) {
     const v = req.headers[name];
@@ -30,8 +32,17 @@ const server = createServer((req, res) => {
   headers.host = req.headers.host ?? '';
   const answer: ProxyAnswer = { kind: 'proxy', provider, origin, path: req.url ?? '/', headers, block };
   proxyHttp(pools, answer, req, res);
-});
+}
+
+const server = createServer(relay);
 server.keepAliveTimeout = 65_000;
+// The native baseline reads requests as the gateway does (its front end, the same settings), so "auth
+// work alone" is the gateway minus exactly its auth; the bare undici proxy stays plain node:http, the
+// issue's baseline. Requests the front end does not take go to node's server, as in the gateway.
+if (client === 'native') {
+  if (!frontEndAvailable) throw new Error("bare-proxy: the gateway's front end is not available on this node");
+  new FrontEnd(server, relay, () => true);
+}
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
