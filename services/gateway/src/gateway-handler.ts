@@ -560,14 +560,13 @@ export class GatewayHandler {
     if (session) {
       // No block (the session's headers name one set above): header by header, the session's winning.
       if (!identity?.upstreamBlock) for (const [name, value] of identity!.upstream) headers[name] = value;
-      const akProxy = (session.claims.ak_proxy ?? {}) as { backend_override?: unknown; host_header?: unknown };
-      const override = backendOrigin(akProxy.backend_override);
-      if (override) origin = override;
-      if (typeof akProxy.host_header === 'string' && akProxy.host_header !== '') hostHeader = akProxy.host_header;
+      if (identity!.backendOrigin !== null) origin = identity!.backendOrigin;
+      if (identity!.hostHeader !== null) hostHeader = identity!.hostHeader;
     }
     headers.host = hostHeader;
-    // Always the same shape (the block may be undefined): one hidden class for every proxied answer.
-    return { kind: 'proxy', provider: p, origin, path: target, headers, block: identity?.upstreamBlock ?? undefined };
+    // Always the same shape (the block may be undefined; metricHost set here, so #dispatch's setting it
+    // again adds no property): one hidden class for every proxied answer.
+    return { kind: 'proxy', provider: p, origin, path: target, headers, block: identity?.upstreamBlock ?? undefined, metricHost: p.externalHost };
   }
 
   // ---- shared ---------------------------------------------------------------------------------------
@@ -761,17 +760,6 @@ function connectionHeaderTokens(connection: string | undefined): Set<string> | u
   // The usual values name only headers that are never forwarded anyway: no set built per request.
   if (!connection || CONNECTION_NAMING_ONLY_HOP_BY_HOP.has(connection)) return undefined;
   return new Set(connection.split(',').map((t) => t.trim().toLowerCase()));
-}
-
-/** Scheme + host of a backend_override (authentik ignores its path); null when unusable. */
-function backendOrigin(value: unknown): string | null {
-  if (typeof value !== 'string' || value === '') return null;
-  try {
-    const u = new URL(value);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
-  } catch {
-    return null;
-  }
 }
 
 const DOT_SEGMENT = /\/\.|%2e/i;

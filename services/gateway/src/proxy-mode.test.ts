@@ -201,6 +201,18 @@ ${providerYaml({ name: 'dead', mode: 'proxy', external_host: 'https://dead.compa
     t.equal(e.headers['x-forwarded-host'], 'app.company');
   });
 
+  t.test('an unusable backend_override or an empty host_header is ignored: internal_host and the client Host', async (t) => {
+    for (const backend_override of ['not a url', 'ftp://files.example/', '', 42]) {
+      const cookie = await gw.login('app', { ...ALICE, ak_proxy: { backend_override, host_header: '' } });
+      // Twice: the second request reads what the first left cached with the session.
+      for (const round of [1, 2]) {
+        const e = JSON.parse((await inject({ url: '/y', headers: { host: 'app.company', cookie } })).body) as { name: string; headers: Record<string, string> };
+        t.equal(e.name, 'echo', `${JSON.stringify(backend_override)}, request ${round}`);
+        t.equal(e.headers.host, 'app.company', `${JSON.stringify(backend_override)}, request ${round}`);
+      }
+    }
+  });
+
   t.test('X-Forwarded-For: the chain only from a trusted peer, then the peer appended', async (t) => {
     const cookie = await gw.login('app', ALICE);
     const trusted = await inject({ url: '/', remoteAddress: '10.0.0.5', headers: { host: 'app.company', cookie, 'x-forwarded-for': '203.0.113.9' } });

@@ -145,12 +145,30 @@ export interface WireIdentityHeaders {
    * sets per request (an `additionalHeaders` X-Forwarded-For, say), which then goes the per-header way.
    */
   upstreamBlock: HeaderBlock | null;
+  /** The session's `ak_proxy.backend_override` as an origin (scheme + host), or null: where its requests go instead of internal_host. */
+  backendOrigin: string | null;
+  /** The session's `ak_proxy.host_header`, or null: the Host its requests carry upstream. */
+  hostHeader: string | null;
 }
 
 /** Headers the gateway sets on every proxied request itself (the relay frames with the rest of node's forbidden ones). */
 const PER_REQUEST_NAMES = new Set(['host', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-host', 'x-forwarded-proto']);
 
-/** Identity headers per session, computed and encoded once per session record this process holds (HOT). */
+/** Scheme + host of a backend_override (authentik ignores its path); null when unusable. */
+function backendOrigin(value: unknown): string | null {
+  if (typeof value !== 'string' || value === '') return null;
+  try {
+    const u = new URL(value);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Identity headers and upstream routing (backend override, Host) per session, computed and encoded
+ * once per session record this process holds (HOT: nothing of the session is parsed per request).
+ */
 export class IdentityHeaderCache {
   readonly #cache = new WeakMap<SessionRecord, WireIdentityHeaders>();
   constructor(
@@ -177,7 +195,14 @@ export class IdentityHeaderCache {
       if (result.warnings.length > 0) this.onWarnings(session, result.warnings);
       const answer = result.headers.map(([name, value]): [string, string] => [name, encodeHeaderValueForWire(value)]);
       const upstream = answer.map(([name, value]): [string, string] => [name.toLowerCase(), value]);
-      headers = { answer, upstream, upstreamBlock: upstream.some(([name]) => PER_REQUEST_NAMES.has(name)) ? null : new HeaderBlock(upstream) };
+      const akProxy = (session.claims.ak_proxy ?? {}) as { backend_override?: unknown; host_header?: unknown };
+      headers = {
+        answer,
+        upstream,
+        upstreamBlock: upstream.some(([name]) => PER_REQUEST_NAMES.has(name)) ? null : new HeaderBlock(upstream),
+        backendOrigin: backendOrigin(akProxy.backend_override),
+        hostHeader: typeof akProxy.host_header === 'string' && akProxy.host_header !== '' ? akProxy.host_header : null,
+      };
       this.#cache.set(session, headers);
     }
     return headers;

@@ -466,8 +466,7 @@ class ProxyExchange implements RelayHandler {
       for (let i = 0; i < held.length; i++) res.write(held[i]!, releases?.[i]);
     }
     if (!this.#ended) res.end();
-    this.#observe?.(this.#answer, this.#method, this.#seconds());
-    this.#observeRequest();
+    this.#report();
   }
 
   onError(err: Error): void {
@@ -482,23 +481,27 @@ class ProxyExchange implements RelayHandler {
     this.#heldBytes = 0;
     const res = this.#res;
     if (this.#onDrain) res.off('drain', this.#onDrain);
-    this.#observe?.(this.#answer, this.#method, this.#seconds(), err);
+    const ended = performance.now();
+    this.#observe?.(this.#answer, this.#method, (ended - this.#started) / 1000, err);
     if (!res.headersSent && !res.destroyed) {
       const body = renderPage('Bad Gateway', 'Failed to connect to backend.');
       res.writeHead(502, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
     } else {
       res.destroy();
     }
-    this.#observeRequest();
+    this.#observeRequest(ended);
   }
 
-  #seconds(): number {
-    return (performance.now() - this.#started) / 1000;
+  /** Reports an answered exchange to both observers, with one reading of the clock. */
+  #report(): void {
+    const ended = performance.now();
+    this.#observe?.(this.#answer, this.#method, (ended - this.#started) / 1000);
+    this.#observeRequest(ended);
   }
 
-  #observeRequest(): void {
+  #observeRequest(ended: number): void {
     const r = this.#request;
-    if (r) r.observe(this.#method, this.#answer.metricHost ?? 'unknown', 'app', (performance.now() - r.started) / 1000);
+    if (r) r.observe(this.#method, this.#answer.metricHost ?? 'unknown', 'app', (ended - r.started) / 1000);
   }
 }
 
