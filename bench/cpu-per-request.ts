@@ -7,7 +7,7 @@
 // spends per request drifts much less. For each workload: warm up, then drive exactly N requests
 // (autocannon `amount`) and read the server's user+system CPU from /proc before and after (and, beside
 // it, the bench upstream's and this process's own, the load generator's); R rounds, median reported.
-// The nginx workloads (`nginx-small`, `nginx-64k`, `nginx-64k-buffers`) run scenario 2's nginx,
+// The nginx workloads (`nginx-small`, `nginx-id-small`, `nginx-64k`, `nginx-64k-buffers`) run scenario 2's nginx,
 // measured on its worker. `--compare DIR` also starts a gateway from another checkout (DIR, with its own
 // node_modules) in the same cluster and alternates the two in every round, so a change is judged
 // against its baseline under the same load; `--compare-node-args` starts that gateway with node flags
@@ -32,9 +32,9 @@ import { buildFlameTree, renderFlameGraph } from './lib/flame-graph.ts';
 import { type Environment, answersPing, startEnvironment } from './lib/environment.ts';
 import type { LoadTarget } from './lib/load.ts';
 import type { FrontProxy } from '../test/front-proxies/servers.ts';
-import { LARGE_BUFFERS_PREFIX, startBenchNginx } from './lib/nginx.ts';
+import { IDENTITY_PREFIX, LARGE_BUFFERS_PREFIX, startBenchNginx } from './lib/nginx.ts';
 import { type BenchChild, ROOT, cpuSeconds, minorFaults, processTree, spawnChild, startHelper } from './lib/processes.ts';
-import { gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
+import { checkNginxIdentity, gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -263,7 +263,8 @@ async function main(): Promise<void> {
     const identity = await gatewayIdentity(env, fx);
     const bare = await startHelper('bare-auth', 'servers/bare-auth.ts', [JSON.stringify(identity)]);
     const upstreamOrigin = `http://127.0.0.1:${env.upstream.port}`;
-    const identityHeaders = JSON.stringify(await gatewayUpstreamHeaders(env, fx.appCookie));
+    const upstreamHeaders = await gatewayUpstreamHeaders(env, fx.appCookie);
+    const identityHeaders = JSON.stringify(upstreamHeaders);
     /** Each bare proxy baseline: its helper's arguments (also used to start a profiled copy). */
     const proxyArgs = {
       undici: [upstreamOrigin, 'undici'],
@@ -275,7 +276,8 @@ async function main(): Promise<void> {
     const nativeProxy = await startHelper('native-relay-identity', 'servers/bare-proxy.ts', proxyArgs.nativeIdentity);
     helpers.push(bare, undiciProxy, identityProxy, nativeProxy);
     // nginx (one worker, as scenario 2 runs it): its worker serves, so its CPU and perf samples are the worker's.
-    nginx = await startBenchNginx(env.upstream.port);
+    nginx = await startBenchNginx(env.upstream.port, upstreamHeaders);
+    await checkNginxIdentity(nginx.port, env.appHost, fx.appCookie, upstreamHeaders);
     const nginxWorker = processTree(nginx.pid)[1];
     if (nginxWorker === undefined) throw new Error(`nginx (pid ${nginx.pid}) has no worker process: ${nginx.logTail()}`);
     const gw0 = env.gateways()[0]!;
@@ -303,6 +305,7 @@ async function main(): Promise<void> {
       },
       { id: 'redirect', gateway: true, target: (port) => ({ label: 'redirect', url: `http://127.0.0.1:${port}/private/page?x=1`, headers: { host: env.appHost }, expectStatus: 302 }) },
       { id: 'nginx-small', gateway: false, target: proxyTo('/small') },
+      { id: 'nginx-id-small', gateway: false, target: proxyTo(`${IDENTITY_PREFIX}/small`) },
       { id: 'undici-small', gateway: false, target: proxyTo('/small') },
       { id: 'undici-id-small', gateway: false, target: proxyTo('/small') },
       { id: 'native-id-small', gateway: false, target: proxyTo('/small') },

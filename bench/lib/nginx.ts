@@ -5,7 +5,33 @@ import { getFreePort } from '@portcullis/testkit';
 /** Path prefix of the location with 64 KiB proxy buffers (the rest of the path goes upstream as it is). */
 export const LARGE_BUFFERS_PREFIX = '/large-buffers';
 
-/** What both locations send upstream: keep-alive HTTP/1.1, the client's Host, X-Forwarded-For; buffered. */
+/** Path prefix of the location that sends upstream the headers the gateway adds for a session (when given). */
+export const IDENTITY_PREFIX = '/with-identity';
+
+/** The headers the gateway sets per request, as nginx sets them (the rest of a session's are fixed values). */
+const PER_REQUEST: Record<string, string> = {
+  'x-forwarded-for': '$remote_addr',
+  'x-real-ip': '$remote_addr',
+  'x-forwarded-host': '$http_host',
+  'x-forwarded-proto': '$scheme',
+};
+
+/**
+ * `proxy_set_header` lines for `headers`; a value nginx would read otherwise than as written is refused.
+ * nginx leaves out a header set to "" (the gateway sends it empty): the only difference in what the upstream reads.
+ */
+function identityDirectives(headers: ReadonlyArray<readonly [string, string]>): string {
+  return headers
+    .filter(([name]) => name.toLowerCase() !== 'x-forwarded-for') // set for every location already
+    .map(([name, value]) => {
+      const v = PER_REQUEST[name.toLowerCase()] ?? value;
+      if (!(name.toLowerCase() in PER_REQUEST) && /["\\$;{}\x00-\x1f]/.test(value)) throw new Error(`bench nginx: the header ${name} has a value nginx's config cannot carry as is: ${JSON.stringify(value)}`);
+      return `            proxy_set_header ${name} "${v}";\n`;
+    })
+    .join('');
+}
+
+/** What every location sends upstream: keep-alive HTTP/1.1, the client's Host, X-Forwarded-For; buffered. */
 const PROXY_TO_UPSTREAM = `            proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
@@ -17,8 +43,10 @@ const PROXY_TO_UPSTREAM = `            proxy_http_version 1.1;
  * Starts nginx (one worker, like the single gateway process) proxying every path to 127.0.0.1:`upstreamPort`.
  * Neither side's connections are recycled (nginx closes them after 1 000 requests by default; the
  * gateway and the load generator keep theirs), so nginx pays no reconnects the gateway does not.
+ * With `identity` (the headers the gateway sent upstream for a session), {@link IDENTITY_PREFIX} sends
+ * them too: what the upstream reads is then the same, as behind an nginx doing auth_request.
  */
-export async function startBenchNginx(upstreamPort: number): Promise<FrontProxy> {
+export async function startBenchNginx(upstreamPort: number, identity?: ReadonlyArray<readonly [string, string]>): Promise<FrontProxy> {
   const port = await getFreePort();
   return startNginx({
     port,
@@ -42,7 +70,15 @@ ${PROXY_TO_UPSTREAM}            proxy_buffer_size 16k;
             proxy_buffers 4 64k;
             proxy_busy_buffers_size 128k;
         }
-    }
+${
+  identity
+    ? `        # The same, also sending the headers the gateway adds for the bench session: /with-identity/small reaches the upstream as /small.
+        location ${IDENTITY_PREFIX}/ {
+            proxy_pass http://bench_upstream/;
+${PROXY_TO_UPSTREAM}${identityDirectives(identity)}        }
+`
+    : ''
+}    }
 `,
   });
 }

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { request } from 'undici';
 import type { Environment } from '../lib/environment.ts';
 import { type LoadSettings, type LoadTarget, type TargetResult, atLeast, compare, cpuRatio, ratio, ratioWithRounds, roundRatios, roundsStraddle } from '../lib/load.ts';
-import { LARGE_BUFFERS_PREFIX, startBenchNginx } from '../lib/nginx.ts';
+import { IDENTITY_PREFIX, LARGE_BUFFERS_PREFIX, startBenchNginx } from '../lib/nginx.ts';
 import { type BenchChild, startHelper } from '../lib/processes.ts';
 import type { ScenarioReport, TargetCheck } from '../lib/report-types.ts';
 import { appendSessions } from '../lib/sessions.ts';
@@ -168,6 +168,20 @@ export async function gatewayUpstreamHeaders(env: Environment, appCookie: string
   return added;
 }
 
+/**
+ * Checks that nginx's identity location sends the upstream what the gateway sent it (`sent`, from
+ * {@link gatewayUpstreamHeaders}): every header, with the same value but for an empty one (nginx leaves it
+ * out) and X-Forwarded-Host (nginx's is the Host it was sent). Throws naming the differences.
+ */
+export async function checkNginxIdentity(nginxPort: number, host: string, cookie: string, sent: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  const r = await request(`http://127.0.0.1:${nginxPort}${IDENTITY_PREFIX}/echo-headers`, { headers: { host, cookie } });
+  if (r.statusCode !== 200) throw new Error(`nginx's ${IDENTITY_PREFIX}/echo-headers answered ${r.statusCode}`);
+  const got = (await r.body.json()) as Record<string, string>;
+  const wrong = sent.filter(([k, v]) => v !== '' && k !== 'x-forwarded-host' && got[k] !== v).map(([k, v]) => `${k}: ${JSON.stringify(got[k])} instead of ${JSON.stringify(v)}`);
+  if (got['x-forwarded-host'] === undefined) wrong.push('x-forwarded-host: missing');
+  if (wrong.length > 0) throw new Error(`nginx's identity location does not send the upstream what the gateway sends: ${wrong.join('; ')}`);
+}
+
 /** Scenario 2's bodies: label and upstream path. */
 const PROXY_BODIES = [
   ['small body (11 B)', '/small'],
@@ -176,6 +190,9 @@ const PROXY_BODIES = [
 
 /** Scenario 2's nginx with proxy buffers a 64 KiB answer fits in (shown beside the default, not judged). */
 const NGINX_LARGE_BUFFERS = 'nginx, 64 KiB proxy buffers';
+
+/** Scenario 2's nginx also sending upstream the headers the gateway adds for the session (11 B, shown beside, not judged). */
+const NGINX_IDENTITY = 'nginx + the same identity headers';
 
 /** Every saturated comparison scenarios 1–3 report (the keys bench/quiet-reference.json may hold). */
 export const SATURATED_COMPARISONS: readonly string[] = [SATURATED, ...PROXY_BODIES.map(([size]) => proxyComparison(size)), NO_SESSION];
@@ -222,9 +239,11 @@ function proxyComparison(size: string): string {
  * (judged) and one per core (`outpost.workers`), shown beside it.
  */
 export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCookie: string }, s: LoadSettings, log: Log): Promise<ScenarioReport> {
-  const nginx = await startBenchNginx(env.upstream.port);
+  const upstreamHeaders = await gatewayUpstreamHeaders(env, fx.appCookie);
+  const nginx = await startBenchNginx(env.upstream.port, upstreamHeaders);
+  await checkNginxIdentity(nginx.port, env.appHost, fx.appCookie, upstreamHeaders);
   const upstreamOrigin = `http://127.0.0.1:${env.upstream.port}`;
-  const identityHeaders = JSON.stringify(await gatewayUpstreamHeaders(env, fx.appCookie));
+  const identityHeaders = JSON.stringify(upstreamHeaders);
   const undiciProxy = await startHelper('undici-proxy', 'servers/bare-proxy.ts', [upstreamOrigin, 'undici']);
   const identityProxy = await startHelper('undici-proxy-identity', 'servers/bare-proxy.ts', [upstreamOrigin, 'undici', identityHeaders]);
   const nativeProxy = await startHelper('native-relay-identity', 'servers/bare-proxy.ts', [upstreamOrigin, 'native', identityHeaders]);
@@ -249,17 +268,29 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
       // nginx's default buffers (8 × 4 KiB) take a 64 KiB answer in 11 reads and 7 writes: the same nginx
       // with buffers it fits in is shown beside (an 11 B answer fits either way).
       if (path === '/64k') targets.push({ label: NGINX_LARGE_BUFFERS, url: `http://127.0.0.1:${nginx.port}${LARGE_BUFFERS_PREFIX}${path}`, headers, expectStatus: 200, pid: nginx.pid });
-      const [n, u, i, r, p, w, b] = await compare(targets, s, log);
+      // For 11 B, where the upstream's work is a large share of the whole: the same nginx sending the
+      // upstream what the gateway sends it, so the upstream reads the same headers behind both.
+      else targets.push({ label: NGINX_IDENTITY, url: `http://127.0.0.1:${nginx.port}${IDENTITY_PREFIX}${path}`, headers, expectStatus: 200, pid: nginx.pid });
+      const [n, u, i, r, p, w, extra] = await compare(targets, s, log);
+      const b = extra?.label === NGINX_LARGE_BUFFERS ? extra : undefined;
+      const ni = extra?.label === NGINX_IDENTITY ? extra : undefined;
       const vsNginx = ratio(p!, n!);
       const everything = 1 - ratio(p!, u!);
       const comparison = proxyComparison(size);
-      report.comparisons.push({ name: comparison, baseline: n!.label, targets: [n!, u!, i!, r!, p!, w!, ...(b ? [b] : [])] });
+      report.comparisons.push({ name: comparison, baseline: n!.label, targets: [n!, u!, i!, r!, p!, w!, ...(extra ? [extra] : [])] });
       report.figures.push(
         { name: `${size}: portcullis / nginx`, value: fmt(vsNginx) },
         ...(b
           ? [
               { name: `${size}: portcullis / ${NGINX_LARGE_BUFFERS} (not judged)`, value: ratioWithRounds(p!, b, fmt) },
               { name: `${size}: server CPU per request, portcullis vs ${NGINX_LARGE_BUFFERS} → capacity ratio`, value: cpuFigure(p!, b) },
+            ]
+          : []),
+        ...(ni
+          ? [
+              { name: `${size}: portcullis / ${NGINX_IDENTITY} (not judged)`, value: ratioWithRounds(p!, ni, fmt) },
+              { name: `${size}: ${NGINX_IDENTITY} / nginx`, value: ratioWithRounds(ni, n!, fmt) },
+              { name: `${size}: native relay (no auth) / ${NGINX_IDENTITY}`, value: ratioWithRounds(r!, ni, fmt) },
             ]
           : []),
         { name: `${size}: portcullis with outpost.workers: ${workerCount} / nginx`, value: fmt(ratio(w!, n!)) },
@@ -291,7 +322,7 @@ export async function proxyScenario(env: Environment, fx: HttpFixtures & { appCo
   }
   report.notes.push(
     `Portcullis runs twice: one gateway process ("portcullis proxy"; the targets are judged on it, as in every earlier run) and one with \`outpost.workers: ${workerCount}\` (one per core: a primary and ${workerCount} node:cluster workers sharing the port; its CPU per request is the whole process tree's), shown beside it: whether workers pay on ${workerCount} cores the load generator and the upstream share too. nginx keeps one worker: at the measured rates it stays below one core.`,
-    `Upstream: node:http in its own process; nginx: one worker, \`upstream { keepalive 128; }\`, HTTP/1.1 to the upstream, its default proxy buffers (8 × 4 KiB: a 64 KiB answer costs it 11 reads and 7 writes, against 3 and 2, and the load generator more reads too); "${NGINX_LARGE_BUFFERS}" is the same nginx with \`proxy_buffer_size 16k; proxy_buffers 4 64k\`, shown beside for 64 KiB and not judged: the issue names nginx proxy_pass, and its defaults are what the target is judged on;` +
+    `Upstream: node:http in its own process; nginx: one worker, \`upstream { keepalive 128; }\`, HTTP/1.1 to the upstream, its default proxy buffers (8 × 4 KiB: a 64 KiB answer costs it 11 reads and 7 writes, against 3 and 2, and the load generator more reads too); "${NGINX_LARGE_BUFFERS}" is the same nginx with \`proxy_buffer_size 16k; proxy_buffers 4 64k\`, shown beside for 64 KiB and not judged: the issue names nginx proxy_pass, and its defaults are what the target is judged on; "${NGINX_IDENTITY}" is the same nginx also sending the upstream the 12 X-authentik-*, X-Forwarded-Host/Proto and X-Real-IP headers the gateway sends it for this session (as an nginx doing auth_request would; nginx leaves out the one that is empty), shown beside for 11 B and not judged: it tells how much of the gap is the upstream reading those headers, which any proxy sending them costs it;` +
       ' undici proxy: node:http + the gateway\'s upstream executor (`proxyHttp`, relay code shared with the gateway) on undici.Pool, no routing, auth or framework; native relay: the same executor on the raw keep-alive sockets + llhttp client the gateway uses for plain-HTTP upstreams (services/gateway/src/upstream-h1.ts), behind the gateway\'s own front end (services/gateway/src/front-h1.ts), as the gateway.',
     'The issue\'s target compares the gateway with a bare undici proxy that adds the same 12 X-authentik-*, X-Forwarded-* and X-Real-IP headers the gateway sent upstream for this session (read back from the upstream). Since the gateway no longer relays plain HTTP through undici, that comparison now includes the relay gained by switching clients; "auth work alone" compares with the native relay adding the same headers behind the same front end, i.e. the cost of deciding (cookie, session, headers assembled per request, metrics) by itself, as scenario 1 compares with a bare server answering the same headers. Until 2026-11-29 that baseline read its requests with node:http, slower than the gateway\'s front end by about what the auth work costs, which hid it (-16 % to 7 % then). "Everything portcullis adds" compares with the undici proxy that forwards the client\'s headers only.',
   );
