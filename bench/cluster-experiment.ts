@@ -7,21 +7,23 @@
 // bare node:http forward-auth server, nginx and the bare undici proxy; then compares, alternating
 // per round: forward auth (bare vs 1 process vs N workers) and proxy mode, small body (nginx,
 // undici proxy, 1 process, N workers). Prints req/s, p99 and the ratios.
-import { parseArgs } from 'node:util';
 import { startEnvironment } from './lib/environment.ts';
 import { type LoadTarget, compare, ratio } from './lib/load.ts';
 import { startBenchNginx } from './lib/nginx.ts';
+import { toolArgs } from './lib/options.ts';
 import { type BenchChild, cpuSeconds, processTree, startHelper } from './lib/processes.ts';
 import { gatewayIdentity, prepareHttpFixtures } from './scenarios/http-decisions.ts';
 
-const { values: args } = parseArgs({
-  options: {
+const args = toolArgs(
+  {
     workers: { type: 'string', default: '2' },
     duration: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '2' },
     connections: { type: 'string', default: '100' },
   },
-});
+  'usage: node --import tsx bench/cluster-experiment.ts [--workers N] [--duration S] [--rounds R] [--connections C]',
+  ['workers', 'duration', 'rounds', 'connections'],
+);
 const log = (msg: string) => process.stdout.write(`${msg}\n`);
 const settings = { duration: Number(args.duration), warmup: 2, rounds: Number(args.rounds), connections: Number(args.connections) };
 

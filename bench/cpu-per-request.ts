@@ -24,7 +24,6 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { getFreePort } from '@portcullis/testkit';
 import { type ProfileSummary, type ProfileWindow, readProfile, summarizeProfile } from './lib/cpu-profile.ts';
@@ -33,11 +32,20 @@ import { type Environment, answersPing, startEnvironment } from './lib/environme
 import type { LoadTarget } from './lib/load.ts';
 import type { FrontProxy } from '../test/front-proxies/servers.ts';
 import { IDENTITY_PREFIX, LARGE_BUFFERS_PREFIX, startBenchNginx } from './lib/nginx.ts';
+import { toolArgs } from './lib/options.ts';
 import { type BenchChild, ROOT, cpuSeconds, minorFaults, processTree, spawnChild, startHelper } from './lib/processes.ts';
 import { checkNginxIdentity, gatewayIdentity, gatewayUpstreamHeaders, prepareHttpFixtures } from './scenarios/http-decisions.ts';
 
-const { values: args } = parseArgs({
-  options: {
+/** Every workload, in the order they run (`--only` picks some). */
+const WORKLOAD_IDS = [
+  'bare-auth', 'fwd', 'allow', 'redirect', 'nginx-small', 'nginx-id-small', 'undici-small', 'undici-id-small', 'native-id-small', 'proxy-small',
+  'nginx-64k', 'nginx-64k-buffers', 'undici-64k', 'native-id-64k', 'proxy-64k', 'proxy-64k-chunked', 'proxy-small-chunked',
+] as const;
+const USAGE = `usage: node --import tsx bench/cpu-per-request.ts [--requests N] [--rounds R] [--connections C] [--only fwd,proxy-small,...]
+       [--compare DIR [--compare-node-args "FLAGS"]] [--profile] [--keep-profiles DIR] [--syscalls] [--perf [--perf-keep DIR]] [--json FILE]
+workloads (bench/README.md): ${WORKLOAD_IDS.join(' ')}`;
+const args = toolArgs(
+  {
     requests: { type: 'string', default: '30000' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '100' },
@@ -51,7 +59,14 @@ const { values: args } = parseArgs({
     perf: { type: 'boolean', default: false },
     'perf-keep': { type: 'string' },
   },
-});
+  USAGE,
+  ['requests', 'rounds', 'connections'],
+);
+const unknownWorkloads = (args.only?.split(',') ?? []).filter((id) => !(WORKLOAD_IDS as readonly string[]).includes(id));
+if (unknownWorkloads.length > 0) {
+  process.stderr.write(`--only: no workload named ${unknownWorkloads.join(', ')}\n${USAGE}\n`);
+  process.exit(2);
+}
 const N = Number(args.requests);
 const R = Number(args.rounds);
 const C = Number(args.connections);
@@ -330,6 +345,8 @@ async function main(): Promise<void> {
         : isNginx(w)
           ? [{ label: 'nginx worker', pid: nginxWorker, target: w.target(nginx!.port) }]
           : [{ label: 'baseline', pid: baselineOf(w).pid, target: w.target(portOf(baselineOf(w))) }];
+    const ids = workloads.map((w) => w.id).join(' ');
+    if (ids !== WORKLOAD_IDS.join(' ')) throw new Error(`cpu-per-request: the workloads (${ids}) and WORKLOAD_IDS differ: keep them the same`);
     const only = args.only ? new Set(args.only.split(',')) : null;
     const selected = workloads.filter((w) => !only || only.has(w.id));
     const results: Array<{ workload: string; server: string; usPerRequest: number; runs: number[]; rps: number; upstreamUs: number; loadUs: number; profile?: ProfileSummary }> = [];

@@ -7,12 +7,15 @@
 // reported, which a busy machine disturbs least. What it leaves out (node's HTTP server, the write that
 // wakes the client) is what bench/cpu-per-request.ts measures.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { toolArgs } from './lib/options.ts';
 
-const { values } = parseArgs({ options: { mode: { type: 'string', default: 'fwd' }, compare: { type: 'string' }, rounds: { type: 'string', default: '15' }, 'per-round': { type: 'string', default: '200000' } } });
+const values = toolArgs(
+  { mode: { type: 'string', default: 'fwd' }, compare: { type: 'string' }, rounds: { type: 'string', default: '15' }, 'per-round': { type: 'string', default: '200000' } },
+  'usage: node --import tsx bench/decide-ab.ts [--mode fwd|proxy] [--compare ../other] [--rounds 15] [--per-round 200000]',
+  ['rounds', 'per-round'],
+);
 const rounds = Number(values.rounds);
 const perRound = Number(values['per-round']);
-if (!(rounds > 0 && perRound > 0)) throw new Error('--rounds and --per-round must be positive numbers');
 const mode = values.mode;
 if (mode !== 'fwd' && mode !== 'proxy') throw new Error(`--mode must be fwd or proxy, not ${mode}`);
 

@@ -1,4 +1,10 @@
-// Command-line and environment options of `npm run bench`: quick mode, durations, scenario selection, scale size.
+// Command-line and environment options of `npm run bench` (quick mode, durations, scenario selection, scale size) and of the bench's other tools.
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+/** A tool's option definitions, as `parseArgs` takes them. */
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
+/** What `parseArgs` returns for a set of options. */
+type ParsedResults<T extends { options: ParseArgsOptionsConfig }> = ReturnType<typeof parseArgs<T>>;
 
 /** What one bench run does. */
 export interface BenchOptions {
@@ -71,4 +77,32 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     recordQuietReference: argv.includes('--record-quiet-reference'),
     waitQuietMinutes: argv.includes('--wait-quiet') ? num(value('--wait-quiet'), 0, '--wait-quiet') : 0,
   };
+}
+
+/**
+ * `parseArgs` for the bench's own tools (cpu-per-request, decide-ab, cluster-experiment): `--help` prints
+ * `usage` and exits 0; an unknown option, a missing value or a number option that is not a positive
+ * number exits 2 naming it, with the usage, instead of a stack trace. `numbers`: the string options
+ * that must hold positive numbers.
+ */
+export function toolArgs<const O extends ParseArgsOptionsConfig>(options: O, usage: string, numbers: ReadonlyArray<keyof O & string> = []): ParsedResults<{ options: O }>['values'] {
+  if (process.argv.slice(2).includes('--help')) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
+  const fail = (message: string): never => {
+    process.stderr.write(`${message}\n${usage}\n`);
+    process.exit(2);
+  };
+  let values: ParsedResults<{ options: O }>['values'];
+  try {
+    values = parseArgs({ options }).values;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  for (const name of numbers) {
+    const raw = (values as Record<string, unknown>)[name];
+    if (raw !== undefined && !(Number(raw) > 0)) fail(`--${name} must be a positive number, got ${JSON.stringify(raw)}`);
+  }
+  return values;
 }
