@@ -9,12 +9,12 @@ export const LARGE_BUFFERS_PREFIX = '/large-buffers';
 export const IDENTITY_PREFIX = '/with-identity';
 
 /** The headers the gateway sets per request, as nginx sets them (the rest of a session's are fixed values). */
-const PER_REQUEST: Record<string, string> = {
-  'x-forwarded-for': '$remote_addr',
-  'x-real-ip': '$remote_addr',
-  'x-forwarded-host': '$http_host',
-  'x-forwarded-proto': '$scheme',
-};
+const PER_REQUEST = new Map([
+  ['x-forwarded-for', '$remote_addr'],
+  ['x-real-ip', '$remote_addr'],
+  ['x-forwarded-host', '$http_host'],
+  ['x-forwarded-proto', '$scheme'],
+]);
 
 /**
  * `proxy_set_header` lines for `headers`; a value nginx would read otherwise than as written is refused.
@@ -24,9 +24,9 @@ function identityDirectives(headers: ReadonlyArray<readonly [string, string]>): 
   return headers
     .filter(([name]) => name.toLowerCase() !== 'x-forwarded-for') // set for every location already
     .map(([name, value]) => {
-      const v = PER_REQUEST[name.toLowerCase()] ?? value;
-      if (!(name.toLowerCase() in PER_REQUEST) && /["\\$;{}\x00-\x1f]/.test(value)) throw new Error(`bench nginx: the header ${name} has a value nginx's config cannot carry as is: ${JSON.stringify(value)}`);
-      return `            proxy_set_header ${name} "${v}";\n`;
+      const variable = PER_REQUEST.get(name.toLowerCase());
+      if (variable === undefined && /["\\$;{}\x00-\x1f]/.test(value)) throw new Error(`bench nginx: the header ${name} has a value nginx's config cannot carry as is: ${JSON.stringify(value)}`);
+      return `            proxy_set_header ${name} "${variable ?? value}";\n`;
     })
     .join('');
 }
