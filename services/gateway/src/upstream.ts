@@ -481,25 +481,19 @@ class ProxyExchange implements RelayHandler {
     this.#heldBytes = 0;
     const res = this.#res;
     if (this.#onDrain) res.off('drain', this.#onDrain);
-    const ended = performance.now();
-    this.#observe?.(this.#answer, this.#method, (ended - this.#started) / 1000, err);
+    this.#report(err);
     if (!res.headersSent && !res.destroyed) {
       const body = renderPage('Bad Gateway', 'Failed to connect to backend.');
       res.writeHead(502, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
     } else {
       res.destroy();
     }
-    this.#observeRequest(ended);
   }
 
-  /** Reports an answered exchange to both observers, with one reading of the clock. */
-  #report(): void {
+  /** Reports the exchange's end (answered, or failed with `err`) to both observers, with one reading of the clock. */
+  #report(err?: unknown): void {
     const ended = performance.now();
-    this.#observe?.(this.#answer, this.#method, (ended - this.#started) / 1000);
-    this.#observeRequest(ended);
-  }
-
-  #observeRequest(ended: number): void {
+    this.#observe?.(this.#answer, this.#method, (ended - this.#started) / 1000, err);
     const r = this.#request;
     if (r) r.observe(this.#method, this.#answer.metricHost ?? 'unknown', 'app', (ended - r.started) / 1000);
   }
